@@ -1,0 +1,1 @@
+"""imgclf: the code shared by the pipeline stages, the web app and the command line."""

@@ -1,0 +1,79 @@
+"""The prepared dataset on disk: per split, one .npy of uint8 images and one of labels.
+
+Plain .npy files stream well: training memory-maps them and reads batches, and
+they are byte-identical for the same inputs (no timestamps, fixed order).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CHUNK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class PreparedSplit:
+    """One split of the prepared data (images may be memory-mapped)."""
+
+    images: np.ndarray  # uint8, (n, size, size, 3)
+    labels: np.ndarray  # int32, (n,)
+    files: list[str]  # source paths, relative to the data folder, in row order
+
+
+def write_split(
+    out_dir: Path,
+    rows_file: Path,
+    rows: list[int],
+    labels: list[int],
+    files: list[str],
+    image_size: int,
+) -> None:
+    """Copy `rows` of the row file into out_dir/images.npy, a chunk at a time."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    row_bytes = image_size * image_size * 3
+    header = {
+        "descr": "|u1",
+        "fortran_order": False,
+        "shape": (len(rows), image_size, image_size, 3),
+    }
+    with open(rows_file, "rb") as source, open(out_dir / "images.npy", "wb") as target:
+        np.lib.format.write_array_header_1_0(target, header)
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = bytearray()
+            for row in rows[start : start + CHUNK_ROWS]:
+                source.seek(row * row_bytes)
+                chunk += source.read(row_bytes)
+            target.write(chunk)
+    np.save(out_dir / "labels.npy", np.asarray(labels, dtype=np.int32))
+    (out_dir / "files.txt").write_text("".join(f"{f}\n" for f in files), encoding="utf-8")
+
+
+def read_split(prepared_dir: Path, split: str, mmap: bool = True) -> PreparedSplit:
+    """Open one prepared split; raise FileNotFoundError saying how to make it."""
+    folder = Path(prepared_dir) / split
+    if not (folder / "images.npy").is_file():
+        raise FileNotFoundError(
+            f"{folder}/images.npy not found: run `dvc repro prepare` to prepare the data"
+        )
+    images = np.load(folder / "images.npy", mmap_mode="r" if mmap else None)
+    labels = np.load(folder / "labels.npy")
+    files = (folder / "files.txt").read_text(encoding="utf-8").splitlines()
+    return PreparedSplit(images, labels, files)
+
+
+def read_classes(prepared_dir: Path) -> dict:
+    """The class names (in label order) and image size the data was prepared with."""
+    path = Path(prepared_dir) / "classes.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `dvc repro prepare` to prepare the data")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, content: object) -> None:
+    """Write JSON the same way every time (sorted keys, fixed indentation, final newline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")

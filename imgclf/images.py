@@ -1,0 +1,104 @@
+"""The one place that turns image bytes into a model input, for training and serving alike.
+
+Policy, applied in this order to the first frame of any file Pillow can decode:
+1. refuse files that declare more than `max_pixels` pixels (decompression bombs),
+2. decode the whole file (a truncated file is an error, never half an image),
+3. apply the EXIF orientation,
+4. convert to 8-bit RGB: 16-bit images are scaled (not clipped), CMYK and palette
+   images are converted, and transparency is composited on a white background,
+5. fit the whole image inside an `image_size` square, keeping its aspect ratio, and
+   pad the rest with the same white (nothing is cropped, nothing is stretched).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+BACKGROUND = (255, 255, 255)
+DEFAULT_MAX_PIXELS = 50_000_000
+RESAMPLE = Image.Resampling.BICUBIC
+
+# Modes Pillow decodes that have a well-defined RGB meaning; anything else (float
+# images, for example) is refused rather than guessed at.
+_SUPPORTED_MODES = {
+    "1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
+    "I", "I;16", "I;16B", "I;16L", "I;16N",
+}  # fmt: skip
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not an image this project can use; the message says why."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A model input plus the fingerprint of the decoded source pixels."""
+
+    pixels: np.ndarray  # uint8, (image_size, image_size, 3)
+    source_digest: str  # sha256 of the decoded RGB pixels and their shape, before resizing
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode not in _SUPPORTED_MODES:
+        raise ImageDecodeError(f"unsupported image mode {image.mode}")
+    if image.mode.startswith("I"):
+        # 16/32-bit greyscale: Pillow's own convert would clip at 255, so scale instead.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
+        image = Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8))
+    has_alpha = image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode image bytes into a normalized (image_size, image_size, 3) uint8 array."""
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageDecodeError(
+                f"declares {width}x{height} = {width * height:,} pixels, above the limit of "
+                f"{max_pixels:,} (prepare.max_pixels); possible decompression bomb"
+            )
+        if width < 1 or height < 1:
+            raise ImageDecodeError(f"has no pixels ({width}x{height})")
+        image.load()  # decodes everything: truncated data fails here, not later
+        image = ImageOps.exif_transpose(image)
+        rgb = _to_rgb(image)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"decompression bomb: {exc}") from None
+    except Image.UnidentifiedImageError:
+        raise ImageDecodeError("not an image Pillow can identify") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"cannot be decoded: {exc}") from None
+    source = np.asarray(rgb)
+    digest = hashlib.sha256(repr(source.shape).encode() + source.tobytes()).hexdigest()
+    fitted = ImageOps.pad(rgb, (image_size, image_size), method=RESAMPLE, color=BACKGROUND)
+    return DecodedImage(pixels=np.asarray(fitted, dtype=np.uint8), source_digest=digest)
+
+
+def load_image(
+    source: bytes | str | Path, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Read a file path or bytes and return the model input for it."""
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    return decode(data, image_size, max_pixels).pixels

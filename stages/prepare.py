@@ -1,0 +1,99 @@
+"""Stage `prepare`: validate every image in data/, normalize it and split it into train/val/test.
+
+Reads params `prepare.*`; writes prepared/ (per split images.npy, labels.npy,
+files.txt; classes.json; report.json listing every skipped file and why) and the
+metrics file metrics/prepare.json.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from imgclf import params as params_file
+from imgclf.arrays import write_json, write_split
+from imgclf.ingest import decode_to_rows, default_workers
+from imgclf.layout import SPLITS, find_layout
+from imgclf.split import count_files, plan_splits
+from imgclf.stage import run
+
+DATA_DIR = Path("data")
+OUT_DIR = Path("prepared")
+METRICS_FILE = Path("metrics/prepare.json")
+
+
+def main() -> None:
+    p = params_file.load().prepare
+    started = time.perf_counter()
+    layout = find_layout(DATA_DIR)
+    print(
+        f"prepare: {len(layout.files)} files, {len(layout.class_names)} classes "
+        f"({layout.kind} layout): {', '.join(layout.class_names)}"
+    )
+
+    shutil.rmtree(OUT_DIR, ignore_errors=True)
+    OUT_DIR.mkdir(parents=True)
+    rows_file = OUT_DIR / "rows.tmp"
+    paths = [DATA_DIR / f.path for f in layout.files]
+    decoded = decode_to_rows(
+        paths, rows_file, p.image_size, p.max_pixels, default_workers(len(paths))
+    )
+    plan = plan_splits(layout, decoded, p.val_fraction, p.test_fraction, p.seed)
+
+    label_of = {name: i for i, name in enumerate(layout.class_names)}
+    for split in SPLITS:
+        chosen = [
+            i for i, placed in enumerate(plan.placements) if placed.used and placed.split == split
+        ]
+        write_split(
+            OUT_DIR / split,
+            rows_file,
+            rows=[decoded[i].row for i in chosen],
+            labels=[label_of[layout.files[i].class_name] for i in chosen],
+            files=[layout.files[i].path for i in chosen],
+            image_size=p.image_size,
+        )
+    rows_file.unlink()
+
+    counts = count_files(layout, plan.placements)
+    skipped = [
+        {"path": f.path, "class": f.class_name, "split": placed.split, "reason": placed.reason}
+        for f, placed in zip(layout.files, plan.placements, strict=True)
+        if not placed.used
+    ]
+    write_json(
+        OUT_DIR / "classes.json", {"class_names": layout.class_names, "image_size": p.image_size}
+    )
+    write_json(
+        OUT_DIR / "report.json",
+        {
+            "layout": layout.kind,
+            "skipped": skipped,
+            "not_in_a_class_folder": [{"path": path, "reason": why} for path, why in layout.stray],
+            "duplicates_removed": plan.duplicates,
+            "label_conflicts": plan.label_conflicts,
+        },
+    )
+    write_json(
+        METRICS_FILE,
+        {
+            **counts,
+            "classes": len(layout.class_names),
+            "duplicates_removed": len(plan.duplicates),
+            "not_in_a_class_folder": len(layout.stray),
+        },
+    )
+
+    seconds = time.perf_counter() - started
+    print(
+        f"prepare: used {counts['used']} of {counts['found']} files "
+        f"({counts['skipped']} skipped, {len(plan.duplicates)} cross-split duplicates removed, "
+        f"{len(layout.stray)} outside class folders) in {seconds:.1f}s; see {OUT_DIR}/report.json"
+    )
+    for split in SPLITS:
+        print(f"prepare:   {split}: {counts['splits'][split]['used']} images")
+
+
+if __name__ == "__main__":
+    run(main, "prepare")
