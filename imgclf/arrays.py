@@ -71,9 +71,3 @@ def read_classes(prepared_dir: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `dvc repro prepare` to prepare the data")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_json(path: Path, content: object) -> None:
-    """Write JSON the same way every time (sorted keys, fixed indentation, final newline)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from imgclf import params as params_file
-from imgclf.arrays import write_json, write_split
+from imgclf.arrays import write_split
+from imgclf.files import write_json
 from imgclf.ingest import decode_to_rows, default_workers
 from imgclf.layout import SPLITS, find_layout
 from imgclf.split import count_files, plan_splits

@@ -1,0 +1,90 @@
+"""The two model families, built layer by layer.
+
+Both models take plain RGB pixels in [0, 255] at the prepared image size: the
+pixel scaling (CNN) and ResNet's own preprocess_input live inside the model, so
+a served model needs nothing but the shared decoder in front of it.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from imgclf.params import AugmentParams, CnnParams, ResnetParams
+
+FEATURES = 2048  # ResNet50's last block has 2048 channels
+
+
+def build_augmentation(augment: AugmentParams, seed: int) -> keras.Sequential:
+    """Random flips, rotations and zooms; Keras runs these layers only when training."""
+    steps: list[layers.Layer] = []
+    if augment.horizontal_flip:
+        steps.append(layers.RandomFlip("horizontal", seed=seed))
+    if augment.rotation > 0:
+        steps.append(layers.RandomRotation(augment.rotation, fill_mode="nearest", seed=seed + 1))
+    if augment.zoom > 0:
+        steps.append(layers.RandomZoom(augment.zoom, fill_mode="nearest", seed=seed + 2))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def build_cnn(
+    image_size: int, num_classes: int, cnn: CnnParams, augmentation: keras.Sequential
+) -> keras.Model:
+    """Four convolutional blocks, global average pooling, a dense layer with dropout, softmax."""
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = augmentation(inputs)
+    x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
+    for block, filters in enumerate(cnn.filters, start=1):
+        # No bias before BatchNormalization: its beta does the same job.
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
+        # momentum 0.9 (not 0.99): small datasets give few steps per epoch, and the
+        # moving statistics used at inference must settle within a few epochs.
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{block}")(x)
+        x = layers.Activation("relu", name=f"relu{block}")(x)
+        x = layers.MaxPooling2D(name=f"pool{block}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(cnn.dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(cnn.dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="cnn")
+
+
+def build_resnet_base(image_size: int) -> keras.Model:
+    """ResNet50 without its ImageNet classifier; weights are loaded separately."""
+    return keras.applications.ResNet50(
+        include_top=False, weights=None, input_shape=(image_size, image_size, 3)
+    )
+
+
+def build_resnet_head(num_classes: int, resnet: ResnetParams) -> keras.Sequential:
+    """The new classifier, trained on pooled ResNet features."""
+    return keras.Sequential(
+        [
+            keras.Input((FEATURES,), name="features"),
+            layers.Dense(resnet.dense_units, activation="relu", name="head_dense"),
+            layers.Dropout(resnet.dropout, name="head_dropout"),
+            layers.Dense(num_classes, activation="softmax", name="probabilities"),
+        ],
+        name="head",
+    )
+
+
+def build_feature_extractor(base: keras.Model, image_size: int) -> keras.Model:
+    """Raw pixels to pooled features: preprocess_input, the frozen base, global average pooling."""
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = keras.applications.resnet50.preprocess_input(inputs)
+    # training=False keeps BatchNorm in inference mode even if the base is later
+    # unfrozen for fine-tuning: its ImageNet statistics must not drift on small data.
+    x = base(x, training=False)
+    outputs = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, outputs, name="resnet50_features")
+
+
+def build_resnet(
+    features: keras.Model, head: keras.Model, augmentation: keras.Sequential, image_size: int
+) -> keras.Model:
+    """The full image-to-probabilities model, sharing its layers with `features` and `head`."""
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = augmentation(inputs)
+    outputs = head(features(x))
+    return keras.Model(inputs, outputs, name="resnet50_transfer")

@@ -1,0 +1,79 @@
+"""Stage `train_cnn`: train the custom CNN from scratch on the prepared images.
+
+Reads params `train.*`, `augment.*`, `cnn.*`; writes models/cnn/model.keras,
+metrics/cnn.json and DVCLive's per-epoch curves and confusion matrix in dvclive/cnn/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imgclf import params as params_file
+from imgclf.arrays import read_classes, read_split
+from imgclf.files import write_json
+from imgclf.models import build_augmentation, build_cnn
+from imgclf.stage import run
+from imgclf.training import (
+    ArrayBatches,
+    choose_strategy,
+    classification_metrics,
+    fit,
+    log_confusion,
+    make_deterministic,
+    make_optimizer,
+    open_live,
+    parameter_counts,
+)
+
+PREPARED = Path("prepared")
+MODEL_FILE = Path("models/cnn/model.keras")
+METRICS_FILE = Path("metrics/cnn.json")
+
+
+def main() -> None:
+    params = params_file.load()
+    train = params.train
+    make_deterministic(train.seed)
+    classes = read_classes(PREPARED)
+    class_names, image_size = classes["class_names"], classes["image_size"]
+    train_split = read_split(PREPARED, "train")
+    val = read_split(PREPARED, "val", mmap=False)
+    val_images = val.images.astype("float32")
+
+    with choose_strategy(train.distribute).scope():
+        augmentation = build_augmentation(params.augment, train.seed)
+        model = build_cnn(image_size, len(class_names), params.cnn, augmentation)
+        model.compile(
+            optimizer=make_optimizer(train.optimizer, params.cnn.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    model.summary(print_fn=lambda line, **_: print(line))
+
+    batches = ArrayBatches(
+        train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True
+    )
+    live = open_live("cnn")
+    result = fit(model, batches, (val_images, val.labels), train, live, len(train_split.labels))
+
+    probabilities = model.predict(val_images, batch_size=train.batch_size, verbose=0)
+    log_confusion(live, val.labels, probabilities, class_names)
+    live.end()
+    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
+    model.save(MODEL_FILE)
+    metrics = {
+        **classification_metrics(probabilities, val.labels, class_names, "val"),
+        **parameter_counts(model),
+        "epochs_trained": result.epochs_trained,
+        "train_seconds": result.train_seconds,
+        "train_images_per_second": result.images_seen / result.train_seconds,
+    }
+    write_json(METRICS_FILE, metrics)
+    print(
+        f"train_cnn: val_accuracy {metrics['val_accuracy']:.4f} after {result.epochs_trained} "
+        f"epochs in {result.train_seconds:.0f}s; saved {MODEL_FILE}"
+    )
+
+
+if __name__ == "__main__":
+    run(main, "train_cnn")
