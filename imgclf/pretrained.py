@@ -28,7 +28,7 @@ class WeightsSource:
 
 
 def keras_cache_file() -> Path:
-    """Where Keras keeps downloaded application weights ($KERAS_HOME/models, else ~/.keras/models)."""
+    """Where Keras keeps downloaded weights: $KERAS_HOME/models, else ~/.keras/models."""
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     return home / "models" / WEIGHTS_FILE
 
@@ -73,7 +73,8 @@ def _no_imagenet_weights(reason: str, require_pretrained: bool) -> WeightsSource
     message = (
         f"ImageNet weights for ResNet50 are not available ({reason}).\n"
         f"  To use them, download {WEIGHTS_URL}\n"
-        f"  and put it at {keras_cache_file()} (the Keras cache), or set resnet.weights to its path.\n"
+        f"  and put it at {keras_cache_file()} (the Keras cache),\n"
+        "  or set resnet.weights to its path.\n"
     )
     if require_pretrained:
         raise PretrainedWeightsError(message + "  resnet.require_pretrained is true: stopping.")

@@ -1,0 +1,103 @@
+"""imgclf.models: architectures, parameter counts, preprocessing inside, augmentation only in training."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from imgclf.models import (
+    FEATURES,
+    build_augmentation,
+    build_cnn,
+    build_feature_extractor,
+    build_resnet,
+    build_resnet_base,
+    build_resnet_head,
+)
+from imgclf.params import AugmentParams, CnnParams, ResnetParams
+
+CNN = CnnParams(filters=[4, 8, 8, 16], dense_units=12, dropout=0.5, learning_rate=0.01)
+STRONG = AugmentParams(horizontal_flip=True, rotation=0.5, zoom=0.5)
+RESNET = ResnetParams(
+    weights="none", require_pretrained=False, dense_units=8, dropout=0.2, learning_rate=0.01,
+    augmented_views=1, fine_tune_layers=0, fine_tune_epochs=0, fine_tune_learning_rate=1e-5,
+)  # fmt: skip
+
+
+def pixels(count: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3)).astype("float32")
+
+
+def test_cnn_shape_and_parameter_count():
+    model = build_cnn(32, 5, CNN, build_augmentation(STRONG, 0))
+    assert model.output_shape == (None, 5)
+    expected, channels = 0, 3
+    for filters in CNN.filters:
+        expected += 3 * 3 * channels * filters + 4 * filters  # conv without bias, BatchNorm
+        channels = filters
+    expected += channels * 12 + 12 + 12 * 5 + 5  # dense, softmax
+    assert model.count_params() == expected
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 4 and kinds.count("BatchNormalization") == 4
+    assert kinds.count("MaxPooling2D") == 4 and "GlobalAveragePooling2D" in kinds
+    assert "Dropout" in kinds and model.layers[-1].activation.__name__ == "softmax"
+
+
+def test_augmentation_runs_only_in_training():
+    model = build_cnn(32, 3, CNN, build_augmentation(STRONG, 0))
+    images = pixels(4, 32)
+    first = model.predict(images, verbose=0)
+    assert np.array_equal(first, model.predict(images, verbose=0))
+    augmented = build_augmentation(STRONG, 0)
+    assert np.array_equal(keras.ops.convert_to_numpy(augmented(images, training=False)), images)
+    assert not np.array_equal(keras.ops.convert_to_numpy(augmented(images, training=True)), images)
+
+
+def test_switched_off_augmentation_is_empty():
+    off = AugmentParams(horizontal_flip=False, rotation=0, zoom=0)
+    assert build_augmentation(off, 0).layers == []
+
+
+def test_saved_cnn_takes_raw_pixels_like_the_in_memory_one(tmp_path):
+    model = build_cnn(32, 3, CNN, build_augmentation(STRONG, 0))
+    images = pixels(3, 32)
+    model.save(tmp_path / "cnn.keras")
+    loaded = keras.models.load_model(tmp_path / "cnn.keras")
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6
+    )
+    # Scaling lives inside: pixels already scaled to [0, 1] give a different answer.
+    assert not np.allclose(model.predict(images / 255, verbose=0), model.predict(images, verbose=0))
+
+
+@pytest.fixture(scope="module")
+def resnet_parts():
+    base = build_resnet_base(32)
+    base.trainable = False
+    extractor = build_feature_extractor(base, 32)
+    head = build_resnet_head(4, RESNET)
+    model = build_resnet(extractor, head, build_augmentation(STRONG, 0), 32)
+    return base, extractor, head, model
+
+
+def test_resnet_structure_and_frozen_base(resnet_parts):
+    base, extractor, head, model = resnet_parts
+    assert extractor.output_shape == (None, FEATURES)
+    assert model.output_shape == (None, 4)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == head.count_params() == FEATURES * 8 + 8 + 8 * 4 + 4
+    assert base.count_params() > 23_000_000
+
+
+def test_saved_resnet_preprocesses_raw_pixels_inside(resnet_parts, tmp_path):
+    _, extractor, head, model = resnet_parts
+    images = pixels(2, 32, seed=1)
+    model.save(tmp_path / "resnet.keras")
+    loaded = keras.models.load_model(tmp_path / "resnet.keras")
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5
+    )
+    # The full model equals head(extractor(pixels)): the cached-feature path is the same function.
+    via_cache = head.predict(extractor.predict(images, verbose=0), verbose=0)
+    np.testing.assert_allclose(model.predict(images, verbose=0), via_cache, atol=1e-5)

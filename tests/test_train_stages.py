@@ -1,0 +1,174 @@
+"""train_cnn and train_resnet on tiny generated data: outputs, metrics, frozen base, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from ruamel.yaml import YAML
+
+from stages import prepare, train_cnn, train_resnet
+from tests.conftest import ROOT, write_class_folders
+
+TINY = {
+    "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
+    "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
+    "cnn": {"filters": [4, 8, 8, 8], "dense_units": 8},
+    "resnet": {"dense_units": 8, "augmented_views": 1},
+}
+
+
+def write_params(project: Path, **changes: dict) -> None:
+    yaml = YAML(typ="safe", pure=True)
+    params = yaml.load((ROOT / "params.yaml").read_text())
+    for group, values in {**TINY, **changes}.items():
+        params[group].update(values)
+    with open(project / "params.yaml", "w") as f:
+        yaml.dump(params, f)
+
+
+class InProject:
+    """Run stage code with the project folder as the working directory."""
+
+    def __init__(self, project: Path) -> None:
+        self.project = project
+
+    def __enter__(self) -> Path:
+        self.previous = Path.cwd()
+        os.chdir(self.project)
+        return self.project
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.chdir(self.previous)
+
+
+def model_metrics(project: Path, name: str) -> dict:
+    return json.loads((project / "metrics" / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """Prepared tiny data, trained CNN, and a ResNet trained from a weights file the test made."""
+    root = tmp_path_factory.mktemp("project")
+    write_class_folders(root / "data", ["circle", "square", "star"], per_class=8)
+    keras.utils.set_random_seed(7)
+    weights = root / "base.weights.h5"
+    from imgclf.models import build_resnet_base
+
+    build_resnet_base(32).save_weights(weights)
+    write_params(root, resnet={**TINY["resnet"], "weights": str(weights)})
+    with InProject(root):
+        prepare.main()
+        train_cnn.main()
+        train_resnet.main()
+    return root
+
+
+CNN_KEYS = {
+    "val_accuracy", "val_loss", "val_macro_f1", "val_per_class", "epochs_trained",
+    "train_seconds", "train_images_per_second", "params_total", "params_trainable",
+}  # fmt: skip
+
+
+def test_both_models_write_complete_metrics(project):
+    cnn, resnet = model_metrics(project, "cnn"), model_metrics(project, "resnet")
+    assert set(cnn) == CNN_KEYS
+    assert set(resnet) == CNN_KEYS | {"pretrained", "feature_cache_seconds"}
+    assert resnet["pretrained"] is True
+    for metrics in (cnn, resnet):
+        assert 0 <= metrics["val_accuracy"] <= 1 and metrics["epochs_trained"] == 2
+        assert set(metrics["val_per_class"]) == {"circle", "square", "star"}
+        assert set(metrics["val_per_class"]["star"]) == {"precision", "recall", "f1"}
+        assert metrics["train_images_per_second"] > 0
+    assert resnet["params_trainable"] < resnet["params_total"] / 100
+
+
+def test_dvclive_wrote_curves_and_confusion_matrices(project):
+    for name in ("cnn", "resnet"):
+        plots = project / "dvclive" / name / "plots"
+        for curve in ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy"):
+            rows = (plots / "metrics" / f"{curve}.tsv").read_text().splitlines()
+            assert len(rows) == 3  # header and two epochs
+        confusion = json.loads((plots / "sklearn" / "confusion_matrix.json").read_text())
+        assert len(confusion) == 6  # one row per validation image
+        assert {row["actual"] for row in confusion} <= {"circle", "square", "star"}
+
+
+def test_saved_models_take_raw_pixels_and_match_the_metrics(project):
+    from imgclf.arrays import read_split
+
+    val = read_split(project / "prepared", "val", mmap=False)
+    for name in ("cnn", "resnet"):
+        model = keras.models.load_model(project / "models" / name / "model.keras")
+        predicted = model.predict(val.images.astype("float32"), verbose=0).argmax(1)
+        accuracy = float((predicted == val.labels).mean())
+        assert accuracy == pytest.approx(model_metrics(project, name)["val_accuracy"], abs=1e-6)
+
+
+def test_resnet_base_is_really_frozen(project):
+    from imgclf.models import build_resnet_base
+
+    original = build_resnet_base(32)
+    original.load_weights(project / "base.weights.h5")
+    saved = keras.models.load_model(project / "models" / "resnet" / "model.keras")
+    base = saved.get_layer("resnet50_features").get_layer("resnet50")
+    for before, after in zip(original.get_weights(), base.get_weights(), strict=True):
+        assert np.array_equal(before, after)
+
+
+def test_training_is_deterministic(project, tmp_path):
+    first_weights = keras.models.load_model(project / "models/cnn/model.keras").get_weights()
+    first = model_metrics(project, "cnn")
+    again = tmp_path / "again"
+    shutil.copytree(project, again, ignore=shutil.ignore_patterns("models", "dvclive"))
+    with InProject(again):
+        train_cnn.main()
+    second = model_metrics(again, "cnn")
+    timing = {"train_seconds", "train_images_per_second"}
+    assert {k: v for k, v in first.items() if k not in timing} == {
+        k: v for k, v in second.items() if k not in timing
+    }
+    second_weights = keras.models.load_model(again / "models/cnn/model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first_weights, second_weights, strict=True))
+
+
+def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):
+    mirrored = tmp_path / "mirrored"
+    shutil.copytree(project, mirrored, ignore=shutil.ignore_patterns("models", "dvclive"))
+    write_params(mirrored, train={**TINY["train"], "distribute": "mirrored", "epochs": 1})
+    with InProject(mirrored):
+        train_cnn.main()
+    assert model_metrics(mirrored, "cnn")["epochs_trained"] == 1
+
+
+def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path):
+    tuned = tmp_path / "tuned"
+    shutil.copytree(project, tuned, ignore=shutil.ignore_patterns("models", "dvclive"))
+    resnet = {**TINY["resnet"], "weights": str(project / "base.weights.h5"),
+              "fine_tune_layers": 5, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.01}  # fmt: skip
+    write_params(tuned, resnet=resnet, train={**TINY["train"], "epochs": 1})
+    with InProject(tuned):
+        train_resnet.main()
+    from imgclf.models import build_resnet_base
+
+    original = build_resnet_base(32)
+    original.load_weights(project / "base.weights.h5")
+    saved = keras.models.load_model(tuned / "models/resnet/model.keras")
+    base = saved.get_layer("resnet50_features").get_layer("resnet50")
+    changed = {
+        layer.name
+        for layer, before in zip(base.layers, original.layers, strict=True)
+        if layer.weights
+        and not all(
+            np.array_equal(a, b)
+            for a, b in zip(layer.get_weights(), before.get_weights(), strict=True)
+        )
+    }
+    top = {layer.name for layer in base.layers[-5:]}
+    assert changed and changed <= top
+    assert not any("bn" in name for name in changed)
