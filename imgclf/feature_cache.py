@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
-from tqdm import tqdm
+
+from imgclf.training import ArrayBatches
 
 
 def extract_features(
     extractor: keras.Model,
     images: np.ndarray,
     batch_size: int,
-    augmentation: keras.Sequential | None = None,
-    description: str = "features",
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Pooled features for every image, read batch by batch so memory-mapped data stays on disk.
 
-    With `augmentation`, each batch is first randomly augmented (training=True), giving
-    one augmented view of the set per call.
+    `transform` (random augmentation) runs on each batch before the base, outside the
+    extractor's graph, so every view reuses one traced extractor.
     """
-    batches = range(0, len(images), batch_size)
-    features = []
-    for start in tqdm(batches, desc=description, unit="batch", disable=None):
-        batch = images[start : start + batch_size].astype("float32")
-        if augmentation is not None:
-            batch = augmentation(batch, training=True)
-        features.append(keras.ops.convert_to_numpy(extractor(batch, training=False)))
-    return np.concatenate(features) if features else np.zeros((0, extractor.output_shape[-1]))
+    labels = np.zeros(len(images), dtype=np.int32)  # predict() reads only the images
+    batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False, transform=transform)
+    return extractor.predict(batches, verbose=0)
 
 
 def cached_training_set(
@@ -38,11 +35,12 @@ def cached_training_set(
     augmented_views: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features of the original images plus `augmented_views` augmented copies, with labels."""
-    views = [extract_features(extractor, images, batch_size, description="features (original)")]
-    for view in range(1, augmented_views + 1):
-        views.append(
-            extract_features(
-                extractor, images, batch_size, augmentation, f"features (augmented {view})"
-            )
-        )
+
+    def augment(batch: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(augmentation(batch, training=True))
+
+    views = [extract_features(extractor, images, batch_size)]
+    views += [
+        extract_features(extractor, images, batch_size, augment) for _ in range(augmented_views)
+    ]
     return np.concatenate(views), np.tile(labels, len(views))

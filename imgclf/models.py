@@ -57,10 +57,17 @@ def build_resnet_base(image_size: int) -> keras.Model:
 
 
 def build_resnet_head(num_classes: int, resnet: ResnetParams) -> keras.Sequential:
-    """The new classifier, trained on pooled ResNet features."""
+    """The new classifier, trained on pooled ResNet features.
+
+    Call `head.get_layer("feature_norm").adapt(train_features)` before training.
+    """
     return keras.Sequential(
         [
             keras.Input((FEATURES,), name="features"),
+            # Standardizing each feature (statistics from the training features) lets a
+            # small head learn quickly whatever the base: ImageNet features are
+            # non-negative with very different scales, a random base's are nearly constant.
+            layers.Normalization(name="feature_norm"),
             layers.Dense(resnet.dense_units, activation="relu", name="head_dense"),
             layers.Dropout(resnet.dropout, name="head_dropout"),
             layers.Dense(num_classes, activation="softmax", name="probabilities"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -45,10 +46,17 @@ class ArrayBatches(keras.utils.PyDataset):
     """
 
     def __init__(
-        self, images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, shuffle: bool
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        seed: int,
+        shuffle: bool,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.transform = transform
         self.rng = np.random.default_rng(seed)
         self.shuffle = shuffle
         self.order = np.arange(len(labels))
@@ -60,7 +68,10 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         # Sorted indices read a memory map front to back; the batch's order does not matter.
         rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
-        return self.images[rows].astype("float32"), self.labels[rows]
+        images = self.images[rows].astype("float32")
+        if self.transform is not None:
+            images = self.transform(images)
+        return images, self.labels[rows]
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

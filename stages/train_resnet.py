@@ -80,6 +80,7 @@ def main() -> None:
         f"validation feature vectors in {feature_seconds:.0f}s"
     )
 
+    head.get_layer("feature_norm").adapt(train_features)
     live = open_live("resnet")
     head_batches = ArrayBatches(
         train_features, train_labels, train.batch_size, train.seed, shuffle=True

@@ -1,0 +1,84 @@
+"""Benchmark the CNN's input pipeline against a plain model.fit on in-memory arrays.
+
+    dvc repro prepare && python bench/bench_cnn_input.py [--epochs 4]
+
+Same model, same data, same batch size: (a) model.fit(x, y) on NumPy arrays held
+in memory, (b) the pipeline train_cnn uses, ArrayBatches over the memory-mapped
+prepared/train/images.npy. Throughput counts epochs after the first (which traces
+the graph), and the runs alternate so machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from imgclf import params as params_file
+from imgclf.arrays import read_classes, read_split
+from imgclf.models import build_augmentation, build_cnn
+from imgclf.training import ArrayBatches, make_deterministic, make_optimizer
+
+PREPARED = Path("prepared")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def images_per_second(params, classes, train, epochs: int, pipeline: bool) -> float:
+    make_deterministic(params.train.seed)
+    model = build_cnn(
+        classes["image_size"], len(classes["class_names"]), params.cnn,
+        build_augmentation(params.augment, params.train.seed),
+    )  # fmt: skip
+    model.compile(
+        make_optimizer(params.train.optimizer, params.cnn.learning_rate),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    timer = EpochTimer()
+    batch = params.train.batch_size
+    if pipeline:
+        data = ArrayBatches(train.images, train.labels, batch, params.train.seed, shuffle=True)
+        model.fit(data, epochs=epochs, callbacks=[timer], verbose=0)
+    else:
+        x = np.asarray(train.images, dtype="float32")
+        model.fit(x, train.labels, batch_size=batch, epochs=epochs, callbacks=[timer], verbose=0)
+    return len(train.labels) * (epochs - 1) / sum(timer.seconds[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    params = params_file.load()
+    classes = read_classes(PREPARED)
+    train = read_split(PREPARED, "train")
+    plain, ours = [], []
+    for _ in range(args.rounds):
+        plain.append(images_per_second(params, classes, train, args.epochs, pipeline=False))
+        ours.append(images_per_second(params, classes, train, args.epochs, pipeline=True))
+    plain_best, ours_best = max(plain), max(ours)
+    print(
+        f"CNN training throughput, {len(train.labels)} images at {classes['image_size']} px, "
+        f"batch {params.train.batch_size}, best of {args.rounds} rounds"
+    )
+    print(f"  plain model.fit on in-memory arrays : {plain_best:7.0f} images/s")
+    print(f"  ArrayBatches over the memory map    : {ours_best:7.0f} images/s")
+    print(f"  ratio {ours_best / plain_best:.2f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
