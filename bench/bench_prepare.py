@@ -74,7 +74,8 @@ def main() -> None:
         generate(data, args.count, args.size)
         marker.touch()
         print(
-            f"generated {args.count} JPEGs at {args.size} px in {time.perf_counter() - started:.0f}s"
+            f"generated {args.count} JPEGs at {args.size} px "
+            f"in {time.perf_counter() - started:.0f}s"
         )
     yaml = YAML(typ="safe", pure=True)
     params = yaml.load((ROOT / "params.yaml").read_text())

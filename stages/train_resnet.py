@@ -71,9 +71,7 @@ def main() -> None:
         extractor, train_split.images, train_split.labels, train.batch_size,
         augmentation, resnet.augmented_views,
     )  # fmt: skip
-    val_features = extract_features(
-        extractor, val.images, train.batch_size, description="features (val)"
-    )
+    val_features = extract_features(extractor, val.images, train.batch_size)
     feature_seconds = time.perf_counter() - started
     print(
         f"train_resnet: cached {len(train_features)} training and {len(val_features)} "

@@ -1,4 +1,4 @@
-"""imgclf.models: architectures, parameter counts, preprocessing inside, augmentation only in training."""
+"""imgclf.models: architectures, parameter counts, preprocessing inside, train-only augmentation."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_resnet_structure_and_frozen_base(resnet_parts):
     assert extractor.output_shape == (None, FEATURES)
     assert model.output_shape == (None, 4)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    assert trainable == head.count_params() == FEATURES * 8 + 8 + 8 * 4 + 4
+    assert trainable == FEATURES * 8 + 8 + 8 * 4 + 4  # only the head's two dense layers
+    assert not head.get_layer("feature_norm").trainable_weights
     assert base.count_params() > 23_000_000
 
 

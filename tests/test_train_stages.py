@@ -47,6 +47,10 @@ class InProject:
         os.chdir(self.previous)
 
 
+def same(weights: list, others: list) -> bool:
+    return all(np.array_equal(a, b) for a, b in zip(weights, others, strict=True))
+
+
 def model_metrics(project: Path, name: str) -> dict:
     return json.loads((project / "metrics" / f"{name}.json").read_text())
 
@@ -149,8 +153,13 @@ def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):
 def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path):
     tuned = tmp_path / "tuned"
     shutil.copytree(project, tuned, ignore=shutil.ignore_patterns("models", "dvclive"))
-    resnet = {**TINY["resnet"], "weights": str(project / "base.weights.h5"),
-              "fine_tune_layers": 5, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.01}  # fmt: skip
+    resnet = {
+        **TINY["resnet"],
+        "weights": str(project / "base.weights.h5"),
+        "fine_tune_layers": 5,
+        "fine_tune_epochs": 1,
+        "fine_tune_learning_rate": 0.01,
+    }
     write_params(tuned, resnet=resnet, train={**TINY["train"], "epochs": 1})
     with InProject(tuned):
         train_resnet.main()
