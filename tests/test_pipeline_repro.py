@@ -1,0 +1,112 @@
+"""The DVC workflow end to end, in a temporary git copy of the repository on generated data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import ROOT, write_class_folders
+
+SMALL = {
+    "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
+    "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
+    "cnn": {"filters": [4, 8, 8, 8], "dense_units": 8},
+    "resnet": {"weights": "none", "dense_units": 8, "augmented_views": 1},
+}
+
+
+def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def set_params(repo: Path, changes: dict) -> None:
+    yaml = YAML(typ="rt")
+    params = yaml.load((repo / "params.yaml").read_text())
+    for group, values in changes.items():
+        params[group].update(values)
+    with open(repo / "params.yaml", "w") as f:
+        yaml.dump(params, f)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict]:
+    """A git repository holding this project's tracked files and a small generated data/."""
+    repo = tmp_path_factory.mktemp("repo")
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for name in tracked:
+        if (
+            name.startswith("dvc-sample-remote/")
+            or name.startswith("metrics/")
+            or name == "dvc.lock"
+        ):
+            continue
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, repo / name)
+    write_class_folders(repo / "data", ["cat", "dog"], per_class=10)
+    set_params(repo, SMALL)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo),  # the copy's own package
+        "KERAS_HOME": str(repo / ".keras-home"),  # never the user's cached weights
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+    }  # fmt: skip
+    run(["git", "init", "-q"], repo, env)
+    run(["dvc", "add", "-q", "data"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "start"], repo, env)
+    return repo, env
+
+
+def ran_stages(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def test_prepare_alone_then_nothing_to_do(repo):
+    path, env = repo
+    first = run(["dvc", "repro", "prepare"], path, env)
+    assert ran_stages(first.stdout) == {"prepare"}
+    metrics = json.loads((path / "metrics" / "prepare.json").read_text())
+    assert metrics["found"] == metrics["used"] == 20
+    assert ran_stages(run(["dvc", "repro", "prepare"], path, env).stdout) == set()
+
+
+def test_whole_pipeline_then_only_what_changed(repo):
+    path, env = repo
+    first = run(["dvc", "repro"], path, env)
+    assert ran_stages(first.stdout) == {"train_cnn", "train_resnet", "compare", "export"}
+    assert (path / "models" / "best" / "model.keras").is_file()
+    assert ran_stages(run(["dvc", "repro"], path, env).stdout) == set()
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-qm", "first run"], path, env)
+
+    set_params(path, {"cnn": {"dense_units": 6}})
+    changed = run(["dvc", "repro"], path, env)
+    assert ran_stages(changed.stdout) == {"train_cnn", "compare", "export"}
+    params_diff = run(["dvc", "params", "diff"], path, env).stdout
+    assert "cnn.dense_units" in params_diff
+    assert "metrics/cnn.json" in run(["dvc", "metrics", "diff"], path, env).stdout
+
+
+def test_every_output_but_metrics_and_plots_stays_out_of_the_sample_remote():
+    stages = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for out in stage.get("outs", []):
+            ((path, options),) = out.items()
+            assert options.get("push") is False, f"{name}: {path} would be pushed"
+        for kind in ("metrics", "plots"):
+            for out in stage.get(kind, []):
+                ((path, options),) = out.items()
+                assert options.get("cache") is False, f"{name}: {path} should live in git"
