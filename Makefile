@@ -37,7 +37,7 @@ format: venv
 	ruff format .
 
 bench: venv
-	python bench/bench_prepare.py
+	python -m bench.bench_prepare
 
 clean:
 	rm -rf prepared models dvclive .pytest_cache .ruff_cache

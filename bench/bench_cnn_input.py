@@ -1,6 +1,6 @@
 """Benchmark the CNN's input pipeline against a plain model.fit on in-memory arrays.
 
-    dvc repro prepare && python bench/bench_cnn_input.py [--epochs 4]
+    dvc repro prepare && python -m bench.bench_cnn_input [--epochs 4]
 
 Same model, same data, same batch size: (a) model.fit(x, y) on NumPy arrays held
 in memory, (b) the pipeline train_cnn uses, ArrayBatches over the memory-mapped

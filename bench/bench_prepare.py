@@ -1,7 +1,7 @@
 """Benchmark the prepare stage: N generated JPEGs, images/s and peak memory of the whole stage.
 
-    python bench/bench_prepare.py                 # 25,000 JPEGs at 224 px, prepared at 224 px
-    python bench/bench_prepare.py --count 2000    # a quick run
+    python -m bench.bench_prepare                 # 25,000 JPEGs at 224 px, prepared at 224 px
+    python -m bench.bench_prepare --count 2000    # a quick run
 
 The stage runs as a subprocess in a scratch project (bench/out/ by default); its
 memory is the sum of the resident memory of the stage and its decoder workers,

@@ -1,6 +1,6 @@
 """Time the whole default pipeline on a fresh clone: `dvc pull data.dvc && dvc repro`.
 
-    python bench/bench_repro.py
+    python -m bench.bench_repro
 
 Clones this repository's committed HEAD into a scratch folder (bench/out/clone),
 pulls the sample data from the in-repo remote and runs every stage, reporting the

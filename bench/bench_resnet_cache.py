@@ -1,6 +1,6 @@
 """Benchmark ResNet50 head training: cached features against the naive way, same data, same epochs.
 
-    dvc repro prepare && python bench/bench_resnet_cache.py [--epochs 10]
+    dvc repro prepare && python -m bench.bench_resnet_cache [--epochs 10]
 
 Naive: the Keras-examples way, the frozen base runs over every (augmented) image
 every epoch, validation included. Cached: the base runs once over the training set
