@@ -100,13 +100,13 @@ def test_whole_pipeline_then_only_what_changed(repo):
     assert "metrics/cnn.json" in run(["dvc", "metrics", "diff"], path, env).stdout
 
 
-def test_every_output_but_metrics_and_plots_stays_out_of_the_sample_remote():
+def test_no_stage_output_can_be_pushed_into_the_sample_remote():
     stages = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        for out in stage.get("outs", []):
+        for out in stage.get("outs", []) + stage.get("metrics", []):
             ((path, options),) = out.items()
-            assert options.get("push") is False, f"{name}: {path} would be pushed"
-        for kind in ("metrics", "plots"):
-            for out in stage.get(kind, []):
-                ((path, options),) = out.items()
-                assert options.get("cache") is False, f"{name}: {path} should live in git"
+            in_git = options.get("cache") is False
+            assert in_git or options.get("push") is False, f"{name}: {path} would be pushed"
+        for metrics in stage.get("metrics", []):
+            ((path, options),) = metrics.items()
+            assert options.get("cache") is False, f"{name}: {path} should live in git"
