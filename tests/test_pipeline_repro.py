@@ -99,6 +99,11 @@ def test_whole_pipeline_then_only_what_changed(repo):
     assert "cnn.dense_units" in params_diff
     assert "metrics/cnn.json" in run(["dvc", "metrics", "diff"], path, env).stdout
 
+    run(["dvc", "plots", "show", "--out", "plots-html"], path, env)
+    page = (path / "plots-html" / "index.html").read_text()
+    assert "Loss per epoch" in page and "CNN confusion matrix" in page
+    assert "cdn.jsdelivr.net" not in page  # Vega is inlined: the page renders offline
+
 
 def test_no_stage_output_can_be_pushed_into_the_sample_remote():
     stages = YAML(typ="safe").load((ROOT / "dvc.yaml").read_text())["stages"]
