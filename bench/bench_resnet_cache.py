@@ -18,7 +18,7 @@ from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.feature_cache import cached_training_set, extract_features
 from imgclf.models import (
-    build_augmentation,
+    build_augmenter,
     build_feature_extractor,
     build_resnet,
     build_resnet_base,
@@ -35,9 +35,9 @@ def build(params, image_size: int, num_classes: int):
     base.trainable = False
     extractor = build_feature_extractor(base, image_size)
     head = build_resnet_head(num_classes, params.resnet)
-    augmentation = build_augmentation(params.augment, params.train.seed)
-    model = build_resnet(extractor, head, augmentation, image_size)
-    return extractor, head, augmentation, model
+    augmenter = build_augmenter(params.augment, params.train.seed)
+    model = build_resnet(extractor, head, image_size)
+    return extractor, head, augmenter, model
 
 
 def compile_for_training(model, params) -> None:
@@ -61,24 +61,27 @@ def main() -> None:
     batch = params.train.batch_size
     val_data = (val.images.astype("float32"), val.labels)
 
-    extractor, head, augmentation, model = build(params, size, count)
+    extractor, head, augmenter, model = build(params, size, count)
     compile_for_training(model, params)
     started = time.perf_counter()
     # The naive way has no feature cache to take statistics from: it adapts on one
     # pass of the base over the training images, counted in its time.
     head.get_layer("feature_norm").adapt(extract_features(extractor, train.images, batch))
     model.fit(
-        ArrayBatches(train.images, train.labels, batch, params.train.seed, shuffle=True),
+        ArrayBatches(
+            train.images, train.labels, batch, params.train.seed, shuffle=True,
+            transform=augmenter,
+        ),
         validation_data=val_data, epochs=args.epochs, verbose=0,
     )  # fmt: skip
     naive_seconds = time.perf_counter() - started
     naive_accuracy = val_accuracy(model, val)
 
-    extractor, head, augmentation, model = build(params, size, count)
+    extractor, head, augmenter, model = build(params, size, count)
     compile_for_training(head, params)
     started = time.perf_counter()
     features, labels = cached_training_set(
-        extractor, train.images, train.labels, batch, augmentation, params.resnet.augmented_views
+        extractor, train.images, train.labels, batch, augmenter, params.resnet.augmented_views
     )
     val_features = extract_features(extractor, val.images, batch)
     head.get_layer("feature_norm").adapt(features)

@@ -31,16 +31,18 @@ def cached_training_set(
     images: np.ndarray,
     labels: np.ndarray,
     batch_size: int,
-    augmentation: keras.Sequential,
+    augmenter: Callable[[np.ndarray], np.ndarray] | None,
     augmented_views: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features of the original images plus `augmented_views` augmented copies, with labels."""
+    """Features of the original images plus `augmented_views` augmented copies, with labels.
 
-    def augment(batch: np.ndarray) -> np.ndarray:
-        return keras.ops.convert_to_numpy(augmentation(batch, training=True))
-
+    With augmentation switched off (no augmenter) the copies would be identical, so
+    only the originals are computed.
+    """
     views = [extract_features(extractor, images, batch_size)]
-    views += [
-        extract_features(extractor, images, batch_size, augment) for _ in range(augmented_views)
-    ]
+    if augmenter is not None:
+        views += [
+            extract_features(extractor, images, batch_size, augmenter)
+            for _ in range(augmented_views)
+        ]
     return np.concatenate(views), np.tile(labels, len(views))

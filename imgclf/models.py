@@ -2,12 +2,16 @@
 
 Both models take plain RGB pixels in [0, 255] at the prepared image size: the
 pixel scaling (CNN) and ResNet's own preprocess_input live inside the model, so
-a served model needs nothing but the shared decoder in front of it.
+a served model needs nothing but the shared decoder in front of it. Training-time
+augmentation is applied to the batches instead (see build_augmenter).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
+import numpy as np
 from keras import layers
 
 from imgclf.params import AugmentParams, CnnParams, ResnetParams
@@ -16,7 +20,7 @@ FEATURES = 2048  # ResNet50's last block has 2048 channels
 
 
 def build_augmentation(augment: AugmentParams, seed: int) -> keras.Sequential:
-    """Random flips, rotations and zooms; Keras runs these layers only when training."""
+    """Random flips, rotations and zooms as Keras layers (empty when all are off)."""
     steps: list[layers.Layer] = []
     if augment.horizontal_flip:
         steps.append(layers.RandomFlip("horizontal", seed=seed))
@@ -27,13 +31,27 @@ def build_augmentation(augment: AugmentParams, seed: int) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
-def build_cnn(
-    image_size: int, num_classes: int, cnn: CnnParams, augmentation: keras.Sequential
-) -> keras.Model:
+def build_augmenter(augment: AugmentParams, seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function that randomly augments a batch of training images; None when all are off.
+
+    Augmentation runs in the input pipeline, not inside the model: the saved and
+    exported models hold no random layers at all, so nothing random can run at
+    inference (Keras 3.15's SavedModel export runs random layers in training mode).
+    """
+    augmentation = build_augmentation(augment, seed)
+    if not augmentation.layers:
+        return None
+
+    def augment_batch(images: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(augmentation(images, training=True))
+
+    return augment_batch
+
+
+def build_cnn(image_size: int, num_classes: int, cnn: CnnParams) -> keras.Model:
     """Four convolutional blocks, global average pooling, a dense layer with dropout, softmax."""
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x = augmentation(inputs)
-    x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
+    x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(inputs)
     for block, filters in enumerate(cnn.filters, start=1):
         # No bias before BatchNormalization: its beta does the same job.
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
@@ -87,11 +105,8 @@ def build_feature_extractor(base: keras.Model, image_size: int) -> keras.Model:
     return keras.Model(inputs, outputs, name="resnet50_features")
 
 
-def build_resnet(
-    features: keras.Model, head: keras.Model, augmentation: keras.Sequential, image_size: int
-) -> keras.Model:
+def build_resnet(features: keras.Model, head: keras.Model, image_size: int) -> keras.Model:
     """The full image-to-probabilities model, sharing its layers with `features` and `head`."""
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x = augmentation(inputs)
-    outputs = head(features(x))
+    outputs = head(features(inputs))
     return keras.Model(inputs, outputs, name="resnet50_transfer")

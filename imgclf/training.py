@@ -191,3 +191,11 @@ def parameter_counts(model: keras.Model) -> dict:
     """Total and trainable parameter counts."""
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return {"params_total": int(model.count_params()), "params_trainable": trainable}
+
+
+def load_trained_model(model_name: str) -> keras.Model:
+    """models/<name>/model.keras, or a FileNotFoundError saying which stage makes it."""
+    path = f"models/{model_name}/model.keras"
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: run `dvc repro train_{model_name}` first")
+    return keras.models.load_model(path)

@@ -1,7 +1,8 @@
-"""Stage `export`: evaluate the selected model once on the untouched test split and export it.
+"""Stage `export`: calibrate the selected model, evaluate it once on the test split, export it.
 
 Reads params `export.*`, metrics/compare.json and the selected model; writes
-models/best/ (model.keras and metadata.json) and metrics/export.json.
+models/best/ (model.keras, saved_model/1/ for TF Serving, metadata.json,
+MODEL_CARD.md), metrics/export.json and the test plots in evaluation/.
 """
 
 from __future__ import annotations
@@ -9,48 +10,99 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
+from ruamel.yaml import YAML
+
+from imgclf import calibration, model_card
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.files import write_json
 from imgclf.stage import run
-from imgclf.training import classification_metrics
+from imgclf.training import classification_metrics, load_trained_model
 
 PREPARED = Path("prepared")
 EXPORT_DIR = Path("models/best")
+EVALUATION_DIR = Path("evaluation")
 METRICS_FILE = Path("metrics/export.json")
 
 
+def read_json(path: str) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def data_version() -> str | None:
+    """The md5 DVC recorded for data/ in data.dvc (None when data/ is not tracked by DVC)."""
+    if not Path("data.dvc").is_file():
+        return None
+    return YAML(typ="safe", pure=True).load(Path("data.dvc").read_text())["outs"][0]["md5"]
+
+
 def main() -> None:
-    import keras
-
-    params = params_file.load()
-    selected = json.loads(Path("metrics/compare.json").read_text(encoding="utf-8"))["selected"]
-    model_file = Path(f"models/{selected}/model.keras")
-    model = keras.models.load_model(model_file)
+    started = time.perf_counter()
+    export = params_file.load().export
+    compared = read_json("metrics/compare.json")
+    selected = compared["selected"]
+    model = load_trained_model(selected)
     classes = read_classes(PREPARED)
+    class_names = classes["class_names"]
+    val = read_split(PREPARED, "val", mmap=False)
     test = read_split(PREPARED, "test", mmap=False)
-    probabilities = model.predict(test.images.astype("float32"), batch_size=64, verbose=0)
-    test_metrics = classification_metrics(
-        probabilities, test.labels, classes["class_names"], "test"
-    )
-    val_metrics = json.loads(Path(f"metrics/{selected}.json").read_text(encoding="utf-8"))
 
-    # Build the export next to its destination, then swap it in with renames.
+    def predict(split):
+        return model.predict(split.images.astype("float32"), batch_size=64, verbose=0)
+
+    val_probabilities, test_probabilities = predict(val), predict(test)
+
+    # Temperature scaling, fitted and judged on validation; the test split only reports.
+    temperature = calibration.fit_temperature(val_probabilities, val.labels)
+    val_calibrated = calibration.apply_temperature(val_probabilities, temperature)
+    test_calibrated = calibration.apply_temperature(test_probabilities, temperature)
+    ece = calibration.expected_calibration_error
+    apply = export.calibrate and ece(val_calibrated, val.labels) < ece(
+        val_probabilities, val.labels
+    )
+    if apply:
+        model = calibration.with_temperature(model, temperature)
+    served_probabilities = test_calibrated if apply else test_probabilities
+    test_metrics = classification_metrics(served_probabilities, test.labels, class_names, "test")
+    calibration_summary = {
+        "temperature": temperature,
+        "applied": apply,
+        "val_ece_before": ece(val_probabilities, val.labels),
+        "val_ece_after": ece(val_calibrated, val.labels),
+        "test_ece_before": ece(test_probabilities, test.labels),
+        "test_ece_after": ece(test_calibrated, test.labels),
+    }
+
+    trained = read_json(f"metrics/{selected}.json")
+    metadata = {
+        "class_names": class_names,
+        "image_size": classes["image_size"],
+        "selected_model": selected,
+        "compare_metric": compared["metric"],
+        "pretrained": trained.get("pretrained", None),
+        "val_accuracy": trained["val_accuracy"],
+        "val_macro_f1": trained["val_macro_f1"],
+        "test_accuracy": test_metrics["test_accuracy"],
+        "test_macro_f1": test_metrics["test_macro_f1"],
+        "calibration": calibration_summary,
+        "data_version": data_version(),
+        "top_k": export.top_k,
+    }
+    counts = {split: len(read_split(PREPARED, split).labels) for split in ("train", "val", "test")}
+
+    # Build the export beside its destination, then swap it in: a reader sees the old
+    # export, or (for the instant between two renames) none, never a half-written one.
     staging = EXPORT_DIR.with_name(".best.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    shutil.copy2(model_file, staging / "model.keras")
-    write_json(staging / "metadata.json", {
-        "class_names": classes["class_names"],
-        "image_size": classes["image_size"],
-        "selected_model": selected,
-        "pretrained": val_metrics.get("pretrained", False) if selected == "resnet" else None,
-        "val_accuracy": val_metrics["val_accuracy"],
-        "test_accuracy": test_metrics["test_accuracy"],
-        "top_k": params.export.top_k,
-    })  # fmt: skip
+    model.save(staging / "model.keras")
+    model.export(str(staging / "saved_model" / "1"), format="tf_saved_model", verbose=False)
+    write_json(staging / "metadata.json", metadata)
+    card = model_card.render(metadata, test_metrics, counts)
+    (staging / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     retired = EXPORT_DIR.with_name(".best.retired")
     shutil.rmtree(retired, ignore_errors=True)
     if EXPORT_DIR.exists():
@@ -58,9 +110,27 @@ def main() -> None:
     os.replace(staging, EXPORT_DIR)
     shutil.rmtree(retired, ignore_errors=True)
 
-    write_json(METRICS_FILE, {"selected": selected, **test_metrics})
+    names = [class_names[i] for i in test.labels]
+    predicted = [class_names[i] for i in served_probabilities.argmax(axis=1)]
+    write_json(EVALUATION_DIR / "test_confusion.json", [
+        {"actual": a, "predicted": p} for a, p in zip(names, predicted, strict=True)
+    ])  # fmt: skip
+    curves = (("uncalibrated", test_probabilities), ("calibrated", test_calibrated))
+    write_json(EVALUATION_DIR / "reliability.json", [
+        {**row, "model": label}
+        for label, probabilities in curves
+        for row in calibration.reliability(probabilities, test.labels)
+    ])  # fmt: skip
+    seconds = time.perf_counter() - started
+    calibration_metrics = {f"calibration_{k}": v for k, v in calibration_summary.items()}
+    write_json(METRICS_FILE, {
+        "selected": selected, **test_metrics, **calibration_metrics, "export_seconds": seconds,
+    })  # fmt: skip
+    before, after = calibration_summary["test_ece_before"], calibration_summary["test_ece_after"]
     print(
-        f"export: {selected} test_accuracy {test_metrics['test_accuracy']:.4f}; wrote {EXPORT_DIR}/"
+        f"export: {selected}, test_accuracy {test_metrics['test_accuracy']:.4f}, "
+        f"test ECE {before:.4f} -> {after:.4f} (T={temperature:.3f}, "
+        f"{'applied' if apply else 'not applied'}); wrote {EXPORT_DIR}/ in {seconds:.0f}s"
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.files import write_json
-from imgclf.models import build_augmentation, build_cnn
+from imgclf.models import build_augmenter, build_cnn
 from imgclf.stage import run
 from imgclf.training import (
     ArrayBatches,
@@ -41,8 +41,7 @@ def main() -> None:
     val_images = val.images.astype("float32")
 
     with choose_strategy(train.distribute).scope():
-        augmentation = build_augmentation(params.augment, train.seed)
-        model = build_cnn(image_size, len(class_names), params.cnn, augmentation)
+        model = build_cnn(image_size, len(class_names), params.cnn)
         model.compile(
             optimizer=make_optimizer(train.optimizer, params.cnn.learning_rate),
             loss="sparse_categorical_crossentropy",
@@ -51,8 +50,9 @@ def main() -> None:
     model.summary(print_fn=lambda line, **_: print(line))
 
     batches = ArrayBatches(
-        train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True
-    )
+        train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True,
+        transform=build_augmenter(params.augment, train.seed),
+    )  # fmt: skip
     live = open_live("cnn")
     result = fit(model, batches, (val_images, val.labels), train, live, len(train_split.labels))
 

@@ -17,7 +17,7 @@ from imgclf.arrays import read_classes, read_split
 from imgclf.feature_cache import cached_training_set, extract_features
 from imgclf.files import write_json
 from imgclf.models import (
-    build_augmentation,
+    build_augmenter,
     build_feature_extractor,
     build_resnet,
     build_resnet_base,
@@ -63,13 +63,13 @@ def main() -> None:
             loss=LOSS,
             metrics=["accuracy"],
         )
-        augmentation = build_augmentation(params.augment, train.seed)
-        model = build_resnet(extractor, head, augmentation, image_size)
+        model = build_resnet(extractor, head, image_size)
+    augmenter = build_augmenter(params.augment, train.seed)
 
     started = time.perf_counter()
     train_features, train_labels = cached_training_set(
         extractor, train_split.images, train_split.labels, train.batch_size,
-        augmentation, resnet.augmented_views,
+        augmenter, resnet.augmented_views,
     )  # fmt: skip
     val_features = extract_features(extractor, val.images, train.batch_size)
     feature_seconds = time.perf_counter() - started
@@ -101,8 +101,9 @@ def main() -> None:
             metrics=["accuracy"],
         )
         image_batches = ArrayBatches(
-            train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True
-        )
+            train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True,
+            transform=augmenter,
+        )  # fmt: skip
         tuned = fit(
             model, image_batches, (val.images.astype("float32"), val.labels), train, live,
             len(train_split.labels), epochs=resnet.fine_tune_epochs,

@@ -9,6 +9,7 @@ import pytest
 from imgclf.models import (
     FEATURES,
     build_augmentation,
+    build_augmenter,
     build_cnn,
     build_feature_extractor,
     build_resnet,
@@ -25,12 +26,18 @@ RESNET = ResnetParams(
 )  # fmt: skip
 
 
+def all_layers(model: keras.Layer) -> list[keras.Layer]:
+    """A model's layers, nested models' layers included."""
+    nested = getattr(model, "layers", [])
+    return [model, *(layer for child in nested for layer in all_layers(child))]
+
+
 def pixels(count: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3)).astype("float32")
 
 
 def test_cnn_shape_and_parameter_count():
-    model = build_cnn(32, 5, CNN, build_augmentation(STRONG, 0))
+    model = build_cnn(32, 5, CNN)
     assert model.output_shape == (None, 5)
     expected, channels = 0, 3
     for filters in CNN.filters:
@@ -44,23 +51,30 @@ def test_cnn_shape_and_parameter_count():
     assert "Dropout" in kinds and model.layers[-1].activation.__name__ == "softmax"
 
 
-def test_augmentation_runs_only_in_training():
-    model = build_cnn(32, 3, CNN, build_augmentation(STRONG, 0))
+def test_augmentation_changes_training_batches_but_is_not_in_the_models(resnet_parts):
     images = pixels(4, 32)
-    first = model.predict(images, verbose=0)
-    assert np.array_equal(first, model.predict(images, verbose=0))
-    augmented = build_augmentation(STRONG, 0)
-    assert np.array_equal(keras.ops.convert_to_numpy(augmented(images, training=False)), images)
-    assert not np.array_equal(keras.ops.convert_to_numpy(augmented(images, training=True)), images)
+    augmented = build_augmenter(STRONG, 0)(images)
+    assert augmented.shape == images.shape and not np.array_equal(augmented, images)
+    cnn = build_cnn(32, 3, CNN)
+    models = [cnn, *resnet_parts]
+    random_layers = [
+        layer.name
+        for model in models
+        for layer in model._flatten_layers()
+        if "Random" in type(layer).__name__
+    ]
+    assert random_layers == []  # nothing random can run at inference
+    assert np.array_equal(cnn.predict(images, verbose=0), cnn.predict(images, verbose=0))
 
 
-def test_switched_off_augmentation_is_empty():
+def test_switched_off_augmentation_gives_no_augmenter():
     off = AugmentParams(horizontal_flip=False, rotation=0, zoom=0)
     assert build_augmentation(off, 0).layers == []
+    assert build_augmenter(off, 0) is None
 
 
 def test_saved_cnn_takes_raw_pixels_like_the_in_memory_one(tmp_path):
-    model = build_cnn(32, 3, CNN, build_augmentation(STRONG, 0))
+    model = build_cnn(32, 3, CNN)
     images = pixels(3, 32)
     model.save(tmp_path / "cnn.keras")
     loaded = keras.models.load_model(tmp_path / "cnn.keras")
@@ -77,7 +91,7 @@ def resnet_parts():
     base.trainable = False
     extractor = build_feature_extractor(base, 32)
     head = build_resnet_head(4, RESNET)
-    model = build_resnet(extractor, head, build_augmentation(STRONG, 0), 32)
+    model = build_resnet(extractor, head, 32)
     return base, extractor, head, model
 
 

@@ -3,74 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from ruamel.yaml import YAML
 
-from stages import prepare, train_cnn, train_resnet
-from tests.conftest import ROOT, write_class_folders
-
-TINY = {
-    "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
-    "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
-    "cnn": {"filters": [4, 8, 8, 8], "dense_units": 8},
-    "resnet": {"dense_units": 8, "augmented_views": 1},
-}
+from stages import train_cnn, train_resnet
+from tests.conftest import TINY, InProject, model_metrics, write_params
 
 
-def write_params(project: Path, **changes: dict) -> None:
-    yaml = YAML(typ="safe", pure=True)
-    params = yaml.load((ROOT / "params.yaml").read_text())
-    for group, values in {**TINY, **changes}.items():
-        params[group].update(values)
-    with open(project / "params.yaml", "w") as f:
-        yaml.dump(params, f)
-
-
-class InProject:
-    """Run stage code with the project folder as the working directory."""
-
-    def __init__(self, project: Path) -> None:
-        self.project = project
-
-    def __enter__(self) -> Path:
-        self.previous = Path.cwd()
-        os.chdir(self.project)
-        return self.project
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.chdir(self.previous)
-
-
-def same(weights: list, others: list) -> bool:
-    return all(np.array_equal(a, b) for a, b in zip(weights, others, strict=True))
-
-
-def model_metrics(project: Path, name: str) -> dict:
-    return json.loads((project / "metrics" / f"{name}.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """Prepared tiny data, trained CNN, and a ResNet trained from a weights file the test made."""
-    root = tmp_path_factory.mktemp("project")
-    write_class_folders(root / "data", ["circle", "square", "star"], per_class=8)
-    keras.utils.set_random_seed(7)
-    weights = root / "base.weights.h5"
-    from imgclf.models import build_resnet_base
-
-    build_resnet_base(32).save_weights(weights)
-    write_params(root, resnet={**TINY["resnet"], "weights": str(weights)})
-    with InProject(root):
-        prepare.main()
-        train_cnn.main()
-        train_resnet.main()
-    return root
+@pytest.fixture
+def project(trained_project):
+    return trained_project
 
 
 CNN_KEYS = {

@@ -1,0 +1,74 @@
+"""MODEL_CARD.md for an export: what the model is, its data, its measured quality, its limits."""
+
+from __future__ import annotations
+
+MODEL_NAMES = {"cnn": "custom CNN (4 convolutional blocks, trained from scratch)",
+               "resnet": "ResNet50 transfer learning (frozen base, new head)"}  # fmt: skip
+
+
+def _per_class_table(per_class: dict) -> str:
+    rows = ["| class | precision | recall | F1 |", "|---|---|---|---|"]
+    rows += [
+        f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |"
+        for name, m in per_class.items()
+    ]
+    return "\n".join(rows)
+
+
+def render(metadata: dict, test_metrics: dict, data_counts: dict) -> str:
+    """The model card as Markdown."""
+    selected = metadata["selected_model"]
+    size, classes = metadata["image_size"], metadata["class_names"]
+    calibration = metadata["calibration"]
+    pretrained_note = ""
+    if selected == "resnet" and not metadata["pretrained"]:
+        pretrained_note = (
+            "\n> **Warning:** ResNet50 was trained on a randomly initialised base, not on "
+            "ImageNet weights (they could not be had when it was trained). Accuracy is lower "
+            "than a pretrained base would give; see the README to get the weights.\n"
+        )
+    kept = "applied" if calibration["applied"] else "not applied (it did not lower validation ECE)"
+    return f"""# Model card: {selected}
+
+{MODEL_NAMES[selected]}, selected by the `compare` stage on `{metadata["compare_metric"]}`.
+{pretrained_note}
+## Use
+
+- Input: one image of any size in any format Pillow reads, decoded by `imgclf/images.py`
+  (EXIF orientation, RGB, fitted into a {size} x {size} square with white padding).
+  The model takes raw pixels in [0, 255]; scaling is inside it.
+- Output: probabilities over {len(classes)} classes: {", ".join(classes)}.
+- Files: `model.keras` (Keras 3), `saved_model/1/` (TensorFlow SavedModel for TF Serving,
+  signature `serve`), `metadata.json`.
+
+## Data
+
+- Data version (md5 of `data/` in `data.dvc`): `{metadata["data_version"]}`
+- Images used: {data_counts["train"]} train, {data_counts["val"]} validation,
+  {data_counts["test"]} test (the test split was used once, for this card only).
+
+## Quality
+
+| split | accuracy | macro F1 |
+|---|---|---|
+| validation | {metadata["val_accuracy"]:.4f} | {metadata["val_macro_f1"]:.4f} |
+| test | {test_metrics["test_accuracy"]:.4f} | {test_metrics["test_macro_f1"]:.4f} |
+
+Per class, on the test split:
+
+{_per_class_table(test_metrics["test_per_class"])}
+
+## Confidence calibration
+
+Temperature scaling fitted on the validation split: T = {calibration["temperature"]:.3f}, {kept}.
+Expected calibration error (15 bins) on the test split: {calibration["test_ece_before"]:.4f}
+before, {calibration["test_ece_after"]:.4f} after. The exported probabilities are the
+{"calibrated" if calibration["applied"] else "uncalibrated"} ones.
+
+## Limits
+
+- Trained only on the classes above: every image gets one of them, however unrelated.
+- Small input size ({metadata["image_size"]} px): fine detail is lost.
+- Measured on a test split from the same source as the training data; other cameras,
+  backgrounds or image styles may do worse.
+"""

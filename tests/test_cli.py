@@ -1,0 +1,62 @@
+"""python -m imgclf predict: one JSON line per image, per-file errors, honest exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from imgclf.arrays import read_split
+from imgclf.images import load_image
+from imgclf.predictor import Predictor
+from tests.conftest import image_bytes, random_rgb
+
+
+def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imgclf", "predict", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_predicts_good_files_and_reports_bad_ones(trained_project, tmp_path):
+    good = trained_project / "data" / "star" / "000.png"
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    result = run_cli(
+        str(good), str(text), str(tmp_path / "missing.png"), "--top-k", "2", cwd=trained_project
+    )
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(good), str(text), str(tmp_path / "missing.png")]
+    assert lines[0]["prediction"] in {"circle", "square", "star"}
+    assert 0 < lines[0]["confidence"] <= 1 and len(lines[0]["probabilities"]) == 2
+    assert "not a usable image" in lines[1]["error"]
+    assert "No such file" in lines[2]["error"]
+    assert "2 of 3 file(s) could not be predicted" in result.stderr
+
+
+def test_without_an_export_it_says_how_to_make_one(tmp_path):
+    result = run_cli("x.png", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no exported model in models/best/" in result.stderr and "dvc repro" in result.stderr
+
+
+def test_predictor_matches_the_exported_model_on_prepared_pixels(trained_project, tmp_path):
+    predictor = Predictor.load(trained_project / "models" / "best")
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(image_bytes(random_rgb(3, (70, 50)), "JPEG"))
+    # The CLI, prepare and the web app share one decoder: same file, same model input.
+    assert np.array_equal(predictor.pixels(path), load_image(path, predictor.image_size))
+    test = read_split(trained_project / "prepared", "test")
+    first = trained_project / "data" / test.files[0]
+    assert np.array_equal(predictor.pixels(first), test.images[0])
+    answer = predictor.predict(first)
+    assert sum(answer["probabilities"].values()) == pytest_approx_one(answer)
+
+
+def pytest_approx_one(answer: dict) -> float:
+    total = sum(answer["probabilities"].values())
+    assert abs(total - 1) < 1e-5
+    return total

@@ -1,0 +1,55 @@
+"""stages/compare.py: the better model on compare.metric, ties to the smaller model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from imgclf.files import write_json
+from stages import compare
+from tests.conftest import ROOT
+
+
+def run_compare(tmp_path, monkeypatch, cnn: dict, resnet: dict, metric: str = "val_accuracy"):
+    text = (ROOT / "params.yaml").read_text().replace("metric: val_accuracy", f"metric: {metric}")
+    (tmp_path / "params.yaml").write_text(text)
+    write_json(
+        tmp_path / "metrics" / "cnn.json", {"params_total": 400_000, "val_macro_f1": 0.5, **cnn}
+    )
+    write_json(
+        tmp_path / "metrics" / "resnet.json",
+        {"params_total": 24_000_000, "val_macro_f1": 0.5, **resnet},
+    )
+    monkeypatch.chdir(tmp_path)
+    compare.main()
+    return json.loads((tmp_path / "metrics" / "compare.json").read_text())
+
+
+def test_higher_accuracy_wins(tmp_path, monkeypatch):
+    result = run_compare(tmp_path, monkeypatch, {"val_accuracy": 0.8}, {"val_accuracy": 0.9})
+    assert result["selected"] == "resnet"
+    assert result["margin"] == pytest.approx(0.1)
+    assert result["cnn_val_accuracy"] == 0.8 and result["resnet_val_accuracy"] == 0.9
+
+
+def test_a_tie_goes_to_the_smaller_model(tmp_path, monkeypatch):
+    result = run_compare(tmp_path, monkeypatch, {"val_accuracy": 0.85}, {"val_accuracy": 0.85})
+    assert result["selected"] == "cnn" and result["margin"] == 0
+
+
+def test_lower_loss_wins(tmp_path, monkeypatch):
+    result = run_compare(
+        tmp_path, monkeypatch, {"val_loss": 0.3}, {"val_loss": 0.5}, metric="val_loss"
+    )
+    assert result["selected"] == "cnn" and result["margin"] == pytest.approx(0.2)
+
+
+def test_missing_metrics_say_which_stage_to_run(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=r"metrics/cnn.json not found: run `dvc repro train_cnn`"
+    ):
+        compare.main()

@@ -1,0 +1,75 @@
+"""stages/export.py: a complete, consistent, calibrated export of the selected model."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imgclf import calibration
+from imgclf.arrays import read_split
+from tests.conftest import model_metrics
+
+
+@pytest.fixture
+def best(trained_project):
+    return trained_project / "models" / "best"
+
+
+def test_export_holds_what_serving_needs_and_nothing_half_written(trained_project, best):
+    assert sorted(p.name for p in best.iterdir()) == [
+        "MODEL_CARD.md", "metadata.json", "model.keras", "saved_model",
+    ]  # fmt: skip
+    assert (best / "saved_model" / "1" / "saved_model.pb").is_file()
+    assert not any(p.name.startswith(".best") for p in (trained_project / "models").iterdir())
+
+
+def test_metadata_describes_the_selected_model(trained_project, best):
+    metadata = json.loads((best / "metadata.json").read_text())
+    selected = json.loads((trained_project / "metrics" / "compare.json").read_text())["selected"]
+    assert metadata["selected_model"] == selected
+    assert metadata["class_names"] == ["circle", "square", "star"]
+    assert metadata["image_size"] == 32
+    assert metadata["val_accuracy"] == model_metrics(trained_project, selected)["val_accuracy"]
+    exported = model_metrics(trained_project, "export")
+    assert metadata["test_accuracy"] == exported["test_accuracy"]
+    assert set(metadata["calibration"]) >= {
+        "temperature",
+        "applied",
+        "test_ece_before",
+        "test_ece_after",
+    }
+    card = (best / "MODEL_CARD.md").read_text()
+    assert f"Model card: {selected}" in card and "test" in card and "circle" in card
+
+
+def test_savedmodel_and_keras_model_give_the_same_probabilities(trained_project, best):
+    images = read_split(trained_project / "prepared", "test").images[:6].astype("float32")
+    from_keras = keras.models.load_model(best / "model.keras").predict(images, verbose=0)
+    served = tf.saved_model.load(str(best / "saved_model" / "1"))
+    from_savedmodel = served.serve(tf.constant(images)).numpy()
+    np.testing.assert_allclose(from_savedmodel, from_keras, atol=1e-5)
+
+
+def test_exported_probabilities_are_the_calibrated_ones(trained_project, best):
+    metadata = json.loads((best / "metadata.json").read_text())
+    selected = metadata["selected_model"]
+    images = read_split(trained_project / "prepared", "test").images.astype("float32")
+    raw = keras.models.load_model(trained_project / "models" / selected / "model.keras")
+    exported = keras.models.load_model(best / "model.keras").predict(images, verbose=0)
+    expected = raw.predict(images, verbose=0)
+    if metadata["calibration"]["applied"]:
+        expected = calibration.apply_temperature(expected, metadata["calibration"]["temperature"])
+    np.testing.assert_allclose(exported, expected, atol=1e-5)
+
+
+def test_test_split_plots_are_written(trained_project):
+    confusion = json.loads((trained_project / "evaluation" / "test_confusion.json").read_text())
+    test_size = len(read_split(trained_project / "prepared", "test").labels)
+    assert len(confusion) == test_size
+    reliability = json.loads((trained_project / "evaluation" / "reliability.json").read_text())
+    assert {row["model"] for row in reliability} == {"uncalibrated", "calibrated"}
+    assert sum(row["count"] for row in reliability) == 2 * test_size
