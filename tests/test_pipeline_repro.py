@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -103,6 +105,21 @@ def test_whole_pipeline_then_only_what_changed(repo):
     page = (path / "plots-html" / "index.html").read_text()
     assert "Loss per epoch" in page and "CNN confusion matrix" in page
     assert "cdn.jsdelivr.net" not in page  # Vega is inlined: the page renders offline
+
+
+def test_experiment_reruns_both_trainers_and_is_listed(repo):
+    path, env = repo
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-qm", "smaller cnn"], path, env)
+    experiment = run(["dvc", "exp", "run", "-S", "train.epochs=1"], path, env)
+    assert ran_stages(experiment.stdout) == {"train_cnn", "train_resnet", "compare", "export"}
+    table = run(["dvc", "exp", "show", "--csv"], path, env).stdout
+    rows = list(csv.DictReader(io.StringIO(table)))
+    tried = [row for row in rows if row["train.epochs"] == "1" and row["Experiment"]]
+    assert len(tried) == 1
+    for model in ("cnn", "resnet"):
+        assert tried[0][f"metrics/{model}.json:epochs_trained"] == "1"
+        assert 0 <= float(tried[0][f"metrics/{model}.json:val_accuracy"]) <= 1
 
 
 def test_no_stage_output_can_be_pushed_into_the_sample_remote():
