@@ -86,7 +86,7 @@ class ResnetParams(_Group):
 
 
 class CompareParams(_Group):
-    metric: Literal["val_accuracy", "val_loss", "macro_f1"]
+    metric: Literal["val_accuracy", "val_loss", "val_macro_f1"]
 
 
 class ExportParams(_Group):

@@ -120,3 +120,38 @@ def trained_project(tmp_path_factory) -> Path:
         for stage in (prepare, train_cnn, train_resnet, compare, export):
             stage.main()
     return root
+
+
+def upload_cases(
+    max_pixels_bomb: tuple[int, int] = (12_000, 12_000),
+) -> dict[str, tuple[bytes, int]]:
+    """Uploads a server must survive: name -> (bytes, expected HTTP status)."""
+    rgb = random_rgb(11, (60, 40))
+    landscape = Image.new("RGB", (40, 20), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    palette = Image.new("P", (20, 20), 0)
+    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 0, 255))]
+    sixteen = Image.fromarray((np.arange(400, dtype=np.uint16) * 150).reshape(20, 20))
+    return {
+        "empty": (b"", 400),
+        "text named .jpg": (b"just some text, not a picture\n" * 20, 400),
+        "html": (b"<!doctype html><html><body><script>alert(1)</script></body></html>", 400),
+        "pdf": (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n", 400),
+        "truncated jpeg": (image_bytes(random_rgb(12, (80, 80)), "JPEG")[:500], 400),
+        "truncated png": (image_bytes(random_rgb(13, (80, 80)))[:-400], 400),
+        "decompression bomb": (image_bytes(Image.new("1", max_pixels_bomb)), 400),
+        "grayscale": (image_bytes(rgb.convert("L")), 200),
+        "palette with transparency": (image_bytes(palette, transparency=0), 200),
+        "rgba": (image_bytes(rgb.convert("RGBA")), 200),
+        "cmyk jpeg": (image_bytes(rgb.convert("CMYK"), "JPEG"), 200),
+        "16-bit png": (image_bytes(sixteen), 200),
+        "animated gif": (
+            image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+            200,
+        ),
+        "exif rotated jpeg": (image_bytes(landscape, "JPEG", exif=exif.tobytes()), 200),
+        "1x1": (image_bytes(Image.new("RGB", (1, 1), (9, 9, 9))), 200),
+        "panorama": (image_bytes(random_rgb(14, (3000, 60)), "JPEG"), 200),
+    }

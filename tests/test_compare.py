@@ -53,3 +53,13 @@ def test_missing_metrics_say_which_stage_to_run(tmp_path, monkeypatch):
         FileNotFoundError, match=r"metrics/cnn.json not found: run `dvc repro train_cnn`"
     ):
         compare.main()
+
+
+def test_every_allowed_metric_exists_in_the_training_metrics(trained_project):
+    from typing import get_args
+
+    from imgclf.params import CompareParams
+
+    trained = json.loads((trained_project / "metrics" / "cnn.json").read_text())
+    for metric in get_args(CompareParams.model_fields["metric"].annotation):
+        assert isinstance(trained[metric], float)

@@ -1,0 +1,77 @@
+"""The web app: a page and a JSON API serving the model that the `export` stage wrote.
+
+gunicorn 'webapp:create_app()'        # production (see `make serve`)
+python -m webapp                      # development server
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from typing import Any
+
+from flask import Flask, Request
+
+from imgclf.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
+from webapp import errors, observability
+from webapp.routes import bp
+
+log = logging.getLogger("webapp")
+
+
+class InMemoryRequest(Request):
+    """Keeps uploads in memory (bounded by MAX_CONTENT_LENGTH): nothing is written to disk."""
+
+    def _get_file_stream(self, *args: Any, **kwargs: Any) -> io.BytesIO:
+        return io.BytesIO()
+
+
+def _config_from_environment() -> dict:
+    return {
+        "MODEL_DIR": os.environ.get("IMGCLF_MODEL_DIR", str(DEFAULT_EXPORT_DIR)),
+        "MAX_CONTENT_LENGTH": int(float(os.environ.get("IMGCLF_MAX_UPLOAD_MB", "10")) * 2**20),
+        "MAX_FILES": int(os.environ.get("IMGCLF_MAX_FILES", "16")),
+    }
+
+
+def load_predictor(app: Flask) -> None:
+    """Load the export once, at start-up, and warm it up with one prediction."""
+    app.extensions["predictor"] = None
+    app.extensions["model_error"] = None
+    started = time.perf_counter()
+    try:
+        predictor = Predictor.load(app.config["MODEL_DIR"])
+    except ModelNotExportedError as exc:
+        app.extensions["model_error"] = str(exc)
+        log.warning("serving without a model: %s", exc)
+        return
+    size = predictor.image_size
+    import numpy as np
+
+    predictor.probabilities(np.zeros((1, size, size, 3), dtype=np.uint8))  # traces the graph now
+    seconds = time.perf_counter() - started
+    observability.MODEL_LOAD_SECONDS.set(seconds)
+    app.extensions["predictor"] = predictor
+    log.info(
+        "loaded %s from %s in %.1fs",
+        predictor.metadata["selected_model"],
+        app.config["MODEL_DIR"],
+        seconds,
+    )
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Application factory: configuration from the environment, overridden by `config`."""
+    app = Flask(__name__)
+    app.request_class = InMemoryRequest
+    app.json.sort_keys = False  # probabilities keep their order, most likely first
+    app.config.update(_config_from_environment())
+    app.config.update(config or {})
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    load_predictor(app)
+    app.register_blueprint(bp)
+    errors.register(app)
+    observability.register(app)
+    return app

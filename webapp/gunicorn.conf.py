@@ -1,0 +1,18 @@
+"""gunicorn settings for `make serve`; every value can be set from the environment."""
+
+import os
+import tempfile
+
+bind = f"{os.environ.get('IMGCLF_HOST', '127.0.0.1')}:{os.environ.get('IMGCLF_PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+timeout = 60
+accesslog = None  # the app logs one structured line per request itself
+
+# Prometheus counters from all workers are summed through files in one directory.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="imgclf-metrics-"))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
