@@ -26,7 +26,8 @@ test: venv
 	python -m pytest
 
 serve: venv
-	gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) 'webapp:create_app()'
+	IMGCLF_HOST=$(HOST) IMGCLF_PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \
+		gunicorn --config webapp/gunicorn.conf.py 'webapp:create_app()'
 
 lint: venv
 	ruff check .
