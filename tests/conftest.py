@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -213,9 +214,11 @@ class Gunicorn:
         import time
 
         gunicorn = Path(sys.executable).parent / "gunicorn"
+        # A file, not a pipe: one log line per request would fill a pipe and stall the server.
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [gunicorn, "--config", ROOT / "webapp" / "gunicorn.conf.py", "webapp:create_app()"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log,
         )  # fmt: skip
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -232,9 +235,12 @@ class Gunicorn:
         raise RuntimeError("gunicorn did not answer within 120 s")
 
     def __exit__(self, *exc_info: object) -> None:
+        import subprocess
+
         self.process.terminate()
         try:
             self.process.wait(timeout=30)
-        except Exception:
+        except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.close()
