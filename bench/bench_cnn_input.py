@@ -2,10 +2,10 @@
 
     dvc repro prepare && python -m bench.bench_cnn_input [--epochs 4]
 
-Same model, same data, same batch size, same augmentation: (a) the Keras-examples
-way, augmentation layers in front of the model and model.fit(x, y) on NumPy arrays
-held in memory, (b) the pipeline train_cnn uses, ArrayBatches over the
-memory-mapped prepared/train/images.npy, augmenting each batch. Throughput counts
+Same model (augmentation layers in front of the CNN, as train_cnn fits it), same
+data, same batch size: (a) model.fit(x, y) on NumPy arrays held in memory, (b) the
+pipeline train_cnn uses, ArrayBatches over the memory-mapped
+prepared/train/images.npy. Throughput counts
 epochs after the first (which traces the graph), and the runs alternate so machine
 noise hits both alike.
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
-from imgclf.models import build_augmentation, build_augmenter, build_cnn
+from imgclf.models import build_augmentation, build_cnn, with_augmentation
 from imgclf.training import ArrayBatches, make_deterministic, make_optimizer
 
 PREPARED = Path("prepared")
@@ -41,10 +41,10 @@ class EpochTimer(keras.callbacks.Callback):
 def images_per_second(params, classes, train, epochs: int, pipeline: bool) -> float:
     make_deterministic(params.train.seed)
     size = classes["image_size"]
-    model = build_cnn(size, len(classes["class_names"]), params.cnn)
-    if not pipeline:  # augmentation as layers inside the model, as the Keras examples do
-        augmentation = build_augmentation(params.augment, params.train.seed)
-        model = keras.Sequential([keras.Input((size, size, 3)), augmentation, model])
+    model = with_augmentation(
+        build_cnn(size, len(classes["class_names"]), params.cnn),
+        build_augmentation(params.augment, params.train.seed),
+    )
     model.compile(
         make_optimizer(params.train.optimizer, params.cnn.learning_rate),
         "sparse_categorical_crossentropy",
@@ -53,10 +53,7 @@ def images_per_second(params, classes, train, epochs: int, pipeline: bool) -> fl
     timer = EpochTimer()
     batch = params.train.batch_size
     if pipeline:
-        augmenter = build_augmenter(params.augment, params.train.seed)
-        data = ArrayBatches(
-            train.images, train.labels, batch, params.train.seed, shuffle=True, transform=augmenter
-        )
+        data = ArrayBatches(train.images, train.labels, batch, params.train.seed, shuffle=True)
         model.fit(data, epochs=epochs, callbacks=[timer], verbose=0)
     else:
         x = np.asarray(train.images, dtype="float32")

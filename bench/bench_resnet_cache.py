@@ -18,11 +18,13 @@ from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.feature_cache import cached_training_set, extract_features
 from imgclf.models import (
+    build_augmentation,
     build_augmenter,
     build_feature_extractor,
     build_resnet,
     build_resnet_base,
     build_resnet_head,
+    with_augmentation,
 )
 from imgclf.training import ArrayBatches, make_deterministic, make_optimizer
 
@@ -35,9 +37,8 @@ def build(params, image_size: int, num_classes: int):
     base.trainable = False
     extractor = build_feature_extractor(base, image_size)
     head = build_resnet_head(num_classes, params.resnet)
-    augmenter = build_augmenter(params.augment, params.train.seed)
     model = build_resnet(extractor, head, image_size)
-    return extractor, head, augmenter, model
+    return extractor, head, model
 
 
 def compile_for_training(model, params) -> None:
@@ -61,23 +62,23 @@ def main() -> None:
     batch = params.train.batch_size
     val_data = (val.images.astype("float32"), val.labels)
 
-    extractor, head, augmenter, model = build(params, size, count)
-    compile_for_training(model, params)
+    extractor, head, model = build(params, size, count)
+    # The Keras-examples way: augmentation layers in front of the whole model.
+    trainer = with_augmentation(model, build_augmentation(params.augment, params.train.seed))
+    compile_for_training(trainer, params)
     started = time.perf_counter()
     # The naive way has no feature cache to take statistics from: it adapts on one
     # pass of the base over the training images, counted in its time.
     head.get_layer("feature_norm").adapt(extract_features(extractor, train.images, batch))
-    model.fit(
-        ArrayBatches(
-            train.images, train.labels, batch, params.train.seed, shuffle=True,
-            transform=augmenter,
-        ),
+    trainer.fit(
+        ArrayBatches(train.images, train.labels, batch, params.train.seed, shuffle=True),
         validation_data=val_data, epochs=args.epochs, verbose=0,
     )  # fmt: skip
     naive_seconds = time.perf_counter() - started
     naive_accuracy = val_accuracy(model, val)
 
-    extractor, head, augmenter, model = build(params, size, count)
+    extractor, head, model = build(params, size, count)
+    augmenter = build_augmenter(params.augment, params.train.seed)
     compile_for_training(head, params)
     started = time.perf_counter()
     features, labels = cached_training_set(

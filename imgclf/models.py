@@ -2,8 +2,8 @@
 
 Both models take plain RGB pixels in [0, 255] at the prepared image size: the
 pixel scaling (CNN) and ResNet's own preprocess_input live inside the model, so
-a served model needs nothing but the shared decoder in front of it. Training-time
-augmentation is applied to the batches instead (see build_augmenter).
+a served model needs nothing but the shared decoder in front of it. Augmentation
+is put in front of a model only for fitting (see with_augmentation).
 """
 
 from __future__ import annotations
@@ -31,12 +31,22 @@ def build_augmentation(augment: AugmentParams, seed: int) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
-def build_augmenter(augment: AugmentParams, seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
-    """A function that randomly augments a batch of training images; None when all are off.
+def with_augmentation(model: keras.Model, augmentation: keras.Sequential) -> keras.Model:
+    """The model to fit: augmentation in front of `model`, sharing all its layers.
 
-    Augmentation runs in the input pipeline, not inside the model: the saved and
-    exported models hold no random layers at all, so nothing random can run at
-    inference (Keras 3.15's SavedModel export runs random layers in training mode).
+    Fit this one and save `model`: the saved and exported models then hold no random
+    layers at all, so nothing random can run at inference (Keras 3.15's SavedModel
+    export runs random layers as if training).
+    """
+    if not augmentation.layers:
+        return model
+    return keras.Sequential([keras.Input(model.input_shape[1:]), augmentation, model])
+
+
+def build_augmenter(augment: AugmentParams, seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function that randomly augments a batch of images (for cached augmented views).
+
+    None when every augmentation is switched off.
     """
     augmentation = build_augmentation(augment, seed)
     if not augmentation.layers:

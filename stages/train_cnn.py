@@ -11,7 +11,7 @@ from pathlib import Path
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.files import write_json
-from imgclf.models import build_augmenter, build_cnn
+from imgclf.models import build_augmentation, build_cnn, with_augmentation
 from imgclf.stage import run
 from imgclf.training import (
     ArrayBatches,
@@ -42,7 +42,8 @@ def main() -> None:
 
     with choose_strategy(train.distribute).scope():
         model = build_cnn(image_size, len(class_names), params.cnn)
-        model.compile(
+        trainer = with_augmentation(model, build_augmentation(params.augment, train.seed))
+        trainer.compile(
             optimizer=make_optimizer(train.optimizer, params.cnn.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
@@ -50,11 +51,10 @@ def main() -> None:
     model.summary(print_fn=lambda line, **_: print(line))
 
     batches = ArrayBatches(
-        train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True,
-        transform=build_augmenter(params.augment, train.seed),
-    )  # fmt: skip
+        train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True
+    )
     live = open_live("cnn")
-    result = fit(model, batches, (val_images, val.labels), train, live, len(train_split.labels))
+    result = fit(trainer, batches, (val_images, val.labels), train, live, len(train_split.labels))
 
     probabilities = model.predict(val_images, batch_size=train.batch_size, verbose=0)
     log_confusion(live, val.labels, probabilities, class_names)

@@ -17,11 +17,13 @@ from imgclf.arrays import read_classes, read_split
 from imgclf.feature_cache import cached_training_set, extract_features
 from imgclf.files import write_json
 from imgclf.models import (
+    build_augmentation,
     build_augmenter,
     build_feature_extractor,
     build_resnet,
     build_resnet_base,
     build_resnet_head,
+    with_augmentation,
 )
 from imgclf.pretrained import load_base_weights
 from imgclf.stage import run
@@ -52,7 +54,8 @@ def main() -> None:
     train_split = read_split(PREPARED, "train")
     val = read_split(PREPARED, "val", mmap=False)
 
-    with choose_strategy(train.distribute).scope():
+    strategy = choose_strategy(train.distribute)
+    with strategy.scope():
         base = build_resnet_base(image_size)
         weights = load_base_weights(base, resnet.weights, resnet.require_pretrained)
         base.trainable = False
@@ -95,17 +98,18 @@ def main() -> None:
         for layer in base.layers:
             if layer.__class__.__name__ == "BatchNormalization":
                 layer.trainable = False
-        model.compile(
-            optimizer=make_optimizer(train.optimizer, resnet.fine_tune_learning_rate),
-            loss=LOSS,
-            metrics=["accuracy"],
-        )
+        with strategy.scope():
+            trainer = with_augmentation(model, build_augmentation(params.augment, train.seed))
+            trainer.compile(
+                optimizer=make_optimizer(train.optimizer, resnet.fine_tune_learning_rate),
+                loss=LOSS,
+                metrics=["accuracy"],
+            )
         image_batches = ArrayBatches(
-            train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True,
-            transform=augmenter,
-        )  # fmt: skip
+            train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True
+        )
         tuned = fit(
-            model, image_batches, (val.images.astype("float32"), val.labels), train, live,
+            trainer, image_batches, (val.images.astype("float32"), val.labels), train, live,
             len(train_split.labels), epochs=resnet.fine_tune_epochs,
         )  # fmt: skip
         train_seconds += tuned.train_seconds

@@ -15,6 +15,7 @@ from imgclf.models import (
     build_resnet,
     build_resnet_base,
     build_resnet_head,
+    with_augmentation,
 )
 from imgclf.params import AugmentParams, CnnParams, ResnetParams
 
@@ -65,6 +66,15 @@ def test_augmentation_changes_training_batches_but_is_not_in_the_models(resnet_p
     ]
     assert random_layers == []  # nothing random can run at inference
     assert np.array_equal(cnn.predict(images, verbose=0), cnn.predict(images, verbose=0))
+
+
+def test_the_fitted_model_shares_the_saved_models_layers():
+    cnn = build_cnn(32, 3, CNN)
+    trainer = with_augmentation(cnn, build_augmentation(STRONG, 0))
+    assert trainer is not cnn and trainer.layers[-1] is cnn
+    assert {id(w) for w in cnn.trainable_weights} == {id(w) for w in trainer.trainable_weights}
+    off = AugmentParams(horizontal_flip=False, rotation=0, zoom=0)
+    assert with_augmentation(cnn, build_augmentation(off, 0)) is cnn
 
 
 def test_switched_off_augmentation_gives_no_augmenter():
