@@ -68,9 +68,9 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         # Sorted indices read a memory map front to back; the batch's order does not matter.
         rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
-        images = self.images[rows].astype("float32")
+        images = self.images[rows]  # uint8: a quarter of the bytes to hand over; cast in-graph
         if self.transform is not None:
-            images = self.transform(images)
+            images = self.transform(images.astype("float32"))
         return images, self.labels[rows]
 
     def on_epoch_end(self) -> None:
