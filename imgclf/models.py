@@ -44,7 +44,7 @@ def with_augmentation(model: keras.Model, augmentation: keras.Sequential) -> ker
 
 
 def build_augmenter(augment: AugmentParams, seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
-    """A function that randomly augments a batch of images (for cached augmented views).
+    """A function that randomly augments a batch of uint8 images (for cached augmented views).
 
     None when every augmentation is switched off.
     """
@@ -53,7 +53,10 @@ def build_augmenter(augment: AugmentParams, seed: int) -> Callable[[np.ndarray],
         return None
 
     def augment_batch(images: np.ndarray) -> np.ndarray:
-        return keras.ops.convert_to_numpy(augmentation(images, training=True))
+        augmented = keras.ops.convert_to_numpy(augmentation(images, training=True))
+        # Back to 8-bit pixels, like every other batch: the model then sees one input
+        # type and is traced once.
+        return np.clip(np.rint(augmented), 0, 255).astype(np.uint8)
 
     return augment_batch
 

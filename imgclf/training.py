@@ -70,7 +70,7 @@ class ArrayBatches(keras.utils.PyDataset):
         rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
         images = self.images[rows]  # uint8: a quarter of the bytes to hand over; cast in-graph
         if self.transform is not None:
-            images = self.transform(images.astype("float32"))
+            images = self.transform(images)
         return images, self.labels[rows]
 
     def on_epoch_end(self) -> None:
