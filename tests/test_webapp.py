@@ -191,3 +191,15 @@ def test_without_a_model_the_server_still_answers(no_model_app):
     assert client.get("/model").status_code == 503
     page = client.get("/").get_data(as_text=True)
     assert "No model is exported yet" in page and "dvc repro" in page
+
+
+def test_page_warns_when_resnet_served_without_pretrained_weights(trained_project, tmp_path):
+    export = tmp_path / "best"
+    shutil.copytree(trained_project / "models" / "best", export)
+    metadata = json.loads((export / "metadata.json").read_text())
+    for pretrained, shown in ((False, True), (True, False)):
+        metadata.update(selected_model="resnet", pretrained=pretrained)
+        (export / "metadata.json").write_text(json.dumps(metadata))
+        page = create_app({"MODEL_DIR": str(export)}).test_client().get("/").get_data(as_text=True)
+        assert "Serving the <strong>ResNet50</strong>" in page
+        assert ("without pretrained ImageNet weights" in page) is shown
