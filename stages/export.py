@@ -115,12 +115,13 @@ def main() -> None:
     write_json(EVALUATION_DIR / "test_confusion.json", [
         {"actual": a, "predicted": p} for a, p in zip(names, predicted, strict=True)
     ])  # fmt: skip
-    curves = (("uncalibrated", test_probabilities), ("calibrated", test_calibrated))
-    write_json(EVALUATION_DIR / "reliability.json", [
-        {**row, "model": label}
-        for label, probabilities in curves
-        for row in calibration.reliability(probabilities, test.labels)
-    ])  # fmt: skip
+    # One file per curve, so DVC draws them as two lines (see plots in dvc.yaml).
+    for label, probabilities in (
+        ("uncalibrated", test_probabilities),
+        ("calibrated", test_calibrated),
+    ):
+        rows = calibration.reliability(probabilities, test.labels)
+        write_json(EVALUATION_DIR / f"reliability_{label}.json", rows)
     seconds = time.perf_counter() - started
     calibration_metrics = {f"calibration_{k}": v for k, v in calibration_summary.items()}
     write_json(METRICS_FILE, {

@@ -70,6 +70,8 @@ def test_test_split_plots_are_written(trained_project):
     confusion = json.loads((trained_project / "evaluation" / "test_confusion.json").read_text())
     test_size = len(read_split(trained_project / "prepared", "test").labels)
     assert len(confusion) == test_size
-    reliability = json.loads((trained_project / "evaluation" / "reliability.json").read_text())
-    assert {row["model"] for row in reliability} == {"uncalibrated", "calibrated"}
-    assert sum(row["count"] for row in reliability) == 2 * test_size
+    for curve in ("uncalibrated", "calibrated"):
+        path = trained_project / "evaluation" / f"reliability_{curve}.json"
+        rows = json.loads(path.read_text())
+        assert sum(row["count"] for row in rows) == test_size
+        assert all(0 <= row["confidence"] <= 1 and 0 <= row["accuracy"] <= 1 for row in rows)
