@@ -70,8 +70,8 @@ def main() -> None:
     calibration_summary = {
         "temperature": temperature,
         "applied": apply,
-        "val_ece_before": ece(val_probabilities, val.labels),
-        "val_ece_after": ece(val_calibrated, val.labels),
+        "val_ece_before": val_ece_before,
+        "val_ece_after": val_ece_after,
         "test_ece_before": ece(test_probabilities, test.labels),
         "test_ece_after": ece(test_calibrated, test.labels),
     }

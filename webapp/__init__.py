@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+import numpy as np
 from flask import Flask, Request
 
 from imgclf.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
@@ -48,8 +49,6 @@ def load_predictor(app: Flask) -> None:
         log.warning("serving without a model: %s", exc)
         return
     size = predictor.image_size
-    import numpy as np
-
     predictor.probabilities(np.zeros((1, size, size, 3), dtype=np.uint8))  # traces the graph now
     seconds = time.perf_counter() - started
     observability.MODEL_LOAD_SECONDS.set(seconds)
