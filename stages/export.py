@@ -60,9 +60,11 @@ def main() -> None:
     val_calibrated = calibration.apply_temperature(val_probabilities, temperature)
     test_calibrated = calibration.apply_temperature(test_probabilities, temperature)
     ece = calibration.expected_calibration_error
-    apply = export.calibrate and ece(val_calibrated, val.labels) < ece(
-        val_probabilities, val.labels
+    val_ece_before, val_ece_after = (
+        ece(val_probabilities, val.labels),
+        ece(val_calibrated, val.labels),
     )
+    apply = export.calibrate and val_ece_after < val_ece_before
     if apply:
         model = calibration.with_temperature(model, temperature)
     served_probabilities = test_calibrated if apply else test_probabilities
