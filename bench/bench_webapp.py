@@ -6,7 +6,8 @@
    against the median of decoding the same image plus one direct in-process model
    call, measured in the same run.
 2. Load: 8 concurrent clients send 400 requests in total, against 1 worker and
-   against the default number of workers (2); errors, throughput, p50 and p99.
+   against the default number of workers (2), each with micro-batching on (the
+   default) and off (IMGCLF_MAX_BATCH=1); errors, throughput, p50 and p99.
 """
 
 from __future__ import annotations
@@ -82,18 +83,20 @@ def main() -> None:
         over_http = statistics.median(
             timed_request(url, body, content_type)[0] for _ in range(args.repeats)
         )
-        one_worker = load(url, body, content_type, clients=8, total=400)
-    with Gunicorn(args.model_dir, workers=2) as server:
-        url = f"{server.url}/predict"
-        for _ in range(10):
-            timed_request(url, body, content_type)
-        two_workers = load(url, body, content_type, clients=8, total=400)
+    loads = {}
+    for workers in (1, 2):
+        for batching, env in (("batching on ", {}), ("batching off", {"IMGCLF_MAX_BATCH": "1"})):
+            with Gunicorn(args.model_dir, workers=workers, extra_env=env) as server:
+                url = f"{server.url}/predict"
+                for _ in range(10):
+                    timed_request(url, body, content_type)
+                loads[f"{workers} worker(s), {batching}"] = load(url, body, content_type, 8, 400)
 
     print(f"web app, model {args.model_dir}, {len(image)}-byte PNG, {args.repeats} repeats")
     print(f"  decode + model call in-process, median : {direct * 1000:7.2f} ms")
     print(f"  POST /predict over HTTP, median        : {over_http * 1000:7.2f} ms")
     print(f"  ratio {over_http / direct:.2f} (target <= 1.15)")
-    for name, result in (("1 worker ", one_worker), ("2 workers", two_workers)):
+    for name, result in loads.items():
         print(
             f"  load, 8 clients x 50 requests, {name}: {result['errors']} errors, "
             f"{result['throughput']:6.1f} req/s, p50 {result['p50'] * 1000:6.1f} ms, "

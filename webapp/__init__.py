@@ -17,6 +17,7 @@ from flask import Flask, Request
 
 from imgclf.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
 from webapp import errors, observability
+from webapp.batching import MicroBatcher
 from webapp.routes import bp
 
 log = logging.getLogger("webapp")
@@ -34,6 +35,7 @@ def _config_from_environment() -> dict:
         "MODEL_DIR": os.environ.get("IMGCLF_MODEL_DIR", str(DEFAULT_EXPORT_DIR)),
         "MAX_CONTENT_LENGTH": int(float(os.environ.get("IMGCLF_MAX_UPLOAD_MB", "10")) * 2**20),
         "MAX_FILES": int(os.environ.get("IMGCLF_MAX_FILES", "16")),
+        "MAX_BATCH": int(os.environ.get("IMGCLF_MAX_BATCH", "32")),
     }
 
 
@@ -53,6 +55,11 @@ def load_predictor(app: Flask) -> None:
     seconds = time.perf_counter() - started
     observability.MODEL_LOAD_SECONDS.set(seconds)
     app.extensions["predictor"] = predictor
+    app.extensions["batcher"] = MicroBatcher(
+        # Looked up at call time, so the model can be swapped (tests do) without a restart.
+        lambda batch: app.extensions["predictor"].probabilities(batch),
+        max_batch=app.config["MAX_BATCH"],
+    )
     log.info(
         "loaded %s from %s in %.1fs",
         predictor.metadata["selected_model"],

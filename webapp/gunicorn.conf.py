@@ -5,6 +5,10 @@ import tempfile
 
 bind = f"{os.environ.get('IMGCLF_HOST', '127.0.0.1')}:{os.environ.get('IMGCLF_PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads per worker: concurrent requests decode in parallel and share model calls
+# through the worker's micro-batcher (webapp/batching.py).
+worker_class = "gthread"
+threads = int(os.environ.get("IMGCLF_THREADS", "8"))
 timeout = 60
 accesslog = None  # the app logs one structured line per request itself
 

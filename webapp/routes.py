@@ -62,7 +62,7 @@ def predict():
             inputs.append(predictor.pixels(upload.read()))
         except ImageDecodeError as exc:
             raise ApiError(400, f"{name} is not a usable image: {exc}") from None
-    probabilities = predictor.probabilities(np.stack(inputs))
+    probabilities = current_app.extensions["batcher"].submit(np.stack(inputs))
     answers = [predictor.describe(row, top_k) for row in probabilities]
     for answer in answers:
         PREDICTIONS.labels(answer["prediction"]).inc()

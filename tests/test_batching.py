@@ -1,0 +1,64 @@
+"""webapp.batching: concurrent requests share model calls and each gets its own rows."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from webapp.batching import MicroBatcher
+
+
+def slow_double(batch: np.ndarray) -> np.ndarray:
+    threading.Event().wait(0.02)  # a model call that costs time, as a real one does
+    return batch * 2
+
+
+def test_concurrent_requests_share_calls_and_get_their_own_rows():
+    batcher = MicroBatcher(slow_double, max_batch=16)
+    requests = [np.full((1 + i % 2, 3), i, dtype=np.float32) for i in range(24)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(batcher.submit, requests))
+    for request, answer in zip(requests, answers, strict=True):
+        np.testing.assert_array_equal(answer, request * 2)
+    assert max(batcher.batch_sizes) > 2  # several requests went through one call
+    assert max(batcher.batch_sizes) <= 16 + 1  # a batch closes once it reaches max_batch
+
+
+def test_a_lone_request_runs_at_once_in_its_own_thread():
+    threads = []
+
+    def record(batch: np.ndarray) -> np.ndarray:
+        threads.append(threading.current_thread())
+        return batch
+
+    batcher = MicroBatcher(record, max_batch=4)
+    batcher.submit(np.ones((1, 2)))
+    assert threads == [threading.current_thread()]
+
+
+def test_a_failing_call_fails_its_requests_and_the_batcher_keeps_serving():
+    calls = []
+
+    def flaky(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("model failed")
+        return batch
+
+    batcher = MicroBatcher(flaky, max_batch=4)
+    batcher.model_busy.acquire()  # force the queued path, through the batching thread
+    answers = ThreadPoolExecutor(2).map(lambda _: catch(batcher.submit, np.ones((1, 2))), range(2))
+    threading.Event().wait(0.05)
+    batcher.model_busy.release()
+    results = list(answers)
+    assert any(isinstance(r, RuntimeError) for r in results)
+    np.testing.assert_array_equal(batcher.submit(np.ones((1, 2))), np.ones((1, 2)))
+
+
+def catch(function, *args):
+    try:
+        return function(*args)
+    except RuntimeError as exc:
+        return exc
