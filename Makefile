@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: venv repro test serve lint format bench clean
+.PHONY: venv repro test serve lint format bench bench-data bench-quality results clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ repro: venv
 test: venv
 	python -m pytest
 
+# The README's results table, from `dvc metrics show` of the current run.
+results: venv
+	python scripts/results_table.py
+
 serve: venv
 	IMGCLF_HOST=$(HOST) IMGCLF_PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \
 		gunicorn --config webapp/gunicorn.conf.py 'webapp:create_app()'
@@ -39,6 +43,16 @@ format: venv
 
 bench: venv
 	python -m bench.bench_prepare
+
+# The real photos and Fashion-MNIST images bench-quality builds its cases from.
+bench-data:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
+		&& test -f /usr/share/backgrounds/mate/nature/Wood.jpg \
+		|| $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y dataset-fashion-mnist mate-backgrounds
+
+# Default recipe vs the tutorial reference network: accuracy, time, memory (about 10 min).
+bench-quality: venv bench-data
+	python -m bench.bench_quality
 
 clean:
 	rm -rf prepared models dvclive .pytest_cache .ruff_cache

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from imgclf.predictor import Predictor  # noqa: E402
-from tests.conftest import Gunicorn, http, multipart  # noqa: E402
+from support.server import Gunicorn, http, multipart  # noqa: E402
 
 
 def sample_image() -> bytes:

@@ -4,16 +4,25 @@ A single temperature T divides the model's log-probabilities before the softmax;
 T is chosen to minimise the negative log-likelihood on the validation split
 (Guo et al., "On Calibration of Modern Neural Networks", 2017). It never changes
 which class is predicted, only how confident the prediction is.
+
+The fit needs mistakes to learn from: on a validation split the model gets (nearly)
+all right, the likelihood keeps rising as T falls, and an unbounded fit would make
+every confidence 1.0. So T is bounded to TEMPERATURE_RANGE and calibration is skipped
+when validation has fewer than MIN_ERRORS misclassified images (see decide()).
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 from keras import layers
 
 BINS = 15
-TEMPERATURES = np.geomspace(0.05, 20.0, 2001)  # a fine grid: the fit is deterministic
+TEMPERATURE_RANGE = (0.25, 4.0)  # sharpen or soften at most 4-fold
+TEMPERATURES = np.geomspace(*TEMPERATURE_RANGE, 1201)  # a fine grid: the fit is deterministic
+MIN_ERRORS = 10
 EPSILON = 1e-7
 
 
@@ -75,3 +84,47 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     scaled = layers.Rescaling(1.0 / temperature, name="temperature")(log_probabilities)
     outputs = layers.Softmax(name="calibrated_probabilities")(scaled)
     return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the export is temperature-scaled, with what T, and why."""
+
+    temperature: float  # 1.0 (no change) when no temperature was fitted
+    applied: bool
+    reason: str
+    val_ece_before: float
+    val_ece_after: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(probabilities: np.ndarray, labels: np.ndarray, enabled: bool) -> Decision:
+    """Fit a temperature on validation predictions and decide whether to apply it.
+
+    Applied only when switched on (export.calibrate), when validation has at least
+    MIN_ERRORS misclassified images, and when it lowers the validation ECE.
+    """
+    before = expected_calibration_error(probabilities, labels)
+    if not enabled:
+        return Decision(1.0, False, "switched off (export.calibrate: false)", before, before)
+    errors = int((probabilities.argmax(axis=1) != labels).sum())
+    if errors < MIN_ERRORS:
+        reason = (
+            f"skipped: only {errors} of {len(labels)} validation images are misclassified, "
+            f"too few to fit a temperature (at least {MIN_ERRORS} are needed)"
+        )
+        return Decision(1.0, False, reason, before, before)
+    temperature = fit_temperature(probabilities, labels)
+    after = expected_calibration_error(apply_temperature(probabilities, temperature), labels)
+    low, high = TEMPERATURE_RANGE
+    bound = " (at the bound of the allowed range)" if temperature in (low, high) else ""
+    if after >= before:
+        reason = f"not applied: T = {temperature:.3f}{bound} did not lower validation ECE"
+        return Decision(temperature, False, reason, before, after)
+    reason = (
+        f"applied: T = {temperature:.3f}{bound} lowered validation ECE "
+        f"from {before:.4f} to {after:.4f}"
+    )
+    return Decision(temperature, True, reason, before, after)

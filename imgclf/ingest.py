@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
+import statistics
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from tqdm import tqdm
 
 from imgclf.images import ImageDecodeError, decode
+from imgclf.params import MIN_IMAGE_SIZE
+
+# prepare.image_size: auto picks the data's typical size within these bounds: never
+# below what ResNet50 accepts, and capped where a 2-core CPU still trains in minutes.
+AUTO_SIZE_MAX = 64
+AUTO_SIZE_STEP = 16  # a multiple of 16 pools evenly through the CNN's blocks
+
+
+def longer_sides(paths: list[Path]) -> list[int]:
+    """The longer side of every image whose header Pillow can read (pixels are not decoded)."""
+    sides = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    sides.append(max(image.size))
+            except (OSError, ValueError, Image.DecompressionBombError):
+                continue  # decoding reports the file properly later
+    return sides
+
+
+def auto_image_size(sides: list[int]) -> int:
+    """The model input size for images whose longer sides are `sides`.
+
+    The median longer side, rounded up to a multiple of 16 and kept within
+    [MIN_IMAGE_SIZE, AUTO_SIZE_MAX]: 28 px images train at 32 px, not upsampled further;
+    large photos are shrunk to AUTO_SIZE_MAX.
+    """
+    if not sides:
+        return MIN_IMAGE_SIZE
+    typical = math.ceil(statistics.median(sides) / AUTO_SIZE_STEP) * AUTO_SIZE_STEP
+    return min(AUTO_SIZE_MAX, max(MIN_IMAGE_SIZE, typical))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ def render(metadata: dict, test_metrics: dict, data_counts: dict) -> str:
             "ImageNet weights (they could not be had when it was trained). Accuracy is lower "
             "than a pretrained base would give; see the README to get the weights.\n"
         )
-    kept = "applied" if calibration["applied"] else "not applied (it did not lower validation ECE)"
     return f"""# Model card: {selected}
 
 {MODEL_NAMES[selected]}, selected by the `compare` stage on `{metadata["compare_metric"]}`.
@@ -60,7 +59,7 @@ Per class, on the test split:
 
 ## Confidence calibration
 
-Temperature scaling fitted on the validation split: T = {calibration["temperature"]:.3f}, {kept}.
+Temperature scaling on the validation split: {calibration["reason"]}.
 Expected calibration error (15 bins) on the test split: {calibration["test_ece_before"]:.4f}
 before, {calibration["test_ece_after"]:.4f} after. The exported probabilities are the
 {"calibrated" if calibration["applied"] else "uncalibrated"} ones.

@@ -17,13 +17,20 @@ from keras import layers
 from imgclf.params import AugmentParams, CnnParams, ResnetParams
 
 FEATURES = 2048  # ResNet50's last block has 2048 channels
+SMALLEST_POOLED = 4  # a CNN block max-pools only while its feature map is wider than this
 
 
 def build_augmentation(augment: AugmentParams, seed: int) -> keras.Sequential:
-    """Random flips, rotations and zooms as Keras layers (empty when all are off)."""
+    """Random flips, shifts, rotations and zooms as Keras layers (empty when all are off)."""
     steps: list[layers.Layer] = []
     if augment.horizontal_flip:
         steps.append(layers.RandomFlip("horizontal", seed=seed))
+    if augment.translate > 0:
+        steps.append(
+            layers.RandomTranslation(
+                augment.translate, augment.translate, fill_mode="nearest", seed=seed + 3
+            )
+        )
     if augment.rotation > 0:
         steps.append(layers.RandomRotation(augment.rotation, fill_mode="nearest", seed=seed + 1))
     if augment.zoom > 0:
@@ -62,17 +69,28 @@ def build_augmenter(augment: AugmentParams, seed: int) -> Callable[[np.ndarray],
 
 
 def build_cnn(image_size: int, num_classes: int, cnn: CnnParams) -> keras.Model:
-    """Four convolutional blocks, global average pooling, a dense layer with dropout, softmax."""
+    """Four convolutional blocks, global average pooling, a dense layer with dropout, softmax.
+
+    A block is cnn.convs_per_block 3x3 convolutions, each with BatchNormalization and
+    ReLU, then 2x2 max pooling while the feature map is wider than SMALLEST_POOLED
+    pixels: on a 32 px input the last block keeps its 4x4 map for global pooling
+    rather than pooling it down to 2x2.
+    """
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(inputs)
+    width = image_size
     for block, filters in enumerate(cnn.filters, start=1):
-        # No bias before BatchNormalization: its beta does the same job.
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
-        # momentum 0.9 (not 0.99): small datasets give few steps per epoch, and the
-        # moving statistics used at inference must settle within a few epochs.
-        x = layers.BatchNormalization(momentum=0.9, name=f"bn{block}")(x)
-        x = layers.Activation("relu", name=f"relu{block}")(x)
-        x = layers.MaxPooling2D(name=f"pool{block}")(x)
+        for conv in range(1, cnn.convs_per_block + 1):
+            name = f"{block}" if cnn.convs_per_block == 1 else f"{block}_{conv}"
+            # No bias before BatchNormalization: its beta does the same job.
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{name}")(x)
+            # momentum 0.9 (not 0.99): small datasets give few steps per epoch, and the
+            # moving statistics used at inference must settle within a few epochs.
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{name}")(x)
+            x = layers.Activation("relu", name=f"relu{name}")(x)
+        if width > SMALLEST_POOLED:
+            x = layers.MaxPooling2D(name=f"pool{block}")(x)
+            width //= 2
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(cnn.dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(cnn.dropout, name="dropout")(x)

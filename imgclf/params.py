@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,13 +28,36 @@ class ParamsError(ValueError):
     """params.yaml is missing, unreadable, or holds a bad key or value."""
 
 
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024  # ResNet50 needs at least 32 px
+
+
+def _auto_or_int(low: int, high: int, unit: str, low_note: str = "") -> PlainValidator:
+    """A validator for a key that is "auto" or a whole number in [low, high]."""
+
+    def check(value: object) -> int | str:
+        if value == "auto":
+            return value
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"should be auto or a whole number of {unit} ({low} to {high})")
+        if value < low:
+            raise ValueError(f"should be greater than or equal to {low}{low_note}")
+        if value > high:
+            raise ValueError(f"should be less than or equal to {high}")
+        return value
+
+    return PlainValidator(check)
+
+
 class _Group(BaseModel):
     # strict: a string "15" is not an int, a float 15.0 is not an epoch count.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class PrepareParams(_Group):
-    image_size: Annotated[int, Field(ge=32, le=1024, description="pixels; ResNet50 needs >= 32")]
+    image_size: Annotated[
+        int | Literal["auto"],
+        _auto_or_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, "pixels", " (ResNet50's minimum)"),
+    ]
     val_fraction: Fraction
     test_fraction: Fraction
     seed: Seed
@@ -41,9 +65,14 @@ class PrepareParams(_Group):
 
 
 class TrainParams(_Group):
-    epochs: Annotated[int, Field(ge=1, le=10_000)]
+    epochs: Annotated[int | Literal["auto"], _auto_or_int(1, 10_000, "epochs")]
     batch_size: Annotated[int, Field(ge=1, le=4096)]
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"]
+    weight_decay: Annotated[float, Field(ge=0, le=1)]
+    lr_schedule: Literal["cosine", "constant"]
+    warmup_epochs: Annotated[int, Field(ge=0, le=1000)]
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)]
+    class_weight: Literal["auto", "balanced", "none"]
     early_stopping_patience: Annotated[int, Field(ge=0, le=1000, description="0 switches it off")]
     seed: Seed
     distribute: Literal["auto", "none", "mirrored", "multi_worker"]
@@ -51,6 +80,7 @@ class TrainParams(_Group):
 
 class AugmentParams(_Group):
     horizontal_flip: bool
+    translate: Annotated[float, Field(ge=0, le=0.5)]
     rotation: Annotated[float, Field(ge=0, le=0.5)]
     zoom: Annotated[float, Field(ge=0, lt=1)]
 
@@ -59,6 +89,7 @@ class CnnParams(_Group):
     filters: Annotated[
         list[Annotated[int, Field(ge=1, le=2048)]], Field(min_length=4, max_length=4)
     ]
+    convs_per_block: Annotated[int, Field(ge=1, le=4)]
     dense_units: Annotated[int, Field(ge=1, le=8192)]
     dropout: Probability
     learning_rate: Annotated[float, Field(gt=0, le=1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -12,9 +13,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 from dvclive.keras import DVCLiveCallback
+from sklearn.utils.class_weight import compute_class_weight
 
 from dvclive import Live
 from imgclf.params import TrainParams
+
+IMBALANCE_RATIO = 1.5  # train.class_weight auto: weigh classes above this size ratio
+# train.epochs auto: enough epochs for AUTO_STEPS optimizer steps, within AUTO_EPOCHS.
+AUTO_STEPS = 1000
+AUTO_EPOCHS = (10, 30)
 
 
 def make_deterministic(seed: int) -> None:
@@ -42,7 +49,8 @@ def choose_strategy(distribute: str) -> tf.distribute.Strategy:
 class ArrayBatches(keras.utils.PyDataset):
     """Shuffled batches read from (possibly memory-mapped) arrays, reshuffled every epoch.
 
-    Reading batch by batch keeps memory flat for prepared data larger than RAM.
+    Reading batch by batch keeps memory flat for prepared data larger than RAM. Labels
+    come out one-hot when `num_classes` is given, as class indices otherwise.
     """
 
     def __init__(
@@ -53,9 +61,11 @@ class ArrayBatches(keras.utils.PyDataset):
         seed: int,
         shuffle: bool,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.num_classes = num_classes
         self.transform = transform
         self.rng = np.random.default_rng(seed)
         self.shuffle = shuffle
@@ -71,22 +81,99 @@ class ArrayBatches(keras.utils.PyDataset):
         images = self.images[rows]  # uint8: a quarter of the bytes to hand over; cast in-graph
         if self.transform is not None:
             images = self.transform(images)
-        return images, self.labels[rows]
+        labels = self.labels[rows]
+        if self.num_classes is not None:
+            labels = one_hot(labels, self.num_classes)
+        return images, labels
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
             self.order = self.rng.permutation(len(self.labels))
 
 
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """The Keras optimizer named by train.optimizer."""
+def planned_epochs(train: TrainParams, steps_per_epoch: int) -> int:
+    """train.epochs, or for "auto" the epochs that give about AUTO_STEPS optimizer steps.
+
+    A fixed epoch count under-trains small datasets (few steps per epoch) and
+    over-spends on large ones; "auto" keeps the number of updates roughly constant,
+    within AUTO_EPOCHS (6,000 images in batches of 64 train for 11 epochs, 2,100 for 30).
+    """
+    if train.epochs != "auto":
+        return train.epochs
+    low, high = AUTO_EPOCHS
+    return min(high, max(low, -(-AUTO_STEPS // max(1, steps_per_epoch))))
+
+
+def learning_rate_schedule(
+    train: TrainParams, peak: float, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up to `peak` over train.warmup_epochs, then cosine decay to 0 (or constant).
+
+    Step-based, so it spans exactly the `epochs` asked for; early stopping may end sooner.
+    """
+    warmup_steps = min(train.warmup_epochs, epochs - 1) * steps_per_epoch
+    decay_steps = max(1, epochs * steps_per_epoch - warmup_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else peak,
+        decay_steps=decay_steps,
+        alpha=0.0 if train.lr_schedule == "cosine" else 1.0,  # 1.0: no decay at all
+        warmup_target=peak if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+def make_optimizer(
+    train: TrainParams, learning_rate: float, steps_per_epoch: int, epochs: int | None = None
+) -> keras.optimizers.Optimizer:
+    """The Keras optimizer named by train.optimizer, with train.weight_decay and the schedule."""
+    epochs = epochs or planned_epochs(train, steps_per_epoch)
+    schedule = learning_rate_schedule(train, learning_rate, steps_per_epoch, epochs)
     optimizers = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
-        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "sgd": functools.partial(keras.optimizers.SGD, momentum=0.9),
         "rmsprop": keras.optimizers.RMSprop,
     }
-    return optimizers[name](learning_rate=learning_rate)
+    return optimizers[train.optimizer](learning_rate=schedule, weight_decay=train.weight_decay)
+
+
+def compile_for_training(
+    model: keras.Model,
+    train: TrainParams,
+    learning_rate: float,
+    steps_per_epoch: int,
+    epochs: int | None = None,
+) -> None:
+    """Compile `model` with the recipe in train.*: optimizer, schedule, label smoothing.
+
+    Labels are one-hot (see ArrayBatches and one_hot): label smoothing needs them.
+    """
+    model.compile(
+        optimizer=make_optimizer(train, learning_rate, steps_per_epoch, epochs),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class indices as float32 one-hot rows."""
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, float] | None:
+    """Per-class loss weights for train.class_weight, or None for unweighted training.
+
+    "balanced" weighs each class by n_samples / (n_classes * its count) (scikit-learn's
+    definition); "auto" does so only when the largest class has more than
+    IMBALANCE_RATIO times the images of the smallest.
+    """
+    counts = np.bincount(labels, minlength=num_classes)
+    if mode == "none" or counts.min() == 0:
+        return None
+    if mode == "auto" and counts.max() <= IMBALANCE_RATIO * counts.min():
+        return None
+    weights = compute_class_weight("balanced", classes=np.arange(num_classes), y=labels)
+    return {i: float(w) for i, w in enumerate(weights)}
 
 
 def open_live(model_name: str) -> Live:
@@ -110,81 +197,41 @@ def fit(
     live: Live,
     images_per_epoch: int,
     epochs: int | None = None,
+    class_weight: dict[int, float] | None = None,
 ) -> FitResult:
-    """model.fit with early stopping (best weights restored) and DVCLive per-epoch logging."""
+    """model.fit with DVCLive per-epoch logging and early stopping on validation accuracy.
+
+    Early stopping (train.early_stopping_patience > 0) restores the weights of the
+    epoch with the best validation accuracy, the metric `compare` selects on. Under
+    the cosine schedule it watches only the second half of the run: stopping while the
+    learning rate is still high would keep a model the schedule had not yet refined.
+    """
+    epochs = epochs or planned_epochs(train, len(train_data))
     callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)]
     if train.early_stopping_patience > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss",
+                monitor="val_accuracy",
+                mode="max",
                 patience=train.early_stopping_patience,
                 restore_best_weights=True,
+                start_from_epoch=epochs // 2 if train.lr_schedule == "cosine" else 0,
             )
         )
     started = time.perf_counter()
     history = model.fit(
         train_data,
         validation_data=val_data,
-        epochs=epochs or train.epochs,
+        epochs=epochs,
         callbacks=callbacks,
+        class_weight=class_weight,
+        shuffle=False,  # the batches shuffle themselves (ArrayBatches, tf.data), seeded
         # A progress bar on a terminal, one line per epoch in logs and CI.
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - started
     epochs_trained = len(history.history["loss"])
     return FitResult(epochs_trained, seconds, epochs_trained * images_per_epoch)
-
-
-def classification_metrics(
-    probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], prefix: str
-) -> dict:
-    """Accuracy, loss, macro F1 and per-class precision/recall/F1 from predicted probabilities."""
-    predicted = probabilities.argmax(axis=1)
-    confusion = np.zeros((len(class_names), len(class_names)), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    true_positives = np.diag(confusion).astype(np.float64)
-    precision = np.divide(
-        true_positives,
-        confusion.sum(0),
-        out=np.zeros_like(true_positives),
-        where=confusion.sum(0) > 0,
-    )
-    recall = np.divide(
-        true_positives,
-        confusion.sum(1),
-        out=np.zeros_like(true_positives),
-        where=confusion.sum(1) > 0,
-    )
-    f1 = np.divide(
-        2 * precision * recall,
-        precision + recall,
-        out=np.zeros_like(precision),
-        where=precision + recall > 0,
-    )
-    picked = probabilities[np.arange(len(labels)), labels]
-    loss = float(-np.log(np.clip(picked, 1e-7, 1.0)).mean())
-    return {
-        f"{prefix}_accuracy": float((predicted == labels).mean()),
-        f"{prefix}_loss": loss,
-        f"{prefix}_macro_f1": float(f1.mean()),
-        f"{prefix}_per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f)}
-            for name, p, r, f in zip(class_names, precision, recall, f1, strict=True)
-        },
-    }
-
-
-def log_confusion(
-    live: Live, labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]
-) -> None:
-    """Write the validation confusion matrix for DVC's `confusion` template."""
-    names = np.asarray(class_names)
-    live.log_sklearn_plot(
-        "confusion_matrix",
-        names[labels],
-        names[probabilities.argmax(axis=1)],
-        name="confusion_matrix.json",
-    )
 
 
 def parameter_counts(model: keras.Model) -> dict:

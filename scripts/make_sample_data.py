@@ -13,28 +13,15 @@ result with `dvc pull data.dvc`.
 from __future__ import annotations
 
 import argparse
-import gzip
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-SOURCE = Path("/usr/share/datasets/fashion-mnist")
-# Fashion-MNIST's label order; folder names avoid "/" and spaces.
-CLASS_NAMES = [
-    "T-shirt", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle-boot",
-]  # fmt: skip
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (the MNIST format: big-endian header, then uint8 data)."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.fashion_mnist import CLASS_NAMES, SOURCE, load_usable
 
 
 def main() -> None:
@@ -43,8 +30,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=SOURCE)
     parser.add_argument("--out", type=Path, default=Path("data"))
     args = parser.parse_args()
-    images = read_idx(args.source / "train-images-idx3-ubyte.gz")
-    labels = read_idx(args.source / "train-labels-idx1-ubyte.gz")
+    images, labels = load_usable(args.source)
     shutil.rmtree(args.out, ignore_errors=True)
     for label, name in enumerate(CLASS_NAMES):
         folder = args.out / name

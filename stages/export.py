@@ -18,9 +18,10 @@ from ruamel.yaml import YAML
 from imgclf import calibration, model_card
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
+from imgclf.evaluation import classification_metrics
 from imgclf.files import write_json
 from imgclf.stage import run
-from imgclf.training import classification_metrics, load_trained_model
+from imgclf.training import load_trained_model
 
 PREPARED = Path("prepared")
 EXPORT_DIR = Path("models/best")
@@ -56,24 +57,15 @@ def main() -> None:
     val_probabilities, test_probabilities = predict(val), predict(test)
 
     # Temperature scaling, fitted and judged on validation; the test split only reports.
-    temperature = calibration.fit_temperature(val_probabilities, val.labels)
-    val_calibrated = calibration.apply_temperature(val_probabilities, temperature)
-    test_calibrated = calibration.apply_temperature(test_probabilities, temperature)
-    ece = calibration.expected_calibration_error
-    val_ece_before, val_ece_after = (
-        ece(val_probabilities, val.labels),
-        ece(val_calibrated, val.labels),
-    )
-    apply = export.calibrate and val_ece_after < val_ece_before
-    if apply:
-        model = calibration.with_temperature(model, temperature)
-    served_probabilities = test_calibrated if apply else test_probabilities
+    decision = calibration.decide(val_probabilities, val.labels, export.calibrate)
+    test_calibrated = calibration.apply_temperature(test_probabilities, decision.temperature)
+    if decision.applied:
+        model = calibration.with_temperature(model, decision.temperature)
+    served_probabilities = test_calibrated if decision.applied else test_probabilities
     test_metrics = classification_metrics(served_probabilities, test.labels, class_names, "test")
+    ece = calibration.expected_calibration_error
     calibration_summary = {
-        "temperature": temperature,
-        "applied": apply,
-        "val_ece_before": val_ece_before,
-        "val_ece_after": val_ece_after,
+        **decision.as_dict(),
         "test_ece_before": ece(test_probabilities, test.labels),
         "test_ece_after": ece(test_calibrated, test.labels),
     }
@@ -132,8 +124,8 @@ def main() -> None:
     before, after = calibration_summary["test_ece_before"], calibration_summary["test_ece_after"]
     print(
         f"export: {selected}, test_accuracy {test_metrics['test_accuracy']:.4f}, "
-        f"test ECE {before:.4f} -> {after:.4f} (T={temperature:.3f}, "
-        f"{'applied' if apply else 'not applied'}); wrote {EXPORT_DIR}/ in {seconds:.0f}s"
+        f"test ECE {before:.4f} -> {after:.4f} (calibration {decision.reason}); "
+        f"wrote {EXPORT_DIR}/ in {seconds:.0f}s"
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from imgclf import params as params_file
 from imgclf.arrays import write_split
 from imgclf.files import write_json
-from imgclf.ingest import decode_to_rows, default_workers
+from imgclf.ingest import auto_image_size, decode_to_rows, default_workers, longer_sides
 from imgclf.layout import SPLITS, find_layout
 from imgclf.split import count_files, plan_splits
 from imgclf.stage import run
@@ -37,8 +37,13 @@ def main() -> None:
     OUT_DIR.mkdir(parents=True)
     rows_file = OUT_DIR / "rows.tmp"
     paths = [DATA_DIR / f.path for f in layout.files]
+    if p.image_size == "auto":
+        image_size = auto_image_size(longer_sides(paths))
+        print(f"prepare: image_size auto -> {image_size} px (from the images' median size)")
+    else:
+        image_size = p.image_size
     decoded = decode_to_rows(
-        paths, rows_file, p.image_size, p.max_pixels, default_workers(len(paths))
+        paths, rows_file, image_size, p.max_pixels, default_workers(len(paths))
     )
     plan = plan_splits(layout, decoded, p.val_fraction, p.test_fraction, p.seed)
 
@@ -53,7 +58,7 @@ def main() -> None:
             rows=[decoded[i].row for i in chosen],
             labels=[label_of[layout.files[i].class_name] for i in chosen],
             files=[layout.files[i].path for i in chosen],
-            image_size=p.image_size,
+            image_size=image_size,
         )
     rows_file.unlink()
 
@@ -64,7 +69,12 @@ def main() -> None:
         if not placed.used
     ]
     write_json(
-        OUT_DIR / "classes.json", {"class_names": layout.class_names, "image_size": p.image_size}
+        OUT_DIR / "classes.json",
+        {
+            "class_names": layout.class_names,
+            "image_size": image_size,
+            "image_size_param": p.image_size,
+        },
     )
     write_json(
         OUT_DIR / "report.json",
@@ -81,6 +91,7 @@ def main() -> None:
         {
             **counts,
             "classes": len(layout.class_names),
+            "image_size": image_size,
             "duplicates_removed": len(plan.duplicates),
             "not_in_a_class_folder": len(layout.stray),
         },

@@ -10,17 +10,18 @@ from pathlib import Path
 
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
+from imgclf.evaluation import classification_metrics, log_confusion
 from imgclf.files import write_json
 from imgclf.models import build_augmentation, build_cnn, with_augmentation
 from imgclf.stage import run
 from imgclf.training import (
     ArrayBatches,
     choose_strategy,
-    classification_metrics,
+    class_weights,
+    compile_for_training,
     fit,
-    log_confusion,
     make_deterministic,
-    make_optimizer,
+    one_hot,
     open_live,
     parameter_counts,
 )
@@ -39,22 +40,24 @@ def main() -> None:
     train_split = read_split(PREPARED, "train")
     val = read_split(PREPARED, "val", mmap=False)
     val_images = val.images.astype("float32")
+    num_classes = len(class_names)
+    batches = ArrayBatches(
+        train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True,
+        num_classes=num_classes,
+    )  # fmt: skip
 
     with choose_strategy(train.distribute).scope():
-        model = build_cnn(image_size, len(class_names), params.cnn)
+        model = build_cnn(image_size, num_classes, params.cnn)
         trainer = with_augmentation(model, build_augmentation(params.augment, train.seed))
-        trainer.compile(
-            optimizer=make_optimizer(train.optimizer, params.cnn.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        compile_for_training(trainer, train, params.cnn.learning_rate, len(batches))
     model.summary(print_fn=lambda line, **_: print(line))
 
-    batches = ArrayBatches(
-        train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True
-    )
+    weights = class_weights(train_split.labels, num_classes, train.class_weight)
     live = open_live("cnn")
-    result = fit(trainer, batches, (val_images, val.labels), train, live, len(train_split.labels))
+    result = fit(
+        trainer, batches, (val_images, one_hot(val.labels, num_classes)), train, live,
+        len(train_split.labels), class_weight=weights,
+    )  # fmt: skip
 
     probabilities = model.predict(val_images, batch_size=train.batch_size, verbose=0)
     log_confusion(live, val.labels, probabilities, class_names)
@@ -65,6 +68,7 @@ def main() -> None:
         **classification_metrics(probabilities, val.labels, class_names, "val"),
         **parameter_counts(model),
         "epochs_trained": result.epochs_trained,
+        "class_weighted": weights is not None,
         "train_seconds": result.train_seconds,
         "train_images_per_second": result.images_seen / result.train_seconds,
     }

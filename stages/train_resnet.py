@@ -14,27 +14,31 @@ from pathlib import Path
 
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
-from imgclf.feature_cache import cached_training_set, extract_features
+from imgclf.evaluation import classification_metrics, log_confusion
+from imgclf.feature_cache import (
+    cached_training_set,
+    extract_features,
+    feature_batches,
+    inference_batch_size,
+)
 from imgclf.files import write_json
+from imgclf.fine_tuning import fine_tune
 from imgclf.models import (
-    build_augmentation,
     build_augmenter,
     build_feature_extractor,
     build_resnet,
     build_resnet_base,
     build_resnet_head,
-    with_augmentation,
 )
 from imgclf.pretrained import load_base_weights
 from imgclf.stage import run
 from imgclf.training import (
-    ArrayBatches,
     choose_strategy,
-    classification_metrics,
+    class_weights,
+    compile_for_training,
     fit,
-    log_confusion,
     make_deterministic,
-    make_optimizer,
+    one_hot,
     open_live,
     parameter_counts,
 )
@@ -42,7 +46,6 @@ from imgclf.training import (
 PREPARED = Path("prepared")
 MODEL_FILE = Path("models/resnet/model.keras")
 METRICS_FILE = Path("metrics/resnet.json")
-LOSS = "sparse_categorical_crossentropy"
 
 
 def main() -> None:
@@ -54,70 +57,53 @@ def main() -> None:
     train_split = read_split(PREPARED, "train")
     val = read_split(PREPARED, "val", mmap=False)
 
+    num_classes = len(class_names)
     strategy = choose_strategy(train.distribute)
     with strategy.scope():
         base = build_resnet_base(image_size)
         weights = load_base_weights(base, resnet.weights, resnet.require_pretrained)
         base.trainable = False
         extractor = build_feature_extractor(base, image_size)
-        head = build_resnet_head(len(class_names), resnet)
-        head.compile(
-            optimizer=make_optimizer(train.optimizer, resnet.learning_rate),
-            loss=LOSS,
-            metrics=["accuracy"],
-        )
+        head = build_resnet_head(num_classes, resnet)
         model = build_resnet(extractor, head, image_size)
+    # Augmented views of a random base's features teach the head little and cost a
+    # full pass of ResNet50 each: they are cached only for a pretrained base.
+    views = resnet.augmented_views if weights.pretrained else 0
     augmenter = build_augmenter(params.augment, train.seed)
 
+    forward_batch = inference_batch_size(image_size)
     started = time.perf_counter()
     train_features, train_labels = cached_training_set(
-        extractor, train_split.images, train_split.labels, train.batch_size,
-        augmenter, resnet.augmented_views,
-    )  # fmt: skip
-    val_features = extract_features(extractor, val.images, train.batch_size)
+        extractor, train_split.images, train_split.labels, forward_batch, augmenter, views
+    )
+    val_features = extract_features(extractor, val.images, forward_batch)
     feature_seconds = time.perf_counter() - started
     print(
-        f"train_resnet: cached {len(train_features)} training and {len(val_features)} "
-        f"validation feature vectors in {feature_seconds:.0f}s"
+        f"train_resnet: cached {len(train_features)} training ({views} augmented views) and "
+        f"{len(val_features)} validation feature vectors in {feature_seconds:.0f}s"
     )
 
     head.get_layer("feature_norm").adapt(train_features)
-    live = open_live("resnet")
-    head_batches = ArrayBatches(
-        train_features, train_labels, train.batch_size, train.seed, shuffle=True
+    head_batches = feature_batches(
+        train_features, train_labels, num_classes, train.batch_size, train.seed
     )
-    result = fit(head, head_batches, (val_features, val.labels), train, live, len(train_labels))
+    with strategy.scope():
+        compile_for_training(head, train, resnet.learning_rate, len(head_batches))
+    class_weight = class_weights(train_split.labels, num_classes, train.class_weight)
+    live = open_live("resnet")
+    result = fit(
+        head, head_batches, (val_features, one_hot(val.labels, num_classes)), train, live,
+        len(train_labels), class_weight=class_weight,
+    )  # fmt: skip
     train_seconds = feature_seconds + result.train_seconds
     images_seen = result.images_seen
 
     if resnet.fine_tune_layers > 0 and resnet.fine_tune_epochs > 0:
-        # Unfreeze the top of the base; BatchNorm stays frozen and in inference mode.
-        base.trainable = True
-        for layer in base.layers[: -resnet.fine_tune_layers]:
-            layer.trainable = False
-        for layer in base.layers:
-            if layer.__class__.__name__ == "BatchNormalization":
-                layer.trainable = False
-        with strategy.scope():
-            trainer = with_augmentation(model, build_augmentation(params.augment, train.seed))
-            trainer.compile(
-                optimizer=make_optimizer(train.optimizer, resnet.fine_tune_learning_rate),
-                loss=LOSS,
-                metrics=["accuracy"],
-            )
-        image_batches = ArrayBatches(
-            train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True
-        )
-        tuned = fit(
-            trainer, image_batches, (val.images.astype("float32"), val.labels), train, live,
-            len(train_split.labels), epochs=resnet.fine_tune_epochs,
-        )  # fmt: skip
+        tuned = fine_tune(model, base, train_split, val, params, strategy, live, class_weight)
         train_seconds += tuned.train_seconds
         images_seen += tuned.images_seen
 
-    probabilities = model.predict(
-        val.images.astype("float32"), batch_size=train.batch_size, verbose=0
-    )
+    probabilities = model.predict(val.images.astype("float32"), batch_size=forward_batch, verbose=0)
     log_confusion(live, val.labels, probabilities, class_names)
     live.end()
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +113,8 @@ def main() -> None:
         **parameter_counts(model),
         "pretrained": weights.pretrained,
         "epochs_trained": result.epochs_trained,
+        "augmented_views": views,
+        "class_weighted": class_weight is not None,
         "feature_cache_seconds": feature_seconds,
         "train_seconds": train_seconds,
         "train_images_per_second": images_seen / train_seconds,

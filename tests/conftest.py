@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,7 @@ def flat_data(tmp_path: Path) -> Path:
 TINY = {
     "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
     "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
-    "cnn": {"filters": [4, 8, 8, 8], "dense_units": 8},
+    "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
     "resnet": {"dense_units": 8, "augmented_views": 1},
 }
 
@@ -156,91 +155,3 @@ def upload_cases(
         "1x1": (image_bytes(Image.new("RGB", (1, 1), (9, 9, 9))), 200),
         "panorama": (image_bytes(random_rgb(14, (3000, 60)), "JPEG"), 200),
     }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def multipart(files: list[tuple[str, bytes]], field: str = "file") -> tuple[bytes, str]:
-    """Encode files as multipart/form-data: (body, content type)."""
-    boundary = "----imgclf-test-boundary"
-    parts = []
-    for name, content in files:
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n".encode()
-            + content
-            + b"\r\n"
-        )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def http(url: str, body: bytes | None = None, content_type: str | None = None) -> tuple[int, dict]:
-    """A request with urllib: (status, JSON body)."""
-    import urllib.error
-    import urllib.request
-
-    headers = {"Content-Type": content_type} if content_type else {}
-    request = urllib.request.Request(url, data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-class Gunicorn:
-    """The real server (`make serve`'s gunicorn config) on a free 127.0.0.1 port."""
-
-    def __init__(self, model_dir: Path, workers: int = 1, extra_env: dict | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ, "IMGCLF_MODEL_DIR": str(model_dir), "IMGCLF_HOST": "127.0.0.1",
-            "IMGCLF_PORT": str(self.port), "WEB_CONCURRENCY": str(workers), **(extra_env or {}),
-        }  # fmt: skip
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-
-    def __enter__(self) -> Gunicorn:
-        import subprocess
-        import sys
-        import time
-
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        # A file, not a pipe: one log line per request would fill a pipe and stall the server.
-        self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [gunicorn, "--config", ROOT / "webapp" / "gunicorn.conf.py", "webapp:create_app()"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log,
-        )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"gunicorn exited: {self.process.stderr.read().decode()[-2000:]}"
-                )
-            try:
-                if http(f"{self.url}/ready")[0] in (200, 503):
-                    return self
-            except OSError:
-                time.sleep(0.3)
-        self.__exit__()
-        raise RuntimeError("gunicorn did not answer within 120 s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        import subprocess
-
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()

@@ -58,3 +58,36 @@ def test_keras_wrapper_matches_the_numpy_scaling():
     wrapped = calibration.with_temperature(model, 2.5)
     expected = calibration.apply_temperature(model.predict(x, verbose=0), 2.5)
     np.testing.assert_allclose(wrapped.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_no_validation_errors_means_no_calibration():
+    # Every validation image right: the likelihood would keep rising as T falls.
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 60)
+    probabilities = np.where(np.eye(2)[labels] == 1, 0.8, 0.2)
+    decision = calibration.decide(probabilities, labels, enabled=True)
+    assert not decision.applied and decision.temperature == 1.0
+    assert "only 0 of 60 validation images are misclassified" in decision.reason
+    assert decision.val_ece_after == decision.val_ece_before
+
+
+def test_fitted_temperature_stays_within_its_bounds():
+    # 30% errors, all made with near-certainty: the best T (about 8) is above the range.
+    labels = np.zeros(200, dtype=int)
+    probabilities = np.tile([0.999, 0.001], (200, 1))
+    probabilities[:60] = [0.001, 0.999]
+    low, high = calibration.TEMPERATURE_RANGE
+    assert calibration.fit_temperature(probabilities, labels) == high
+    decision = calibration.decide(probabilities, labels, enabled=True)
+    assert low <= decision.temperature <= high
+    assert "at the bound" in decision.reason
+
+
+def test_decide_applies_a_temperature_that_helps_and_respects_the_switch(overconfident):
+    probabilities, labels = overconfident
+    decision = calibration.decide(probabilities, labels, enabled=True)
+    assert decision.applied and decision.temperature == pytest.approx(3.0, rel=0.1)
+    assert decision.val_ece_after < decision.val_ece_before
+    assert decision.reason.startswith("applied: T = ")
+    off = calibration.decide(probabilities, labels, enabled=False)
+    assert not off.applied and "export.calibrate: false" in off.reason

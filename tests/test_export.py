@@ -39,11 +39,25 @@ def test_metadata_describes_the_selected_model(trained_project, best):
     assert set(metadata["calibration"]) >= {
         "temperature",
         "applied",
+        "reason",
         "test_ece_before",
         "test_ece_after",
     }
+    low, high = calibration.TEMPERATURE_RANGE
+    assert low <= metadata["calibration"]["temperature"] <= high
+    assert exported["calibration_reason"] == metadata["calibration"]["reason"]
     card = (best / "MODEL_CARD.md").read_text()
     assert f"Model card: {selected}" in card and "test" in card and "circle" in card
+    assert metadata["calibration"]["reason"] in card
+
+
+def test_calibration_is_skipped_when_validation_is_too_small_to_support_it(trained_project, best):
+    # 6 validation images: fewer than calibration.MIN_ERRORS mistakes are even possible.
+    metadata = json.loads((best / "metadata.json").read_text())
+    assert metadata["calibration"]["applied"] is False
+    assert metadata["calibration"]["temperature"] == 1.0
+    assert metadata["calibration"]["reason"].startswith("skipped: only ")
+    assert "too few to fit a temperature" in (best / "MODEL_CARD.md").read_text()
 
 
 def test_savedmodel_and_keras_model_give_the_same_probabilities(trained_project, best):

@@ -19,8 +19,11 @@ from imgclf.models import (
 )
 from imgclf.params import AugmentParams, CnnParams, ResnetParams
 
-CNN = CnnParams(filters=[4, 8, 8, 16], dense_units=12, dropout=0.5, learning_rate=0.01)
-STRONG = AugmentParams(horizontal_flip=True, rotation=0.5, zoom=0.5)
+CNN = CnnParams(
+    filters=[4, 8, 8, 16], convs_per_block=1, dense_units=12, dropout=0.5, learning_rate=0.01
+)
+STRONG = AugmentParams(horizontal_flip=True, translate=0.2, rotation=0.5, zoom=0.5)
+OFF = AugmentParams(horizontal_flip=False, translate=0, rotation=0, zoom=0)
 RESNET = ResnetParams(
     weights="none", require_pretrained=False, dense_units=8, dropout=0.2, learning_rate=0.01,
     augmented_views=1, fine_tune_layers=0, fine_tune_epochs=0, fine_tune_learning_rate=1e-5,
@@ -48,8 +51,17 @@ def test_cnn_shape_and_parameter_count():
     assert model.count_params() == expected
     kinds = [layer.__class__.__name__ for layer in model.layers]
     assert kinds.count("Conv2D") == 4 and kinds.count("BatchNormalization") == 4
-    assert kinds.count("MaxPooling2D") == 4 and "GlobalAveragePooling2D" in kinds
+    assert "GlobalAveragePooling2D" in kinds
     assert "Dropout" in kinds and model.layers[-1].activation.__name__ == "softmax"
+
+
+@pytest.mark.parametrize(("size", "pools", "last_map"), [(32, 3, 4), (48, 4, 3), (64, 4, 4)])
+def test_cnn_pools_while_the_map_is_wider_than_4_pixels(size, pools, last_map):
+    model = build_cnn(size, 3, CNN.model_copy(update={"convs_per_block": 2}))
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 8 and kinds.count("BatchNormalization") == 8
+    assert kinds.count("MaxPooling2D") == pools
+    assert model.get_layer("gap").input.shape[1:3] == (last_map, last_map)
 
 
 def test_augmentation_changes_training_batches_but_is_not_in_the_models(resnet_parts):
@@ -73,14 +85,20 @@ def test_the_fitted_model_shares_the_saved_models_layers():
     trainer = with_augmentation(cnn, build_augmentation(STRONG, 0))
     assert trainer is not cnn and trainer.layers[-1] is cnn
     assert {id(w) for w in cnn.trainable_weights} == {id(w) for w in trainer.trainable_weights}
-    off = AugmentParams(horizontal_flip=False, rotation=0, zoom=0)
-    assert with_augmentation(cnn, build_augmentation(off, 0)) is cnn
+    assert with_augmentation(cnn, build_augmentation(OFF, 0)) is cnn
 
 
 def test_switched_off_augmentation_gives_no_augmenter():
-    off = AugmentParams(horizontal_flip=False, rotation=0, zoom=0)
-    assert build_augmentation(off, 0).layers == []
-    assert build_augmenter(off, 0) is None
+    assert build_augmentation(OFF, 0).layers == []
+    assert build_augmenter(OFF, 0) is None
+
+
+def test_translation_alone_shifts_images():
+    shift = AugmentParams(horizontal_flip=False, translate=0.25, rotation=0, zoom=0)
+    [layer] = build_augmentation(shift, 0).layers
+    assert type(layer).__name__ == "RandomTranslation"
+    images = pixels(4, 32)
+    assert not np.array_equal(build_augmenter(shift, 0)(images), images)
 
 
 def test_saved_cnn_takes_raw_pixels_like_the_in_memory_one(tmp_path):

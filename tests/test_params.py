@@ -24,8 +24,15 @@ def with_change(good: dict, group: str, key: str, value: object) -> dict:
 
 def test_repository_params_are_valid():
     loaded = params.load(ROOT / "params.yaml")
-    assert loaded.prepare.image_size >= 32
+    assert loaded.prepare.image_size == "auto" or loaded.prepare.image_size >= 32
     assert len(loaded.cnn.filters) == 4
+
+
+@pytest.mark.parametrize("size", ["auto", 32, 224, 1024])
+def test_image_size_is_auto_or_pixels(good, size):
+    assert (
+        params.validate(with_change(good, "prepare", "image_size", size)).prepare.image_size == size
+    )
 
 
 @pytest.mark.parametrize(
@@ -37,10 +44,22 @@ def test_repository_params_are_valid():
             8,
             r"prepare.image_size = 8: should be greater than or equal to 32",
         ),
-        ("prepare", "image_size", "64", r"prepare.image_size = '64': should be a valid integer"),
+        (
+            "prepare",
+            "image_size",
+            "64",
+            r"prepare.image_size = '64': should be auto or a whole number of pixels \(32 to 1024\)",
+        ),
+        ("prepare", "image_size", 2000, r"prepare.image_size = 2000: should be less than or equal"),
+        ("prepare", "image_size", True, r"prepare.image_size = True: should be auto or a whole"),
+        ("train", "lr_schedule", "step", r"train.lr_schedule = 'step': should be 'cosine'"),
+        ("train", "label_smoothing", 1.0, r"train.label_smoothing = 1.0: should be less than 1"),
+        ("train", "class_weight", "yes", r"train.class_weight = 'yes': should be 'auto'"),
+        ("augment", "translate", 0.6, r"augment.translate = 0.6: should be less than or equal"),
+        ("cnn", "convs_per_block", 0, r"cnn.convs_per_block = 0: should be greater than"),
         ("prepare", "val_fraction", 0.7, r"prepare.val_fraction = 0.7: should be less than 0.5"),
         ("train", "epochs", 0, r"train.epochs = 0: should be greater than or equal to 1"),
-        ("train", "epochs", 2.5, r"train.epochs = 2.5: should be a valid integer"),
+        ("train", "epochs", 2.5, r"train.epochs = 2.5: should be auto or a whole number of epochs"),
         (
             "train",
             "optimizer",

@@ -5,21 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import ROOT, write_class_folders
+from support.project import ROOT, commit_copy, copy_tracked_files, project_env, set_params
+from tests.conftest import write_class_folders
 
 SMALL = {
     "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
     "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
-    "cnn": {"filters": [4, 8, 8, 8], "dense_units": 8},
+    "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
     "resnet": {"weights": "none", "dense_units": 8, "augmented_views": 1},
 }
 
@@ -30,45 +28,15 @@ def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess
     return result
 
 
-def set_params(repo: Path, changes: dict) -> None:
-    yaml = YAML(typ="rt")
-    params = yaml.load((repo / "params.yaml").read_text())
-    for group, values in changes.items():
-        params[group].update(values)
-    with open(repo / "params.yaml", "w") as f:
-        yaml.dump(params, f)
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> tuple[Path, dict]:
     """A git repository holding this project's tracked files and a small generated data/."""
     repo = tmp_path_factory.mktemp("repo")
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    for name in tracked:
-        if (
-            name.startswith("dvc-sample-remote/")
-            or name.startswith("metrics/")
-            or name == "dvc.lock"
-        ):
-            continue
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
+    copy_tracked_files(repo)
     write_class_folders(repo / "data", ["cat", "dog"], per_class=10)
     set_params(repo, SMALL)
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(repo),  # the copy's own package
-        "KERAS_HOME": str(repo / ".keras-home"),  # never the user's cached weights
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
-    }  # fmt: skip
-    run(["git", "init", "-q"], repo, env)
-    run(["dvc", "add", "-q", "data"], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "start"], repo, env)
+    env = project_env(repo)
+    commit_copy(repo, env)
     return repo, env
 
 

@@ -123,7 +123,7 @@ def test_user_errors_exit_with_one_clear_message(project, arrange, message):
 
 
 def test_bad_params_stop_the_stage_naming_the_key(project):
-    text = (project / "params.yaml").read_text().replace("image_size: 48", "image_size: 4")
+    text = (project / "params.yaml").read_text().replace("image_size: auto", "image_size: 4")
     (project / "params.yaml").write_text(text)
     result = subprocess.run(
         [sys.executable, str(ROOT / "stages" / "prepare.py")],
@@ -134,6 +134,20 @@ def test_bad_params_stop_the_stage_naming_the_key(project):
     assert result.returncode == 2
     assert "prepare.image_size = 4: should be greater than or equal to 32" in result.stderr
     assert not (project / "prepared").exists()
+
+
+def test_auto_image_size_follows_the_data_and_an_explicit_size_wins(project):
+    prepare.main()  # params.yaml says auto; the generated images are 40 px
+    metrics = json.loads((project / "metrics" / "prepare.json").read_text())
+    classes = read_classes(project / "prepared")
+    assert classes["image_size"] == metrics["image_size"] == 48
+    assert classes["image_size_param"] == "auto"
+    assert read_split(project / "prepared", "train").images.shape[1] == 48
+    text = (project / "params.yaml").read_text().replace("image_size: auto", "image_size: 36")
+    (project / "params.yaml").write_text(text)
+    prepare.main()
+    assert read_classes(project / "prepared")["image_size"] == 36
+    assert read_split(project / "prepared", "val").images.shape[1] == 36
 
 
 def test_grey_png_and_jpeg_of_the_same_class_both_used(project):

@@ -21,14 +21,16 @@ def project(trained_project):
 CNN_KEYS = {
     "val_accuracy", "val_loss", "val_macro_f1", "val_per_class", "epochs_trained",
     "train_seconds", "train_images_per_second", "params_total", "params_trainable",
+    "class_weighted",
 }  # fmt: skip
 
 
 def test_both_models_write_complete_metrics(project):
     cnn, resnet = model_metrics(project, "cnn"), model_metrics(project, "resnet")
     assert set(cnn) == CNN_KEYS
-    assert set(resnet) == CNN_KEYS | {"pretrained", "feature_cache_seconds"}
-    assert resnet["pretrained"] is True
+    assert set(resnet) == CNN_KEYS | {"pretrained", "feature_cache_seconds", "augmented_views"}
+    assert resnet["pretrained"] is True and resnet["augmented_views"] == 1
+    assert cnn["class_weighted"] is False  # balanced classes: auto leaves the loss alone
     for metrics in (cnn, resnet):
         assert 0 <= metrics["val_accuracy"] <= 1 and metrics["epochs_trained"] == 2
         assert set(metrics["val_per_class"]) == {"circle", "square", "star"}
@@ -84,6 +86,32 @@ def test_training_is_deterministic(project, tmp_path):
     }
     second_weights = keras.models.load_model(again / "models/cnn/model.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first_weights, second_weights, strict=True))
+
+
+def test_class_weights_change_training_when_switched_on(project, tmp_path):
+    weighted = tmp_path / "weighted"
+    shutil.copytree(project, weighted, ignore=shutil.ignore_patterns("models", "dvclive"))
+    # Drop most training images of one class, as an unbalanced folder would have.
+    train_dir = weighted / "prepared" / "train"
+    labels = np.load(train_dir / "labels.npy")
+    keep = np.flatnonzero((labels != 0) | (np.cumsum(labels == 0) <= 1))
+    np.save(train_dir / "images.npy", np.load(train_dir / "images.npy")[keep])
+    np.save(train_dir / "labels.npy", labels[keep])
+    files = (train_dir / "files.txt").read_text().splitlines()
+    (train_dir / "files.txt").write_text("".join(files[i] + "\n" for i in keep))
+    results = {}
+    for mode in ("none", "auto"):
+        write_params(weighted, train={**TINY["train"], "class_weight": mode})
+        with InProject(weighted):
+            train_cnn.main()
+        results[mode] = (
+            model_metrics(weighted, "cnn")["class_weighted"],
+            keras.models.load_model(weighted / "models/cnn/model.keras").get_weights(),
+        )
+    assert results["none"][0] is False and results["auto"][0] is True
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(results["none"][1], results["auto"][1], strict=True)
+    )
 
 
 def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Gunicorn, image_bytes, random_rgb
+from support.server import Gunicorn
+from tests.conftest import image_bytes, random_rgb
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import Gunicorn, http, image_bytes, multipart, random_rgb, upload_cases
+from support.server import Gunicorn, http, multipart
+from tests.conftest import image_bytes, random_rgb, upload_cases
 
 
 @pytest.fixture(scope="module")

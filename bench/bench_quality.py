@@ -1,0 +1,164 @@
+"""Model quality and time-to-accuracy of the default recipe against a tutorial reference.
+
+    python -m bench.bench_quality                 # all cases (about 10 minutes on 2 cores)
+    python -m bench.bench_quality --cases photos  # one case
+    python -m bench.bench_quality --set train.epochs=15 --set cnn.learning_rate=0.002
+
+Needs Debian's `dataset-fashion-mnist` and `mate-backgrounds` packages (`make
+bench-data` installs them). For each case (see bench/datasets.py) it writes the
+data into a temporary git copy of this checkout's tracked files, runs the whole
+default pipeline there (`dvc repro`: prepare, both models, compare, export), timed
+with the peak memory of the process tree, then trains the reference network of
+bench/reference.py on exactly the same train/val/test files. It prints, per case,
+both test accuracies and macro F1s, the rare class's recall where there is one, the
+project's `dvc repro` wall time, the reference's training time and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from bench import datasets
+from bench.measure import run_measured
+from imgclf.ingest import longer_sides
+from support.project import commit_copy, copy_tracked_files, project_env, set_params
+
+CASES: dict[str, Callable[[Path], object]] = {
+    "fashion": datasets.write_fashion,
+    "photos": datasets.write_photos,
+    "unbalanced": lambda data: datasets.write_fashion(data, rare_class=datasets.RARE_CLASS),
+}
+RARE = {"unbalanced": datasets.RARE_CLASS}
+
+
+def parse_sets(pairs: list[str]) -> dict[str, dict]:
+    """--set group.key=value (value parsed as YAML) into params changes."""
+    changes: dict[str, dict] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        group, _, name = key.partition(".")
+        if not (group and name and value):
+            raise SystemExit(f"--set {pair!r}: expected group.key=value, e.g. train.epochs=15")
+        changes.setdefault(group, {})[name] = YAML(typ="safe", pure=True).load(value)
+    return changes
+
+
+def read_metrics(project: Path, name: str) -> dict:
+    return json.loads((project / "metrics" / f"{name}.json").read_text())
+
+
+def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
+    project = root / name
+    project.mkdir()
+    copy_tracked_files(project)
+    CASES[name](project / "data")
+    set_params(project, changes)
+    env = project_env(project)
+    commit_copy(project, env)
+
+    print(f"\n== {name}: dvc repro in {project}", flush=True)
+    repro = run_measured(["dvc", "repro"], project, env)
+    exported, prepared = read_metrics(project, "export"), read_metrics(project, "prepare")
+    trained = {model: read_metrics(project, model) for model in ("cnn", "resnet")}
+
+    # The reference sees the images at their own size (28 px for Fashion-MNIST), or at
+    # the project's size when that is smaller (large photos).
+    native = statistics.median(longer_sides(sorted((project / "data").rglob("*.*"))))
+    size = int(min(native, prepared["image_size"]))
+    out = project / "reference.json"
+    print(f"== {name}: reference network at {size} px", flush=True)
+    command = [sys.executable, "-m", "bench.reference", str(project), str(size), str(out)]
+    reference_run = run_measured(command, Path.cwd(), env)
+    reference = json.loads(out.read_text())
+
+    rare = RARE.get(name)
+    return {
+        "case": name,
+        "images": prepared["used"],
+        "image_size": prepared["image_size"],
+        "selected": exported["selected"],
+        "project_test_accuracy": exported["test_accuracy"],
+        "project_test_macro_f1": exported["test_macro_f1"],
+        "project_rare_recall": exported["test_per_class"][rare]["recall"] if rare else None,
+        "cnn_val_accuracy": trained["cnn"]["val_accuracy"],
+        "cnn_epochs": trained["cnn"]["epochs_trained"],
+        "cnn_train_seconds": trained["cnn"]["train_seconds"],
+        "resnet_val_accuracy": trained["resnet"]["val_accuracy"],
+        "resnet_train_seconds": trained["resnet"]["train_seconds"],
+        "calibration": exported["calibration_reason"],
+        "repro_seconds": repro.seconds,
+        "repro_peak_mib": repro.peak_tree_bytes / 2**20,
+        "reference_image_size": size,
+        "reference_test_accuracy": reference["test_accuracy"],
+        "reference_test_macro_f1": reference["test_macro_f1"],
+        "reference_rare_recall": reference["test_recall"][rare] if rare else None,
+        "reference_epochs": reference["epochs"],
+        "reference_train_seconds": reference["train_seconds"],
+        "reference_peak_mib": reference_run.peak_tree_bytes / 2**20,
+    }
+
+
+def report(r: dict) -> str:
+    ratio = r["repro_seconds"] / r["reference_train_seconds"]
+    lines = [
+        f"{r['case']}: {r['images']} images at {r['image_size']} px, selected {r['selected']}",
+        f"  test accuracy   project {r['project_test_accuracy']:.4f}   reference "
+        f"{r['reference_test_accuracy']:.4f}   "
+        f"({100 * (r['project_test_accuracy'] - r['reference_test_accuracy']):+.1f} points)",
+        f"  test macro F1   project {r['project_test_macro_f1']:.4f}   reference "
+        f"{r['reference_test_macro_f1']:.4f}",
+    ]
+    if r["project_rare_recall"] is not None:
+        lines.append(
+            f"  rare class ({RARE[r['case']]}) recall  project {r['project_rare_recall']:.4f}"
+            f"   reference {r['reference_rare_recall']:.4f}"
+        )
+    lines += [
+        f"  time            project dvc repro {r['repro_seconds']:.0f} s (CNN trains "
+        f"{r['cnn_train_seconds']:.0f} s, {r['cnn_epochs']} epochs; ResNet50 "
+        f"{r['resnet_train_seconds']:.0f} s)   reference training "
+        f"{r['reference_train_seconds']:.0f} s ({r['reference_epochs']} epochs, "
+        f"{r['reference_image_size']} px)   ratio {ratio:.2f}x",
+        f"  peak memory     project {r['repro_peak_mib']:.0f} MiB   reference "
+        f"{r['reference_peak_mib']:.0f} MiB",
+        f"  validation      CNN {r['cnn_val_accuracy']:.4f}   "
+        f"ResNet50 {r['resnet_val_accuracy']:.4f}",
+        f"  calibration     {r['calibration']}",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    changes = parse_sets(args.set)
+    cores = len(__import__("os").sched_getaffinity(0))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as scratch:
+        for name in args.cases:
+            results.append(run_case(name, Path(scratch), changes))
+    print(f"\nbench_quality: default params{' with ' + ' '.join(args.set) if args.set else ''}, "
+          f"{cores} cores")  # fmt: skip
+    for result in results:
+        print(report(result))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"bench_quality: {exc}")

@@ -1,0 +1,93 @@
+"""The benchmark's datasets, written as the class folders a user would have.
+
+- fashion: Fashion-MNIST in given train/val/test folders (see bench/fashion_mnist.py for
+  the reserved images this never reads): 600 training and 100 validation images per
+  class from training images 0-19,999, and 1,000 test images per class from
+  20,000-39,999.
+- unbalanced: the same, with one class cut to a tenth of its training and validation
+  images (its test images stay, so its recall is measured on 1,000).
+- photos: real RGB photos in the flat layout (`data/<class>/*`): crops of the MATE
+  desktop's 12 nature photographs (Debian's `mate-backgrounds`), one per class,
+  at varied sizes, aspect ratios and formats (JPEG, PNG, WebP), some stored rotated
+  with an EXIF orientation tag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.fashion_mnist import CLASS_NAMES, load_usable
+
+PHOTOS = Path("/usr/share/backgrounds/mate/nature")
+PHOTO_CLASSES = [
+    "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow",
+    "LadyBird", "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower",
+]  # fmt: skip
+RARE_CLASS = "Pullover"
+EXIF_ORIENTATION = 0x0112
+
+
+def _pick(labels: np.ndarray, label: int, start: int, stop: int, skip: int, count: int):
+    return np.flatnonzero(labels[start:stop] == label)[skip : skip + count] + start
+
+
+def write_fashion(data: Path, rare_class: str | None = None) -> dict[str, int]:
+    """Write data/{train,val,test}/<class>/<index>.png; returns the image count per split."""
+    images, labels = load_usable()
+    counts = {"train": 0, "val": 0, "test": 0}
+    for label, name in enumerate(CLASS_NAMES):
+        share = 10 if name == rare_class else 1
+        chosen = {
+            "train": _pick(labels, label, 0, 20_000, 0, 600 // share),
+            "val": _pick(labels, label, 0, 20_000, 600, 100 // share),
+            "test": _pick(labels, label, 20_000, 40_000, 0, 1000),
+        }
+        for split, indices in chosen.items():
+            folder = data / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in indices:
+                Image.fromarray(images[index], mode="L").save(folder / f"{index:05d}.png")
+            counts[split] += len(indices)
+    return counts
+
+
+def _save_photo(crop: Image.Image, path: Path, number: int) -> None:
+    fmt = ("JPEG", "PNG", "WEBP")[number % 3]
+    path = path.with_suffix({"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}[fmt])
+    if fmt == "JPEG" and number % 4 == 0:
+        # Stored turned by 90 degrees, with the EXIF tag that turns it upright again.
+        exif = Image.Exif()
+        exif[EXIF_ORIENTATION] = 6  # "rotate 90 CW to display"
+        crop.transpose(Image.Transpose.ROTATE_90).save(path, quality=90, exif=exif)
+    else:
+        crop.save(path, **({"quality": 90} if fmt != "PNG" else {}))
+
+
+def write_photos(data: Path, per_class: int = 150, seed: int = 0) -> int:
+    """Write data/<class>/<n>.<ext>: `per_class` random crops of each class's photograph."""
+    rng = np.random.default_rng(seed)
+    missing = [name for name in PHOTO_CLASSES if not (PHOTOS / f"{name}.jpg").is_file()]
+    if missing:
+        raise SystemExit(
+            f"{PHOTOS}/{missing[0]}.jpg not found: `sudo apt-get install mate-backgrounds`"
+        )
+    for name in PHOTO_CLASSES:
+        folder = data / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with Image.open(PHOTOS / f"{name}.jpg") as opened:
+            photo = opened.convert("RGB")
+        width, height = photo.size
+        for number in range(per_class):
+            # Small crops: a class is recognised from a patch of its photograph.
+            side = rng.uniform(0.06, 0.25) * min(width, height)
+            aspect = rng.uniform(0.75, 1.33)
+            w, h = int(side * aspect), int(side / aspect)
+            left, top = rng.integers(0, width - w), rng.integers(0, height - h)
+            out = int(rng.integers(48, 400))
+            crop = photo.crop((left, top, left + w, top + h))
+            crop = crop.resize((out, max(1, round(out * h / w))), Image.Resampling.LANCZOS)
+            _save_photo(crop, folder / f"{name.lower()}_{number:03d}", number)
+    return per_class * len(PHOTO_CLASSES)

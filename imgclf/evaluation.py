@@ -1,0 +1,44 @@
+"""Scoring predicted probabilities against true labels (scikit-learn does the counting)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
+
+from dvclive import Live
+
+
+def classification_metrics(
+    probabilities: np.ndarray, labels: np.ndarray, class_names: list[str], prefix: str
+) -> dict:
+    """Accuracy, loss, macro F1 and per-class precision/recall/F1 from predicted probabilities.
+
+    A class that is never predicted (or never present) scores 0, not NaN.
+    """
+    predicted = probabilities.argmax(axis=1)
+    every_class = np.arange(len(class_names))
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, labels=every_class, zero_division=0
+    )
+    return {
+        f"{prefix}_accuracy": float(accuracy_score(labels, predicted)),
+        f"{prefix}_loss": float(log_loss(labels, probabilities, labels=every_class)),
+        f"{prefix}_macro_f1": float(f1.mean()),
+        f"{prefix}_per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f)}
+            for name, p, r, f in zip(class_names, precision, recall, f1, strict=True)
+        },
+    }
+
+
+def log_confusion(
+    live: Live, labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+) -> None:
+    """Write the validation confusion matrix for DVC's `confusion` template."""
+    names = np.asarray(class_names)
+    live.log_sklearn_plot(
+        "confusion_matrix",
+        names[labels],
+        names[probabilities.argmax(axis=1)],
+        name="confusion_matrix.json",
+    )

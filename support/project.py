@@ -1,0 +1,62 @@
+"""A throwaway git + DVC copy of this project, for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+# Results of the committed run: a copy makes its own.
+LEFT_OUT = ("dvc-sample-remote/", "metrics/", "dvc.lock")
+
+
+def copy_tracked_files(dest: Path) -> None:
+    """Copy the files git tracks in this checkout (code, params, dvc.yaml) into `dest`."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for name in tracked:
+        if name.startswith(LEFT_OUT) or not (ROOT / name).is_file():
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+
+
+def project_env(repo: Path) -> dict[str, str]:
+    """The environment to run `dvc` in a copy: this venv's tools, the copy's own package."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo),
+        "KERAS_HOME": str(repo / ".keras-home"),  # never the user's cached weights
+        "GIT_AUTHOR_NAME": "imgclf", "GIT_AUTHOR_EMAIL": "imgclf@example.com",
+        "GIT_COMMITTER_NAME": "imgclf", "GIT_COMMITTER_EMAIL": "imgclf@example.com",
+    }  # fmt: skip
+
+
+def set_params(repo: Path, changes: dict[str, dict]) -> None:
+    """Update groups of the copy's params.yaml, keeping its comments."""
+    yaml = YAML(typ="rt")
+    params = yaml.load((repo / "params.yaml").read_text())
+    for group, values in changes.items():
+        params[group].update(values)
+    with open(repo / "params.yaml", "w") as f:
+        yaml.dump(params, f)
+
+
+def commit_copy(repo: Path, env: dict[str, str]) -> None:
+    """git init the copy, track its data/ with DVC, and commit everything."""
+    for command in (
+        ["git", "init", "-q"],
+        ["dvc", "add", "-q", "data"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "start"],
+    ):
+        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
