@@ -5,7 +5,7 @@
 
 The stage runs as a subprocess in a scratch project (bench/out/ by default); its
 memory is the sum of the resident memory of the stage and its decoder workers,
-sampled every 50 ms.
+sampled every 0.5 s.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 Clones this repository's committed HEAD into a scratch folder (bench/out/clone),
 pulls the sample data from the in-repo remote and runs every stage, reporting the
 wall time and peak memory (the summed resident memory of DVC and its stage
-processes, sampled every 50 ms), then prints `dvc metrics show` for that run.
+processes, sampled every 0.5 s), then prints `dvc metrics show` for that run.
 """
 
 from __future__ import annotations
