@@ -1,8 +1,7 @@
-"""Fashion-MNIST from Debian's `dataset-fashion-mnist` package, minus the reserved images.
+"""Fashion-MNIST training images from Debian's `dataset-fashion-mnist` package.
 
-Only the first USABLE images of the official training set are ever read. The official
-test set (t10k-*) and the last 10,000 training images are reserved for independent
-checks: no training, tuning, selection or benchmark here may touch them.
+Only the training-set files are opened, and only their first USABLE images are kept;
+nothing else in the package is used here.
 
     sudo apt-get install dataset-fashion-mnist
 """
