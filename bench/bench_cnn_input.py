@@ -22,7 +22,7 @@ import numpy as np
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.models import build_augmentation, build_cnn, with_augmentation
-from imgclf.training import ArrayBatches, make_deterministic, make_optimizer
+from imgclf.training import ArrayBatches, compile_for_training, make_deterministic, one_hot
 
 PREPARED = Path("prepared")
 
@@ -40,24 +40,22 @@ class EpochTimer(keras.callbacks.Callback):
 
 def images_per_second(params, classes, train, epochs: int, pipeline: bool) -> float:
     make_deterministic(params.train.seed)
-    size = classes["image_size"]
+    size, count = classes["image_size"], len(classes["class_names"])
     model = with_augmentation(
-        build_cnn(size, len(classes["class_names"]), params.cnn),
+        build_cnn(size, count, params.cnn),
         build_augmentation(params.augment, params.train.seed),
     )
-    model.compile(
-        make_optimizer(params.train.optimizer, params.cnn.learning_rate),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    timer = EpochTimer()
     batch = params.train.batch_size
+    data = ArrayBatches(
+        train.images, train.labels, batch, params.train.seed, shuffle=True, num_classes=count
+    )
+    compile_for_training(model, params.train, params.cnn.learning_rate, len(data), epochs)
+    timer = EpochTimer()
     if pipeline:
-        data = ArrayBatches(train.images, train.labels, batch, params.train.seed, shuffle=True)
         model.fit(data, epochs=epochs, callbacks=[timer], verbose=0)
     else:
-        x = np.asarray(train.images, dtype="float32")
-        model.fit(x, train.labels, batch_size=batch, epochs=epochs, callbacks=[timer], verbose=0)
+        x, y = np.asarray(train.images, dtype="float32"), one_hot(train.labels, count)
+        model.fit(x, y, batch_size=batch, epochs=epochs, callbacks=[timer], verbose=0)
     return len(train.labels) * (epochs - 1) / sum(timer.seconds[1:])
 
 

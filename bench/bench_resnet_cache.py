@@ -26,7 +26,7 @@ from imgclf.models import (
     build_resnet_head,
     with_augmentation,
 )
-from imgclf.training import ArrayBatches, make_deterministic, make_optimizer
+from imgclf.training import ArrayBatches, compile_for_training, make_deterministic, one_hot
 
 PREPARED = Path("prepared")
 
@@ -39,11 +39,6 @@ def build(params, image_size: int, num_classes: int):
     head = build_resnet_head(num_classes, params.resnet)
     model = build_resnet(extractor, head, image_size)
     return extractor, head, model
-
-
-def compile_for_training(model, params) -> None:
-    optimizer = make_optimizer(params.train.optimizer, params.resnet.learning_rate)
-    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 def val_accuracy(model, val) -> float:
@@ -60,35 +55,35 @@ def main() -> None:
     size, count = classes["image_size"], len(classes["class_names"])
     train, val = read_split(PREPARED, "train"), read_split(PREPARED, "val", mmap=False)
     batch = params.train.batch_size
-    val_data = (val.images.astype("float32"), val.labels)
+    val_data = (val.images.astype("float32"), one_hot(val.labels, count))
+    lr, seed = params.resnet.learning_rate, params.train.seed
 
     extractor, head, model = build(params, size, count)
     # The Keras-examples way: augmentation layers in front of the whole model.
     trainer = with_augmentation(model, build_augmentation(params.augment, params.train.seed))
-    compile_for_training(trainer, params)
+    images = ArrayBatches(train.images, train.labels, batch, seed, shuffle=True, num_classes=count)
+    compile_for_training(trainer, params.train, lr, len(images), args.epochs)
     started = time.perf_counter()
     # The naive way has no feature cache to take statistics from: it adapts on one
     # pass of the base over the training images, counted in its time.
     head.get_layer("feature_norm").adapt(extract_features(extractor, train.images, batch))
-    trainer.fit(
-        ArrayBatches(train.images, train.labels, batch, params.train.seed, shuffle=True),
-        validation_data=val_data, epochs=args.epochs, verbose=0,
-    )  # fmt: skip
+    trainer.fit(images, validation_data=val_data, epochs=args.epochs, verbose=0)
     naive_seconds = time.perf_counter() - started
     naive_accuracy = val_accuracy(model, val)
 
     extractor, head, model = build(params, size, count)
     augmenter = build_augmenter(params.augment, params.train.seed)
-    compile_for_training(head, params)
     started = time.perf_counter()
     features, labels = cached_training_set(
         extractor, train.images, train.labels, batch, augmenter, params.resnet.augmented_views
     )
     val_features = extract_features(extractor, val.images, batch)
     head.get_layer("feature_norm").adapt(features)
+    cached = ArrayBatches(features, labels, batch, seed, shuffle=True, num_classes=count)
+    compile_for_training(head, params.train, lr, len(cached), args.epochs)
     head.fit(
-        ArrayBatches(features, labels, batch, params.train.seed, shuffle=True),
-        validation_data=(val_features, val.labels), epochs=args.epochs, verbose=0,
+        cached, validation_data=(val_features, one_hot(val.labels, count)),
+        epochs=args.epochs, verbose=0,
     )  # fmt: skip
     cached_seconds = time.perf_counter() - started
     cached_accuracy = val_accuracy(model, val)

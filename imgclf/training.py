@@ -123,10 +123,12 @@ def learning_rate_schedule(
 
 
 def make_optimizer(
-    train: TrainParams, learning_rate: float, steps_per_epoch: int, epochs: int | None = None
+    train: TrainParams, learning_rate: float, steps_per_epoch: int, epochs: int
 ) -> keras.optimizers.Optimizer:
-    """The Keras optimizer named by train.optimizer, with train.weight_decay and the schedule."""
-    epochs = epochs or planned_epochs(train, steps_per_epoch)
+    """The Keras optimizer named by train.optimizer, with train.weight_decay and the schedule.
+
+    `epochs` is what fit() will run (see planned_epochs): the schedule spans exactly it.
+    """
     schedule = learning_rate_schedule(train, learning_rate, steps_per_epoch, epochs)
     optimizers = {
         "adam": keras.optimizers.Adam,
@@ -142,7 +144,7 @@ def compile_for_training(
     train: TrainParams,
     learning_rate: float,
     steps_per_epoch: int,
-    epochs: int | None = None,
+    epochs: int,
 ) -> None:
     """Compile `model` with the recipe in train.*: optimizer, schedule, label smoothing.
 
@@ -196,7 +198,7 @@ def fit(
     train: TrainParams,
     live: Live,
     images_per_epoch: int,
-    epochs: int | None = None,
+    epochs: int,
     class_weight: dict[int, float] | None = None,
 ) -> FitResult:
     """model.fit with DVCLive per-epoch logging and early stopping on validation accuracy.
@@ -206,7 +208,6 @@ def fit(
     the cosine schedule it watches only the second half of the run: stopping while the
     learning rate is still high would keep a model the schedule had not yet refined.
     """
-    epochs = epochs or planned_epochs(train, len(train_data))
     callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)]
     if train.early_stopping_patience > 0:
         callbacks.append(

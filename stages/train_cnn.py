@@ -24,6 +24,7 @@ from imgclf.training import (
     one_hot,
     open_live,
     parameter_counts,
+    planned_epochs,
 )
 
 PREPARED = Path("prepared")
@@ -45,18 +46,19 @@ def main() -> None:
         train_split.images, train_split.labels, train.batch_size, train.seed, shuffle=True,
         num_classes=num_classes,
     )  # fmt: skip
+    epochs = planned_epochs(train, len(batches))
 
     with choose_strategy(train.distribute).scope():
         model = build_cnn(image_size, num_classes, params.cnn)
         trainer = with_augmentation(model, build_augmentation(params.augment, train.seed))
-        compile_for_training(trainer, train, params.cnn.learning_rate, len(batches))
+        compile_for_training(trainer, train, params.cnn.learning_rate, len(batches), epochs)
     model.summary(print_fn=lambda line, **_: print(line))
 
     weights = class_weights(train_split.labels, num_classes, train.class_weight)
     live = open_live("cnn")
     result = fit(
         trainer, batches, (val_images, one_hot(val.labels, num_classes)), train, live,
-        len(train_split.labels), class_weight=weights,
+        len(train_split.labels), epochs, class_weight=weights,
     )  # fmt: skip
 
     probabilities = model.predict(val_images, batch_size=train.batch_size, verbose=0)

@@ -41,6 +41,7 @@ from imgclf.training import (
     one_hot,
     open_live,
     parameter_counts,
+    planned_epochs,
 )
 
 PREPARED = Path("prepared")
@@ -87,13 +88,14 @@ def main() -> None:
     head_batches = feature_batches(
         train_features, train_labels, num_classes, train.batch_size, train.seed
     )
+    epochs = planned_epochs(train, len(head_batches))
     with strategy.scope():
-        compile_for_training(head, train, resnet.learning_rate, len(head_batches))
+        compile_for_training(head, train, resnet.learning_rate, len(head_batches), epochs)
     class_weight = class_weights(train_split.labels, num_classes, train.class_weight)
     live = open_live("resnet")
     result = fit(
         head, head_batches, (val_features, one_hot(val.labels, num_classes)), train, live,
-        len(train_labels), class_weight=class_weight,
+        len(train_labels), epochs, class_weight=class_weight,
     )  # fmt: skip
     train_seconds = feature_seconds + result.train_seconds
     images_seen = result.images_seen

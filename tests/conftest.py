@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from ruamel.yaml import YAML
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.project import ROOT, set_params
 
 
 def image_bytes(image: Image.Image, fmt: str = "PNG", **save_args: object) -> bytes:
@@ -69,12 +69,9 @@ TINY = {
 
 
 def write_params(project: Path, **changes: dict) -> None:
-    yaml = YAML(typ="safe", pure=True)
-    params = yaml.load((ROOT / "params.yaml").read_text())
-    for group, values in {**TINY, **changes}.items():
-        params[group].update(values)
-    with open(project / "params.yaml", "w") as f:
-        yaml.dump(params, f)
+    """The repository's params.yaml in `project`, with TINY and `changes` applied."""
+    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    set_params(project, {**TINY, **changes})
 
 
 class InProject:

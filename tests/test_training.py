@@ -46,7 +46,8 @@ def test_auto_epochs_give_about_a_thousand_steps_within_bounds(steps_per_epoch, 
 
 
 def test_auto_epochs_set_the_schedule_length():
-    optimizer = make_optimizer(recipe(epochs="auto", warmup_epochs=0), 0.01, steps_per_epoch=100)
+    auto = recipe(epochs="auto", warmup_epochs=0)
+    optimizer = make_optimizer(auto, 0.01, 100, planned_epochs(auto, 100))
     # 10 epochs of 100 steps: the cosine reaches 0 at step 1,000, half the peak at 500.
     assert float(optimizer.learning_rate) == pytest.approx(0.01)
     schedule = optimizer._learning_rate
@@ -68,7 +69,7 @@ def test_warm_up_never_takes_the_whole_run():
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
 def test_every_optimizer_gets_the_schedule_and_weight_decay(name):
-    optimizer = make_optimizer(recipe(optimizer=name), 0.01, steps_per_epoch=5)
+    optimizer = make_optimizer(recipe(optimizer=name), 0.01, steps_per_epoch=5, epochs=10)
     assert optimizer.weight_decay == pytest.approx(0.05)
     assert float(optimizer.learning_rate) == 0.0  # step 0 of the warm-up
 
