@@ -18,6 +18,7 @@ from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.feature_cache import cached_training_set, extract_features
 from imgclf.models import (
+    adapt_feature_norm,
     build_augmentation,
     build_augmenter,
     build_feature_extractor,
@@ -66,7 +67,7 @@ def main() -> None:
     started = time.perf_counter()
     # The naive way has no feature cache to take statistics from: it adapts on one
     # pass of the base over the training images, counted in its time.
-    head.get_layer("feature_norm").adapt(extract_features(extractor, train.images, batch))
+    adapt_feature_norm(head, extract_features(extractor, train.images, batch))
     trainer.fit(images, validation_data=val_data, epochs=args.epochs, verbose=0)
     naive_seconds = time.perf_counter() - started
     naive_accuracy = val_accuracy(model, val)
@@ -78,7 +79,7 @@ def main() -> None:
         extractor, train.images, train.labels, batch, augmenter, params.resnet.augmented_views
     )
     val_features = extract_features(extractor, val.images, batch)
-    head.get_layer("feature_norm").adapt(features)
+    adapt_feature_norm(head, features)
     cached = ArrayBatches(features, labels, batch, seed, shuffle=True, num_classes=count)
     compile_for_training(head, params.train, lr, len(cached), args.epochs)
     head.fit(

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+)
 
 from dvclive import Live
 
@@ -42,3 +47,39 @@ def log_confusion(
         names[probabilities.argmax(axis=1)],
         name="confusion_matrix.json",
     )
+
+
+def confident_mistakes(
+    probabilities: np.ndarray, labels: np.ndarray, files: list[str], class_names: list[str],
+    count: int,
+) -> list[dict]:  # fmt: skip
+    """The `count` wrong predictions made with the highest confidence, most confident first."""
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
+    return [
+        {
+            "row": int(i),
+            "file": files[i],
+            "actual": class_names[labels[i]],
+            "predicted": class_names[predicted[i]],
+            "confidence": float(confidence[i]),
+        }
+        for i in wrong
+    ]
+
+
+def most_confused(
+    labels: np.ndarray, predicted: np.ndarray, class_names: list[str], count: int
+) -> list[dict]:
+    """The `count` (actual, predicted) class pairs mistaken most often, with their counts."""
+    matrix = confusion_matrix(labels, predicted, labels=np.arange(len(class_names)))
+    np.fill_diagonal(matrix, 0)
+    pairs = sorted(
+        ((int(n), a, p) for (a, p), n in np.ndenumerate(matrix) if n > 0),
+        key=lambda pair: (-pair[0], pair[1], pair[2]),
+    )[:count]
+    return [
+        {"actual": class_names[a], "predicted": class_names[p], "count": n} for n, a, p in pairs
+    ]

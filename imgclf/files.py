@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 
@@ -22,3 +24,17 @@ def write_json(path: Path, content: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_rounded(content), indent=2, sort_keys=True)
     path.write_text(text + "\n", encoding="utf-8")
+
+
+def replace_directory(staging: Path, target: Path) -> None:
+    """Swap a fully written `staging` directory in for `target`.
+
+    A reader sees the old directory or (for the instant between two renames) none,
+    never a half-written one.
+    """
+    retired = target.with_name(f".{target.name}.retired")
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from imgclf.selective import Threshold
+
 MODEL_NAMES = {"cnn": "custom CNN (4 convolutional blocks, trained from scratch)",
                "resnet": "ResNet50 transfer learning (frozen base, new head)"}  # fmt: skip
 
@@ -15,7 +17,40 @@ def _per_class_table(per_class: dict) -> str:
     return "\n".join(rows)
 
 
-def render(metadata: dict, test_metrics: dict, data_counts: dict) -> str:
+def _pairs_table(pairs: list[dict]) -> str:
+    if not pairs:
+        return "No test image was misclassified."
+    rows = ["| true class | predicted as | test images |", "|---|---|---|"]
+    rows += [f"| {p['actual']} | {p['predicted']} | {p['count']} |" for p in pairs]
+    return "\n".join(rows)
+
+
+def _threshold_text(threshold: Threshold, test_answered: dict) -> str:
+    if threshold.confidence <= 0:
+        return "Off (`export.target_accuracy: 0`): every image gets an answer."
+    reached = (
+        f"reaches the target accuracy {threshold.target_accuracy:.2f}"
+        if threshold.target_reached
+        else f"is the best validation allows: the target {threshold.target_accuracy:.2f} "
+        "was not reached"
+    )
+    return (
+        f"Answers below a confidence of {threshold.confidence:.3f} are marked uncertain "
+        f'("not sure"). On validation that threshold {reached} (answered accuracy '
+        f"{threshold.val_accuracy:.4f}, {100 * threshold.val_coverage:.1f}% answered); on "
+        f"the test split it answers {100 * test_answered['coverage']:.1f}% of images with "
+        f"accuracy {test_answered['accuracy']:.4f}."
+    )
+
+
+def render(
+    metadata: dict,
+    test_metrics: dict,
+    data_counts: dict,
+    confused_pairs: list[dict],
+    threshold: Threshold,
+    test_answered: dict,
+) -> str:
     """The model card as Markdown."""
     selected = metadata["selected_model"]
     size, classes = metadata["image_size"], metadata["class_names"]
@@ -57,6 +92,15 @@ Per class, on the test split:
 
 {_per_class_table(test_metrics["test_per_class"])}
 
+Most confused classes on the test split (the gallery of the most confidently wrong
+images is `evaluation/mistakes.png`, drawn by `dvc plots show`):
+
+{_pairs_table(confused_pairs)}
+
+## When it is not sure
+
+{_threshold_text(threshold, test_answered)}
+
 ## Confidence calibration
 
 Temperature scaling on the validation split: {calibration["reason"]}.
@@ -66,7 +110,8 @@ before, {calibration["test_ece_after"]:.4f} after. The exported probabilities ar
 
 ## Limits
 
-- Trained only on the classes above: every image gets one of them, however unrelated.
+- Trained only on the classes above: every image gets one of them, however unrelated;
+  only a low confidence (marked uncertain) hints that an image may be none of them.
 - Small input size ({metadata["image_size"]} px): fine detail is lost.
 - Measured on a test split from the same source as the training data; other cameras,
   backgrounds or image styles may do worse.

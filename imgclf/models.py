@@ -17,6 +17,7 @@ from keras import layers
 from imgclf.params import AugmentParams, CnnParams, ResnetParams
 
 FEATURES = 2048  # ResNet50's last block has 2048 channels
+VARIANCE_FLOOR = 0.01  # of the median feature variance (see adapt_feature_norm)
 
 
 def build_augmentation(augment: AugmentParams, seed: int) -> keras.Sequential:
@@ -104,7 +105,7 @@ def build_resnet_base(image_size: int) -> keras.Model:
 def build_resnet_head(num_classes: int, resnet: ResnetParams) -> keras.Sequential:
     """The new classifier, trained on pooled ResNet features.
 
-    Call `head.get_layer("feature_norm").adapt(train_features)` before training.
+    Call adapt_feature_norm(head, train_features) before training.
     """
     return keras.Sequential(
         [
@@ -119,6 +120,23 @@ def build_resnet_head(num_classes: int, resnet: ResnetParams) -> keras.Sequentia
         ],
         name="head",
     )
+
+
+def adapt_feature_norm(head: keras.Model, features: np.ndarray) -> None:
+    """Fit the head's feature standardization to the training features, with a variance floor.
+
+    A feature that is (nearly) constant on the training set, such as a ReLU channel of
+    a random base that never fires there, would otherwise be divided by ~0 and reach
+    millions on a new image that does fire it: the head's logits, and its validation
+    loss, then explode. Flooring each variance at VARIANCE_FLOOR of the median keeps
+    such features on the scale of the others; informative features are unaffected.
+    """
+    norm = head.get_layer("feature_norm")
+    norm.adapt(features)
+    variance = keras.ops.convert_to_numpy(norm.adapt_variance)
+    floor = VARIANCE_FLOOR * float(np.median(variance))
+    norm.adapt_variance.assign(np.maximum(variance, floor))
+    norm.finalize_state()
 
 
 def build_feature_extractor(base: keras.Model, image_size: int) -> keras.Model:

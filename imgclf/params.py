@@ -123,6 +123,8 @@ class CompareParams(_Group):
 class ExportParams(_Group):
     calibrate: bool
     top_k: Annotated[int, Field(ge=1, le=1000)]
+    target_accuracy: Annotated[float, Field(ge=0, lt=1)]
+    mistakes: Annotated[int, Field(ge=0, le=256)]
 
 
 class Params(_Group):

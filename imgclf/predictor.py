@@ -2,18 +2,28 @@
 
 from imgclf.predictor import Predictor
 predictor = Predictor.load("models/best")
-predictor.predict("photo.jpg")  # {"prediction": "Cat", "confidence": 0.94, "probabilities": {...}}
+predictor.predict("photo.jpg")  # {"prediction": "Cat", "confidence": 0.94, "uncertain": false,
+                               #  "answer": "Cat", "probabilities": {...}}
+answer, heatmap = predictor.explain("photo.jpg")  # the same answer, and a PIL image of
+                                                   # Grad-CAM laid over the photo
+
+Below the export's confidence threshold (metadata `confidence_threshold`, see
+imgclf/selective.py) the answer is marked uncertain: "prediction" stays the best
+guess, "answer" reads "not sure — maybe Cat".
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from imgclf.heatmap import overlay
 from imgclf.images import DEFAULT_MAX_PIXELS, decode
+from imgclf.selective import is_uncertain
 
 DEFAULT_EXPORT_DIR = Path("models/best")
 
@@ -29,6 +39,8 @@ class Predictor:
     model: object  # keras.Model; typed loosely so importing this module stays light
     metadata: dict
     max_pixels: int = DEFAULT_MAX_PIXELS
+    _gradcam: object = field(default=None, repr=False)  # built on the first explain()
+    _gradcam_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR) -> Predictor:
@@ -53,6 +65,11 @@ class Predictor:
     def image_size(self) -> int:
         return self.metadata["image_size"]
 
+    @property
+    def confidence_threshold(self) -> float:
+        """Answers below this confidence are marked uncertain (0 for older exports)."""
+        return float(self.metadata.get("confidence_threshold", 0.0))
+
     def pixels(self, image: bytes | str | Path) -> np.ndarray:
         """The model input for one image file or its bytes (raises ImageDecodeError)."""
         data = image if isinstance(image, bytes) else Path(image).read_bytes()
@@ -66,9 +83,13 @@ class Predictor:
         """The answer users see: label, its confidence and the (top-k) probabilities."""
         order = np.argsort(-probabilities, kind="stable")[: top_k or len(self.class_names)]
         best = int(order[0])
+        label, confidence = self.class_names[best], float(probabilities[best])
+        uncertain = is_uncertain(confidence, self.confidence_threshold)
         return {
-            "prediction": self.class_names[best],
-            "confidence": float(probabilities[best]),
+            "prediction": label,
+            "confidence": confidence,
+            "uncertain": uncertain,
+            "answer": f"not sure — maybe {label}" if uncertain else label,
             "probabilities": {self.class_names[i]: float(probabilities[i]) for i in order},
         }
 
@@ -76,3 +97,23 @@ class Predictor:
         """Predict one image file or its bytes."""
         batch = self.pixels(image)[None]
         return self.describe(self.probabilities(batch)[0], top_k)
+
+    def heatmaps(self, batch: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
+        """Grad-CAM maps in [0, 1] for a batch of model inputs and one class index each."""
+        with self._gradcam_lock:
+            if self._gradcam is None:
+                from imgclf.explain import GradCam
+
+                self._gradcam = GradCam(self.model)
+        return self._gradcam.heatmaps(batch, class_indices)
+
+    def explain_pixels(self, pixels: np.ndarray, top_k: int | None = None) -> tuple[dict, object]:
+        """The answer for one model input, and Grad-CAM of its predicted class over it."""
+        answer = self.describe(self.probabilities(pixels[None])[0], top_k)
+        predicted = self.class_names.index(answer["prediction"])
+        heatmap = self.heatmaps(pixels[None], np.array([predicted]))[0]
+        return answer, overlay(pixels, heatmap)
+
+    def explain(self, image: bytes | str | Path, top_k: int | None = None) -> tuple[dict, object]:
+        """predict(), plus a PIL image of the heatmap of what drove it, laid over the image."""
+        return self.explain_pixels(self.pixels(image), top_k)

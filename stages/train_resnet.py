@@ -24,6 +24,7 @@ from imgclf.feature_cache import (
 from imgclf.files import write_json
 from imgclf.fine_tuning import fine_tune
 from imgclf.models import (
+    adapt_feature_norm,
     build_augmenter,
     build_feature_extractor,
     build_resnet,
@@ -84,7 +85,7 @@ def main() -> None:
         f"{len(val_features)} validation feature vectors in {feature_seconds:.0f}s"
     )
 
-    head.get_layer("feature_norm").adapt(train_features)
+    adapt_feature_norm(head, train_features)
     head_batches = feature_batches(
         train_features, train_labels, num_classes, train.batch_size, train.seed
     )
@@ -104,8 +105,12 @@ def main() -> None:
         tuned = fine_tune(model, base, train_split, val, params, strategy, live, class_weight)
         train_seconds += tuned.train_seconds
         images_seen += tuned.images_seen
-
-    probabilities = model.predict(val.images.astype("float32"), batch_size=forward_batch, verbose=0)
+        val_images = val.images.astype("float32")
+        probabilities = model.predict(val_images, batch_size=forward_batch, verbose=0)
+    else:
+        # The base is unchanged: its cached validation features give the whole model's
+        # output without another pass of ResNet50.
+        probabilities = head.predict(val_features, batch_size=forward_batch, verbose=0)
     log_confusion(live, val.labels, probabilities, class_names)
     live.end()
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)

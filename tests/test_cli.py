@@ -14,9 +14,9 @@ from imgclf.predictor import Predictor
 from tests.conftest import image_bytes, random_rgb
 
 
-def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd, command: str = "predict") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "imgclf", "predict", *args], capture_output=True, text=True, cwd=cwd
+        [sys.executable, "-m", "imgclf", command, *args], capture_output=True, text=True, cwd=cwd
     )
 
 
@@ -35,6 +35,31 @@ def test_predicts_good_files_and_reports_bad_ones(trained_project, tmp_path):
     assert "not a usable image" in lines[1]["error"]
     assert "No such file" in lines[2]["error"]
     assert "2 of 3 file(s) could not be predicted" in result.stderr
+
+
+def test_explain_writes_a_heatmap_beside_the_answer(trained_project, tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes(random_rgb(5, (90, 60)), "JPEG"))
+    result = run_cli(str(photo), cwd=trained_project, command="explain")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["heatmap"] == str(tmp_path / "photo_heatmap.png")
+    assert answer["prediction"] in {"circle", "square", "star"} and "uncertain" in answer
+    from PIL import Image
+
+    with Image.open(tmp_path / "photo_heatmap.png") as heatmap:
+        assert heatmap.format == "PNG" and heatmap.size == (224, 224)
+    chosen = tmp_path / "out" / "map.png"
+    chosen.parent.mkdir()
+    assert (
+        run_cli(str(photo), "-o", str(chosen), cwd=trained_project, command="explain").returncode
+        == 0
+    )
+    assert chosen.is_file()
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    failed = run_cli(str(text), cwd=trained_project, command="explain")
+    assert failed.returncode == 1 and "not a usable image" in failed.stderr
 
 
 def test_without_an_export_it_says_how_to_make_one(tmp_path):

@@ -89,3 +89,46 @@ def test_test_split_plots_are_written(trained_project):
         rows = json.loads(path.read_text())
         assert sum(row["count"] for row in rows) == test_size
         assert all(0 <= row["confidence"] <= 1 and 0 <= row["accuracy"] <= 1 for row in rows)
+
+
+def test_mistakes_gallery_and_confused_pairs_match_the_test_predictions(trained_project, best):
+    metadata = json.loads((best / "metadata.json").read_text())
+    test = read_split(trained_project / "prepared", "test")
+    exported = keras.models.load_model(best / "model.keras")
+    probabilities = exported.predict(test.images.astype("float32"), verbose=0)
+    wrong = probabilities.argmax(axis=1) != test.labels
+    evaluation = trained_project / "evaluation"
+    mistakes = json.loads((evaluation / "mistakes.json").read_text())
+    assert len(mistakes) == min(int(wrong.sum()), 16)
+    names = metadata["class_names"]
+    for mistake in mistakes:
+        row = test.files.index(mistake["file"])
+        assert wrong[row] and mistake["actual"] == names[test.labels[row]]
+        assert mistake["predicted"] == names[probabilities[row].argmax()]
+        assert mistake["confidence"] == pytest.approx(probabilities[row].max(), abs=1e-5)
+    confidences = [m["confidence"] for m in mistakes]
+    assert confidences == sorted(confidences, reverse=True)
+    pairs = json.loads((evaluation / "confused_pairs.json").read_text())
+    assert sum(p["count"] for p in pairs) == int(wrong.sum())  # few classes: every pair listed
+    from PIL import Image
+
+    with Image.open(evaluation / "mistakes.png") as gallery:
+        assert gallery.format == "PNG" and gallery.width > 200
+    card = (best / "MODEL_CARD.md").read_text()
+    assert "Most confused classes" in card and "When it is not sure" in card
+
+
+def test_threshold_is_chosen_on_validation_and_measured_on_test(trained_project, best):
+    metadata = json.loads((best / "metadata.json").read_text())
+    exported = model_metrics(trained_project, "export")
+    threshold = metadata["confidence_threshold"]
+    assert threshold == exported["confidence_threshold"] and 0 <= threshold <= 1
+    test = read_split(trained_project / "prepared", "test")
+    probabilities = keras.models.load_model(best / "model.keras").predict(
+        test.images.astype("float32"), verbose=0
+    )
+    confident = probabilities.max(axis=1) >= threshold
+    assert exported["test_coverage"] == pytest.approx(confident.mean(), abs=1e-6)
+    curve = json.loads((trained_project / "evaluation" / "risk_coverage.json").read_text())
+    assert curve[-1]["coverage"] == 1.0
+    assert all(0 <= point["accuracy"] <= 1 for point in curve)

@@ -8,6 +8,7 @@ import pytest
 
 from imgclf.models import (
     FEATURES,
+    adapt_feature_norm,
     build_augmentation,
     build_augmenter,
     build_cnn,
@@ -131,6 +132,28 @@ def test_resnet_structure_and_frozen_base(resnet_parts):
     assert trainable == FEATURES * 8 + 8 + 8 * 4 + 4  # only the head's two dense layers
     assert not head.get_layer("feature_norm").trainable_weights
     assert base.count_params() > 23_000_000
+
+
+def test_feature_norm_keeps_features_dead_in_training_bounded(tmp_path):
+    # A random base's ReLU channel can be 0 on every training image and fire on a new
+    # one: plain standardization divides it by ~0 and the head's logits explode.
+    rng = np.random.default_rng(0)
+    features = rng.gamma(2.0, 1.0, (200, FEATURES)).astype("float32")
+    features[:, :10] = 0.0
+    head = build_resnet_head(4, RESNET)
+    adapt_feature_norm(head, features)
+    fresh = rng.gamma(2.0, 1.0, (5, FEATURES)).astype("float32")  # fires the dead channels
+    norm = head.get_layer("feature_norm")
+    standardized = keras.ops.convert_to_numpy(norm(fresh))
+    assert np.abs(standardized).max() < 100
+    # Live features are standardized as usual.
+    live = keras.ops.convert_to_numpy(norm(features))[:, 10:]
+    np.testing.assert_allclose(live.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(live.std(axis=0), 1, atol=1e-2)
+    # The floor is saved with the head.
+    head.save(tmp_path / "head.keras")
+    loaded = keras.models.load_model(tmp_path / "head.keras").get_layer("feature_norm")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(fresh)), standardized, rtol=1e-5)
 
 
 def test_saved_resnet_preprocesses_raw_pixels_inside(resnet_parts, tmp_path):

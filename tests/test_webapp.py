@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -47,6 +48,31 @@ def test_predict_answers_label_confidence_and_probabilities(client, app):
     assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert answer["prediction"] == max(answer["probabilities"], key=answer["probabilities"].get)
     assert answer["confidence"] == answer["probabilities"][answer["prediction"]]
+
+
+def test_answers_say_whether_they_are_sure(client, app):
+    threshold = app.extensions["predictor"].confidence_threshold
+    answer = post(client, (PNG, "photo.png")).get_json()
+    assert answer["uncertain"] == (answer["confidence"] < threshold)
+    expected = f"not sure — maybe {answer['prediction']}" if answer["uncertain"] else None
+    assert answer["answer"] == (expected or answer["prediction"])
+
+
+def test_explain_adds_a_heatmap_png_of_the_upload(client):
+    plain = post(client, (PNG, "photo.png")).get_json()
+    assert "heatmap_png" not in plain  # a plain prediction is unchanged
+    answer = post(client, (PNG, "photo.png"), query="?explain=1").get_json()
+    assert set(answer) == {*plain, "heatmap_png"}
+    assert answer["prediction"] == plain["prediction"] and answer["answer"] == plain["answer"]
+    assert answer["probabilities"] == pytest.approx(plain["probabilities"], abs=1e-5)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(answer["heatmap_png"]))) as heatmap:
+        assert heatmap.format == "PNG" and heatmap.size == (224, 224)
+    several = post(client, (PNG, "a.png"), (PNG, "b.png"), query="?explain=true").get_json()
+    assert len(several) == 2 and all("heatmap_png" in a for a in several)
+    bad = post(client, (PNG, "photo.png"), query="?explain=yes-please")
+    assert bad.status_code == 400 and "explain" in bad.get_json()["error"]
 
 
 def test_top_k_limits_the_probabilities(client):

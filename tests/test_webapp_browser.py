@@ -95,3 +95,33 @@ def test_page_works_from_the_keyboard_and_on_a_phone(browser, server, tmp_path):
     page.wait_for_selector("#result:not([hidden])")
     screenshot(page, tmp_path, "phone")
     page.close()
+
+
+def test_toggle_lays_the_heatmap_over_the_preview(browser, server, tmp_path):
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(server.url)
+    png = image_bytes(random_rgb(43, (64, 64)))
+    page.set_input_files(
+        "#file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}]
+    )
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.locator("#heatmap").is_hidden()
+    label = page.locator("#label")
+    uncertain = "uncertain" in (label.get_attribute("class") or "")
+    assert label.inner_text().startswith("not sure — maybe ") == uncertain
+    page.check("#explain-toggle")
+    page.wait_for_selector("#heatmap:not([hidden])")
+    heatmap = page.locator("#heatmap")
+    assert heatmap.evaluate("img => img.complete && img.naturalWidth") == 224
+    preview_box, heatmap_box = page.locator("#preview").bounding_box(), heatmap.bounding_box()
+    assert heatmap_box == preview_box  # exactly over the picture
+    screenshot(page, tmp_path, "heatmap")
+    page.uncheck("#explain-toggle")
+    assert heatmap.is_hidden()
+    # A new image starts without the old heatmap.
+    page.set_input_files(
+        "#file", files=[{"name": "other.png", "mimeType": "image/png", "buffer": png}]
+    )
+    page.wait_for_selector("#result:not([hidden])")
+    assert heatmap.is_hidden() and not page.is_checked("#explain-toggle")
+    page.close()

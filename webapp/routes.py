@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from imgclf.heatmap import png_bytes
 from imgclf.images import ImageDecodeError
 from imgclf.predictor import Predictor
 from webapp.errors import ApiError
@@ -27,6 +30,13 @@ def _top_k(predictor: Predictor) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ApiError(400, f"top_k = {raw!r}: give a whole number of at least 1")
     return int(raw)
+
+
+def _explain() -> bool:
+    raw = request.args.get("explain", "0")
+    if raw not in ("0", "1", "true", "false"):
+        raise ApiError(400, f"explain = {raw!r}: give 1 (add a Grad-CAM heatmap) or 0")
+    return raw in ("1", "true")
 
 
 @bp.get("/")
@@ -53,7 +63,7 @@ def predict():
             400, f"too many files: send at most {current_app.config['MAX_FILES']} per request"
         )
     predictor = _predictor()
-    top_k = _top_k(predictor)
+    top_k, explain = _top_k(predictor), _explain()
     inputs = []
     for upload in uploads:
         name = upload.filename or "upload"
@@ -62,8 +72,16 @@ def predict():
             inputs.append(predictor.pixels(upload.read()))
         except ImageDecodeError as exc:
             raise ApiError(400, f"{name} is not a usable image: {exc}") from None
-    probabilities = current_app.extensions["batcher"].submit(np.stack(inputs))
-    answers = [predictor.describe(row, top_k) for row in probabilities]
+    if explain:
+        # A gradient pass per image, outside the batcher: plain predictions never wait on it.
+        answers = []
+        for pixels in inputs:
+            answer, heatmap = predictor.explain_pixels(pixels, top_k)
+            answer["heatmap_png"] = base64.b64encode(png_bytes(heatmap)).decode("ascii")
+            answers.append(answer)
+    else:
+        probabilities = current_app.extensions["batcher"].submit(np.stack(inputs))
+        answers = [predictor.describe(row, top_k) for row in probabilities]
     for answer in answers:
         PREDICTIONS.labels(answer["prediction"]).inc()
     return jsonify(answers if len(answers) > 1 else answers[0])

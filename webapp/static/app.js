@@ -1,4 +1,5 @@
-// Upload an image to /predict and show the label, its confidence and a bar per class.
+// Upload an image to /predict and show the label, its confidence and a bar per class;
+// on request, fetch the Grad-CAM heatmap (/predict?explain=1) and lay it over the preview.
 // Text from the server is only ever set with textContent, so class names cannot run script.
 "use strict";
 
@@ -10,7 +11,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const status = document.getElementById("status");
   const result = document.getElementById("result");
   const preview = document.getElementById("preview");
+  const heatmap = document.getElementById("heatmap");
+  const toggle = document.getElementById("explain-toggle");
   let previewUrl = null;
+  let currentFile = null;
 
   function showStatus(message, isError) {
     status.textContent = message;
@@ -23,8 +27,22 @@ document.addEventListener("DOMContentLoaded", () => {
     preview.src = previewUrl;
   }
 
+  async function post(file, query) {
+    const body = new FormData();
+    body.append("file", file);
+    const response = await fetch(`${form.action}?${query}`, {
+      method: "POST",
+      body,
+      headers: { Accept: "application/json" },
+    });
+    return { response, answer: await response.json() };
+  }
+
   function showAnswer(answer) {
-    document.getElementById("label").textContent = answer.prediction;
+    const label = document.getElementById("label");
+    // "not sure — maybe Sandal" below the model's confidence threshold.
+    label.textContent = answer.answer || answer.prediction;
+    label.classList.toggle("uncertain", Boolean(answer.uncertain));
     document.getElementById("confidence").textContent =
       `${(answer.confidence * 100).toFixed(1)}% confident`;
     const bars = document.getElementById("bars");
@@ -55,17 +73,14 @@ document.addEventListener("DOMContentLoaded", () => {
       return;
     }
     showPreview(file);
+    currentFile = file;
+    heatmap.hidden = true;
+    heatmap.removeAttribute("src");
+    toggle.checked = false;
     result.hidden = true;
     showStatus(`Classifying ${file.name}…`, false);
-    const body = new FormData();
-    body.append("file", file);
     try {
-      const response = await fetch(`${form.action}?top_k=${form.dataset.topK}`, {
-        method: "POST",
-        body,
-        headers: { Accept: "application/json" },
-      });
-      const answer = await response.json();
+      const { response, answer } = await post(file, `top_k=${form.dataset.topK}`);
       if (!response.ok) {
         showStatus(answer.error || `The server answered ${response.status}.`, true);
         return;
@@ -77,6 +92,34 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
+  async function showHeatmap() {
+    if (!toggle.checked) {
+      heatmap.hidden = true;
+      return;
+    }
+    if (!heatmap.getAttribute("src")) {
+      const file = currentFile;
+      showStatus("Computing the heatmap…", false);
+      try {
+        const { response, answer } = await post(file, `top_k=${form.dataset.topK}&explain=1`);
+        if (file !== currentFile) return; // another image was chosen meanwhile
+        if (!response.ok) {
+          showStatus(answer.error || `The server answered ${response.status}.`, true);
+          toggle.checked = false;
+          return;
+        }
+        heatmap.src = `data:image/png;base64,${answer.heatmap_png}`;
+        showStatus("", false);
+      } catch (error) {
+        showStatus("The server could not be reached; try again.", true);
+        toggle.checked = false;
+        return;
+      }
+    }
+    heatmap.hidden = !toggle.checked;
+  }
+
+  toggle.addEventListener("change", showHeatmap);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     classify(input.files[0]);

@@ -1,0 +1,89 @@
+"""Grad-CAM: where in an image the served model looked for the class it chose.
+
+Follows the keras.io example "Grad-CAM class activation visualization": the
+gradient of the class score with respect to a convolutional feature map, averaged
+over the map, weighs the map's channels; their weighted sum, through a ReLU, is
+the heatmap. The class score is the log-probability of the class in the
+uncalibrated model (temperature scaling rescales every gradient alike, so the
+normalized map is the same).
+
+The feature map is the last convolutional activation that is still at least
+MIN_MAP_SIDE cells wide: at the small sizes this project trains at, ResNet50's
+last block is 1x1 or 2x2 (a single colour, no "where"), so an earlier block's
+output is used; at 224 px it is the last block, as in the paper. Drawing the map
+over the image is imgclf/heatmap.py.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+MIN_MAP_SIDE = 4
+
+
+def _inner_model(model: keras.Model) -> keras.Model:
+    """The model without the calibration wrapper (see calibration.with_temperature)."""
+    if any(layer.name == "temperature" for layer in model.layers):
+        return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    return model
+
+
+def map_layer(model: keras.Model) -> keras.Layer:
+    """The last activation layer whose output is a feature map at least MIN_MAP_SIDE wide."""
+    maps = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Activation) and len(layer.output.shape) == 4
+    ]
+    if not maps:
+        raise ValueError(f"model {model.name!r} has no convolutional feature map to explain")
+    wide = [layer for layer in maps if min(layer.output.shape[1:3]) >= MIN_MAP_SIDE]
+    return (wide or maps[:1])[-1]
+
+
+class GradCam:
+    """Heatmaps for a served model of either family (the CNN or ResNet50 transfer)."""
+
+    def __init__(self, model: keras.Model) -> None:
+        inner = _inner_model(model)
+        if inner.name == "resnet50_transfer":
+            # pixels -> preprocess_input -> ResNet50 base -> pooling -> head (models.py)
+            extractor = inner.get_layer("resnet50_features")
+            base, head = extractor.get_layer("resnet50"), inner.get_layer("head")
+            layer = map_layer(base)
+            base_maps = keras.Model(base.inputs, [layer.output, base.output])
+
+            def forward(pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                preprocessed = keras.applications.resnet50.preprocess_input(pixels)
+                feature_map, last = base_maps(preprocessed, training=False)
+                return feature_map, head(tf.reduce_mean(last, axis=(1, 2)), training=False)
+
+        else:
+            layer = map_layer(inner)
+            maps_and_output = keras.Model(inner.inputs, [layer.output, inner.output])
+
+            def forward(pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                return maps_and_output(pixels, training=False)
+
+        self.layer_name = layer.name
+        self._forward = forward
+        self._heatmaps = tf.function(self._compute, reduce_retracing=True)
+
+    def _compute(self, pixels: tf.Tensor, class_indices: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            feature_map, probabilities = self._forward(pixels)
+            chosen = tf.gather(probabilities, class_indices, axis=1, batch_dims=1)
+            score = tf.math.log(tf.maximum(chosen, 1e-12))
+        gradients = tape.gradient(score, feature_map)
+        channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(channel_weights * feature_map, axis=-1))
+        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+        return tf.math.divide_no_nan(cam, peak)
+
+    def heatmaps(self, pixels: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
+        """(n, h, w) maps in [0, 1] at the feature map's resolution, one per image and class."""
+        batch = tf.convert_to_tensor(np.asarray(pixels, dtype=np.float32))
+        indices = tf.convert_to_tensor(np.asarray(class_indices, dtype=np.int32))
+        return self._heatmaps(batch, indices).numpy()
