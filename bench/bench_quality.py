@@ -39,6 +39,20 @@ CASES: dict[str, Callable[[Path], object]] = {
     "unbalanced": lambda data: datasets.write_fashion(data, rare_class=datasets.RARE_CLASS),
 }
 RARE = {"unbalanced": datasets.RARE_CLASS}
+# Images from another domain, given to a case's model: how many does it call "not sure"?
+FOREIGN = {"fashion": ("RGB nature photos", lambda folder: datasets.write_photos(folder, 50, 1))}
+
+
+def uncertain_share(project: Path, env: dict[str, str], folder: Path) -> float:
+    """The share of the images in `folder` that the project's exported model is not sure of."""
+    files = sorted(str(path) for path in folder.rglob("*.*"))
+    command = [sys.executable, "-m", "imgclf", "predict", *files]
+    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    answered = [answer["uncertain"] for answer in answers if "error" not in answer]
+    if not answered:
+        raise SystemExit(f"imgclf predict answered nothing: {result.stderr[-2000:]}")
+    return statistics.mean(answered)
 
 
 def parse_sets(pairs: list[str]) -> dict[str, dict]:
@@ -81,6 +95,12 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
     reference_run = run_measured(command, Path.cwd(), env)
     reference = json.loads(out.read_text())
 
+    foreign = None
+    if name in FOREIGN:
+        description, write = FOREIGN[name]
+        write(root / f"{name}-foreign")
+        foreign = (description, uncertain_share(project, env, root / f"{name}-foreign"))
+
     rare = RARE.get(name)
     return {
         "case": name,
@@ -96,6 +116,11 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
         "resnet_val_accuracy": trained["resnet"]["val_accuracy"],
         "resnet_train_seconds": trained["resnet"]["train_seconds"],
         "calibration": exported["calibration_reason"],
+        "confidence_threshold": exported["confidence_threshold"],
+        "test_coverage": exported["test_coverage"],
+        "test_answered_accuracy": exported["test_answered_accuracy"],
+        "foreign": foreign[0] if foreign else None,
+        "foreign_not_sure": foreign[1] if foreign else None,
         "repro_seconds": repro.seconds,
         "repro_peak_mib": repro.peak_tree_bytes / 2**20,
         "reference_image_size": size,
@@ -134,7 +159,15 @@ def report(r: dict) -> str:
         f"  validation      CNN {r['cnn_val_accuracy']:.4f}   "
         f"ResNet50 {r['resnet_val_accuracy']:.4f}",
         f"  calibration     {r['calibration']}",
+        f"  not sure        below confidence {r['confidence_threshold']:.3f}: "
+        f"{100 * (1 - r['test_coverage']):.1f}% of test images (answered accuracy "
+        f"{r['test_answered_accuracy']:.4f})",
     ]
+    if r["foreign"]:
+        lines.append(
+            f"                  {100 * r['foreign_not_sure']:.1f}% of {r['foreign']} "
+            "(another domain) given to this model"
+        )
     return "\n".join(lines)
 
 
