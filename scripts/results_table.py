@@ -51,6 +51,11 @@ def table(m: dict[str, dict]) -> str:
         f"Calibration: {export['calibration_reason']}. Test ECE "
         f"{export['calibration_test_ece_before']:.3f} uncalibrated, "
         f"{export['calibration_test_ece_after']:.3f} with the temperature.",
+        "",
+        f"Not sure below confidence {export['confidence_threshold']:.3f} (chosen on validation "
+        f"for `export.target_accuracy`): the model answers "
+        f"{100 * export['test_coverage']:.0f}% of the test images, with accuracy "
+        f"{export['test_answered_accuracy']:.3f}.",
     ]
     return "\n".join(rows)
 
