@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf import multi_worker
 from imgclf.training import ArrayBatches, one_hot
 
 
@@ -34,6 +35,9 @@ def extract_features(
     """
     labels = np.zeros(len(images), dtype=np.int32)  # predict() reads only the images
     batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False, transform=transform)
+    if multi_worker.in_multi_worker_mode(extractor.distribute_strategy):
+        # Each worker computes every feature itself: the cache is the same on all of them.
+        return multi_worker.predict_locally(extractor, batches)
     return extractor.predict(batches, verbose=0)
 
 

@@ -68,13 +68,17 @@ def build_augmenter(augment: AugmentParams, seed: int) -> Callable[[np.ndarray],
     return augment_batch
 
 
-def build_cnn(image_size: int, num_classes: int, cnn: CnnParams) -> keras.Model:
+def build_cnn(
+    image_size: int, num_classes: int, cnn: CnnParams, sync_batch_norm: bool = False
+) -> keras.Model:
     """Four convolutional blocks, global average pooling, a dense layer with dropout, softmax.
 
     A block is cnn.convs_per_block 3x3 convolutions, each with BatchNormalization and
     ReLU, then 2x2 max pooling. Every block pools, even on the smallest (32 px) input:
     keeping the last block at 4x4 instead of 2x2 costs a quarter more compute and
-    measured no better on Fashion-MNIST (bench_quality).
+    measured no better on Fashion-MNIST (bench_quality). `sync_batch_norm` is for
+    training on several workers: each BatchNormalization then uses the statistics of
+    the global batch, so the moving statistics, and the model, are the same on all.
     """
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(inputs)
@@ -85,7 +89,9 @@ def build_cnn(image_size: int, num_classes: int, cnn: CnnParams) -> keras.Model:
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{name}")(x)
             # momentum 0.9 (not 0.99): small datasets give few steps per epoch, and the
             # moving statistics used at inference must settle within a few epochs.
-            x = layers.BatchNormalization(momentum=0.9, name=f"bn{name}")(x)
+            x = layers.BatchNormalization(
+                momentum=0.9, synchronized=sync_batch_norm, name=f"bn{name}"
+            )(x)
             x = layers.Activation("relu", name=f"relu{name}")(x)
         x = layers.MaxPooling2D(name=f"pool{block}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,6 +17,7 @@ from dvclive.keras import DVCLiveCallback
 from sklearn.utils.class_weight import compute_class_weight
 
 from dvclive import Live
+from imgclf import multi_worker
 from imgclf.params import TrainParams
 
 IMBALANCE_RATIO = 1.5  # train.class_weight auto: weigh classes above this size ratio
@@ -153,11 +155,13 @@ def compile_for_training(
 
     Labels are one-hot (see ArrayBatches and one_hot): label smoothing needs them.
     """
+    # Several steps per execution cannot run under MultiWorkerMirroredStrategy in Keras 3.
+    several = not multi_worker.in_multi_worker_mode(tf.distribute.get_strategy())
     model.compile(
         optimizer=make_optimizer(train, learning_rate, steps_per_epoch, epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing),
         metrics=["accuracy"],
-        steps_per_execution=STEPS_PER_EXECUTION,
+        steps_per_execution=STEPS_PER_EXECUTION if several else 1,
     )
 
 
@@ -182,10 +186,13 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, 
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def open_live(model_name: str) -> Live:
-    """A DVCLive logger for one model; its plots are declared in the project's dvc.yaml."""
+def open_live(model_name: str, root: Path = Path(".")) -> Live:
+    """A DVCLive logger for one model; its plots are declared in the project's dvc.yaml.
+
+    `root` is where the stage writes its outputs (see multi_worker.output_root).
+    """
     # dvcyaml=None: DVCLive must not rewrite the project's dvc.yaml.
-    return Live(f"dvclive/{model_name}", dvcyaml=None, save_dvc_exp=False, report=None)
+    return Live(str(root / "dvclive" / model_name), dvcyaml=None, save_dvc_exp=False, report=None)
 
 
 @dataclass
@@ -223,6 +230,12 @@ def fit(
                 start_from_epoch=epochs // 2 if train.lr_schedule == "cosine" else 0,
             )
         )
+    if multi_worker.in_multi_worker_mode(model.distribute_strategy):
+        multi_worker.adapt_keras(model)
+        if isinstance(train_data, keras.utils.PyDataset):
+            train_data = multi_worker.sharded_batches(train_data)
+        else:
+            train_data = multi_worker.with_data_sharding(train_data)
     started = time.perf_counter()
     history = model.fit(
         train_data,
@@ -237,6 +250,15 @@ def fit(
     seconds = time.perf_counter() - started
     epochs_trained = len(history.history["loss"])
     return FitResult(epochs_trained, seconds, epochs_trained * images_per_epoch)
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """model.predict over in-memory images; on one worker only under multi-worker training."""
+    if multi_worker.in_multi_worker_mode(model.distribute_strategy):
+        labels = np.zeros(len(images), dtype=np.int32)
+        batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False)
+        return multi_worker.predict_locally(model, batches)
+    return model.predict(images, batch_size=batch_size, verbose=0)
 
 
 def parameter_counts(model: keras.Model) -> dict:

@@ -2,6 +2,8 @@
 
 Reads params `train.*`, `augment.*`, `cnn.*`; writes models/cnn/model.keras,
 metrics/cnn.json and DVCLive's per-epoch curves and confusion matrix in dvclive/cnn/.
+Under multi-worker training (TF_CONFIG, see imgclf/distributed.py) only the chief
+writes them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from imgclf.arrays import read_classes, read_split
 from imgclf.evaluation import classification_metrics, log_confusion
 from imgclf.files import write_json
 from imgclf.models import build_augmentation, build_cnn, with_augmentation
+from imgclf.multi_worker import in_multi_worker_mode, output_root, worker_role
 from imgclf.stage import run
 from imgclf.training import (
     ArrayBatches,
@@ -25,6 +28,7 @@ from imgclf.training import (
     open_live,
     parameter_counts,
     planned_epochs,
+    predict_probabilities,
 )
 
 PREPARED = Path("prepared")
@@ -48,37 +52,43 @@ def main() -> None:
     )  # fmt: skip
     epochs = planned_epochs(train, len(batches))
 
-    with choose_strategy(train.distribute).scope():
-        model = build_cnn(image_size, num_classes, params.cnn)
+    strategy = choose_strategy(train.distribute)
+    with strategy.scope():
+        model = build_cnn(image_size, num_classes, params.cnn, in_multi_worker_mode(strategy))
         trainer = with_augmentation(model, build_augmentation(params.augment, train.seed))
         compile_for_training(trainer, train, params.cnn.learning_rate, len(batches), epochs)
     model.summary(print_fn=lambda line, **_: print(line))
 
     weights = class_weights(train_split.labels, num_classes, train.class_weight)
-    live = open_live("cnn")
-    result = fit(
-        trainer, batches, (val_images, one_hot(val.labels, num_classes)), train, live,
-        len(train_split.labels), epochs, class_weight=weights,
-    )  # fmt: skip
+    role = worker_role()
+    with output_root(role) as out:
+        live = open_live("cnn", out)
+        result = fit(
+            trainer, batches, (val_images, one_hot(val.labels, num_classes)), train, live,
+            len(train_split.labels), epochs, class_weight=weights,
+        )  # fmt: skip
 
-    probabilities = model.predict(val_images, batch_size=train.batch_size, verbose=0)
-    log_confusion(live, val.labels, probabilities, class_names)
-    live.end()
-    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
-    model.save(MODEL_FILE)
-    metrics = {
-        **classification_metrics(probabilities, val.labels, class_names, "val"),
-        **parameter_counts(model),
-        "epochs_trained": result.epochs_trained,
-        "class_weighted": weights is not None,
-        "train_seconds": result.train_seconds,
-        "train_images_per_second": result.images_seen / result.train_seconds,
-    }
-    write_json(METRICS_FILE, metrics)
-    print(
-        f"train_cnn: val_accuracy {metrics['val_accuracy']:.4f} after {result.epochs_trained} "
-        f"epochs in {result.train_seconds:.0f}s; saved {MODEL_FILE}"
-    )
+        probabilities = predict_probabilities(model, val_images, train.batch_size)
+        log_confusion(live, val.labels, probabilities, class_names)
+        live.end()
+        (out / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
+        model.save(out / MODEL_FILE)
+        metrics = {
+            **classification_metrics(probabilities, val.labels, class_names, "val"),
+            **parameter_counts(model),
+            "epochs_trained": result.epochs_trained,
+            "class_weighted": weights is not None,
+            "train_seconds": result.train_seconds,
+            "train_images_per_second": result.images_seen / result.train_seconds,
+            "workers": role.workers,
+        }
+        write_json(out / METRICS_FILE, metrics)
+    done = f"val_accuracy {metrics['val_accuracy']:.4f} after {result.epochs_trained} epochs"
+    if role.is_chief:
+        print(f"train_cnn: {done} in {result.train_seconds:.0f}s; saved {MODEL_FILE}")
+    else:
+        print(f"train_cnn: worker {role.index} of {role.workers} trained with the chief ({done}); "
+              "the chief writes the outputs, this worker wrote none")  # fmt: skip
 
 
 if __name__ == "__main__":

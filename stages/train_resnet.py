@@ -4,7 +4,8 @@ The base is frozen, so its features are computed once (plus a few augmented view
 and the head trains on those cached features; the saved model is still the whole
 pixels-to-probabilities model. An optional fine-tuning phase unfreezes the top of
 the base. Reads params `train.*`, `augment.*`, `resnet.*`; writes
-models/resnet/model.keras, metrics/resnet.json and dvclive/resnet/.
+models/resnet/model.keras, metrics/resnet.json and dvclive/resnet/ (under
+multi-worker training, only the chief writes them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from imgclf.models import (
     build_resnet_base,
     build_resnet_head,
 )
+from imgclf.multi_worker import output_root, worker_role
 from imgclf.pretrained import load_base_weights
 from imgclf.stage import run
 from imgclf.training import (
@@ -43,6 +45,7 @@ from imgclf.training import (
     open_live,
     parameter_counts,
     planned_epochs,
+    predict_probabilities,
 )
 
 PREPARED = Path("prepared")
@@ -93,46 +96,51 @@ def main() -> None:
     with strategy.scope():
         compile_for_training(head, train, resnet.learning_rate, len(head_batches), epochs)
     class_weight = class_weights(train_split.labels, num_classes, train.class_weight)
-    live = open_live("resnet")
-    result = fit(
-        head, head_batches, (val_features, one_hot(val.labels, num_classes)), train, live,
-        len(train_labels), epochs, class_weight=class_weight,
-    )  # fmt: skip
-    train_seconds = feature_seconds + result.train_seconds
-    images_seen = result.images_seen
+    role = worker_role()
+    with output_root(role) as out:
+        live = open_live("resnet", out)
+        result = fit(
+            head, head_batches, (val_features, one_hot(val.labels, num_classes)), train, live,
+            len(train_labels), epochs, class_weight=class_weight,
+        )  # fmt: skip
+        train_seconds = feature_seconds + result.train_seconds
+        images_seen = result.images_seen
 
-    if resnet.fine_tune_layers > 0 and resnet.fine_tune_epochs > 0:
-        tuned = fine_tune(model, base, train_split, val, params, strategy, live, class_weight)
-        train_seconds += tuned.train_seconds
-        images_seen += tuned.images_seen
-        val_images = val.images.astype("float32")
-        probabilities = model.predict(val_images, batch_size=forward_batch, verbose=0)
-    else:
-        # The base is unchanged: its cached validation features give the whole model's
-        # output without another pass of ResNet50.
-        probabilities = head.predict(val_features, batch_size=forward_batch, verbose=0)
-    log_confusion(live, val.labels, probabilities, class_names)
-    live.end()
-    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
-    model.save(MODEL_FILE)
-    metrics = {
-        **classification_metrics(probabilities, val.labels, class_names, "val"),
-        **parameter_counts(model),
-        "pretrained": weights.pretrained,
-        "epochs_trained": result.epochs_trained,
-        "augmented_views": views,
-        "class_weighted": class_weight is not None,
-        "feature_cache_seconds": feature_seconds,
-        "train_seconds": train_seconds,
-        "train_images_per_second": images_seen / train_seconds,
-    }
-    write_json(METRICS_FILE, metrics)
+        if resnet.fine_tune_layers > 0 and resnet.fine_tune_epochs > 0:
+            tuned = fine_tune(model, base, train_split, val, params, strategy, live, class_weight)
+            train_seconds += tuned.train_seconds
+            images_seen += tuned.images_seen
+            val_images = val.images.astype("float32")
+            probabilities = predict_probabilities(model, val_images, forward_batch)
+        else:
+            # The base is unchanged: its cached validation features give the whole model's
+            # output without another pass of ResNet50.
+            probabilities = predict_probabilities(head, val_features, forward_batch)
+        log_confusion(live, val.labels, probabilities, class_names)
+        live.end()
+        (out / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
+        model.save(out / MODEL_FILE)
+        metrics = {
+            **classification_metrics(probabilities, val.labels, class_names, "val"),
+            **parameter_counts(model),
+            "pretrained": weights.pretrained,
+            "epochs_trained": result.epochs_trained,
+            "augmented_views": views,
+            "class_weighted": class_weight is not None,
+            "feature_cache_seconds": feature_seconds,
+            "train_seconds": train_seconds,
+            "train_images_per_second": images_seen / train_seconds,
+            "workers": role.workers,
+        }
+        write_json(out / METRICS_FILE, metrics)
+    done = f"val_accuracy {metrics['val_accuracy']:.4f} (pretrained: {weights.pretrained}) " \
+        f"after {result.epochs_trained} epochs"  # fmt: skip
+    if not role.is_chief:
+        print(f"train_resnet: worker {role.index} of {role.workers} trained with the chief "
+              f"({done}); the chief writes the outputs, this worker wrote none")  # fmt: skip
+        return
     print(f"train_resnet: base weights: {weights.source}")
-    print(
-        f"train_resnet: val_accuracy {metrics['val_accuracy']:.4f} (pretrained: "
-        f"{weights.pretrained}) after {result.epochs_trained} epochs in {train_seconds:.0f}s; "
-        f"saved {MODEL_FILE}"
-    )
+    print(f"train_resnet: {done} in {train_seconds:.0f}s; saved {MODEL_FILE}")
 
 
 if __name__ == "__main__":
