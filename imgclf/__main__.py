@@ -1,40 +1,59 @@
 """Command line for the exported model.
 
-imgclf predict IMAGE...                    one JSON object per image
-imgclf explain IMAGE -o IMAGE_heatmap.png  the JSON answer, and a PNG of what drove it
+imgclf predict DIR_OR_FILE...               one JSON object per image (folders are walked)
+imgclf predict photos/ --csv photos.csv     the same as a table
+imgclf explain IMAGE -o IMAGE_heatmap.png   the JSON answer, and a PNG of what drove it
+
+Quiet by default: a successful run writes nothing on stderr (-v shows TensorFlow's
+own start-up lines); a progress bar is drawn only on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from imgclf import bulk
 from imgclf.images import ImageDecodeError
 from imgclf.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
 
 
-def predict_files(predictor: Predictor, files: list[str], top_k: int | None) -> int:
-    """Print a JSON line per file, in order; return how many could not be predicted."""
-    inputs: dict[int, np.ndarray] = {}
-    answers: list[dict] = [{"file": name} for name in files]
-    for i, name in enumerate(files):
-        try:
-            inputs[i] = predictor.pixels(Path(name))
-        except OSError as exc:
-            answers[i]["error"] = f"cannot read {name}: {exc.strerror or exc}"
-        except ImageDecodeError as exc:
-            answers[i]["error"] = f"{name} is not a usable image: {exc}"
-    if inputs:
-        probabilities = predictor.probabilities(np.stack(list(inputs.values())))
-        for i, row in zip(inputs, probabilities, strict=True):
-            answers[i].update(predictor.describe(row, top_k))
-    for answer in answers:
-        print(json.dumps(answer))
-    return sum("error" in answer for answer in answers)
+def silence_native_stderr() -> None:
+    """Send what TensorFlow's C++ runtime writes to file descriptor 2 to /dev/null.
+
+    Its start-up lines (absl's "All log messages before absl::InitializeLog()", oneDNN's
+    notice) are written before TF_CPP_MIN_LOG_LEVEL is read. Python's sys.stderr keeps
+    the real terminal, so this program's own messages and tracebacks still show.
+    """
+    sys.stderr.flush()
+    real = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
+
+
+def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int | None) -> int:
+    files = bulk.expand(args.images)
+    if not files:
+        print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
+        return 1
+    answers = bulk.predict_files(predictor, files, top_k)
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        answers = tqdm(answers, total=len(files), unit="image", file=sys.stderr, leave=False)
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as table:
+            failures = bulk.write_csv(answers, table)
+    else:
+        failures = bulk.write_json_lines(answers, sys.stdout)
+    if failures:
+        print(f"error: {failures} of {len(files)} file(s) could not be predicted", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | None) -> int:
@@ -57,10 +76,15 @@ def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgclf", description=__doc__)
+    parser = argparse.ArgumentParser(prog="imgclf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    predict = commands.add_parser("predict", help="classify image files with the exported model")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict = commands.add_parser(
+        "predict", help="classify image files and folders with the exported model"
+    )
+    predict.add_argument("images", nargs="+", metavar="DIR_OR_FILE")
+    predict.add_argument(
+        "--csv", type=Path, help="write a table here (file, prediction, confidence, ...)"
+    )
     explain = commands.add_parser(
         "explain", help="classify one image and draw a Grad-CAM heatmap of what drove it"
     )
@@ -76,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             "--top-k", type=int, default=None,
             help="probabilities to list (default: metadata top_k)",
         )  # fmt: skip
+        command.add_argument(
+            "-v", "--verbose", action="store_true", help="show TensorFlow's own messages"
+        )
     args = parser.parse_args(argv)
+    if not args.verbose:
+        silence_native_stderr()
     try:
         predictor = Predictor.load(args.model_dir)
     except ModelNotExportedError as exc:
@@ -87,14 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         image = Path(args.image)
         output = args.output or image.with_name(f"{image.stem}_heatmap.png")
         return explain_file(predictor, args.image, output, top_k)
-    failures = predict_files(predictor, args.images, top_k)
-    if failures:
-        print(
-            f"error: {failures} of {len(args.images)} file(s) could not be predicted",
-            file=sys.stderr,
-        )
-    return 1 if failures else 0
+    return predict_command(predictor, args, top_k)
+
+
+def run() -> int:
+    """The `imgclf` entry point: main(), quiet when its reader goes away (`| head`)."""
+    try:
+        return main()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

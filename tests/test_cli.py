@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from imgclf.arrays import read_split
 from imgclf.images import load_image
@@ -60,6 +63,60 @@ def test_explain_writes_a_heatmap_beside_the_answer(trained_project, tmp_path):
     text.write_text("not an image")
     failed = run_cli(str(text), cwd=trained_project, command="explain")
     assert failed.returncode == 1 and "not a usable image" in failed.stderr
+
+
+def test_a_successful_run_is_quiet_and_verbose_shows_tensorflow(trained_project):
+    good = trained_project / "data" / "star" / "000.png"
+    quiet = run_cli(str(good), cwd=trained_project)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert json.loads(quiet.stdout)["prediction"] in {"circle", "square", "star"}
+    verbose = run_cli(str(good), "-v", cwd=trained_project)
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+
+
+def test_folders_are_walked_in_batches_and_written_as_a_table(trained_project, tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "holiday").mkdir(parents=True)
+    (folder / ".thumbnails").mkdir()
+    for number in range(5):
+        image = image_bytes(random_rgb(number, (50, 40)), "JPEG")
+        (folder / "holiday" / f"{number}.jpg").write_bytes(image)
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("not an image, not listed")
+    (folder / ".thumbnails" / "0.jpg").write_bytes(image_bytes(random_rgb(9), "JPEG"))
+    table = tmp_path / "out.csv"
+    result = run_cli(str(folder), "--csv", str(table), cwd=trained_project)
+    assert result.returncode == 1  # one broken file
+    assert "1 of 6 file(s) could not be predicted" in result.stderr
+    rows = list(csv.DictReader(table.open()))
+    assert [Path(row["file"]).name for row in rows] == [
+        "broken.png",
+        *(f"{n}.jpg" for n in range(5)),
+    ]
+    assert "not a usable image" in rows[0]["error"] and rows[0]["prediction"] == ""
+    for row in rows[1:]:
+        assert row["prediction"] in {"circle", "square", "star"} and row["error"] == ""
+        assert 0 < float(row["confidence"]) <= 1 and row["uncertain"] in {"True", "False"}
+        assert row["top_classes"].startswith(row["prediction"] + " ")
+    # The same answers as one file at a time, whatever the batch.
+    single = json.loads(run_cli(rows[3]["file"], cwd=trained_project).stdout)
+    assert single["prediction"] == rows[3]["prediction"]
+    assert float(rows[3]["confidence"]) == pytest.approx(single["confidence"], abs=1e-4)
+
+
+def test_batches_keep_order_and_errors_in_place(trained_project):
+    from imgclf import bulk
+
+    predictor = Predictor.load(trained_project / "models" / "best")
+    good = sorted(str(p) for p in (trained_project / "data").rglob("*.png"))[:7]
+    files = [good[0], "/no/such/file.png", *good[1:]]
+    answers = list(bulk.predict_files(predictor, files, top_k=None, batch_size=3))
+    assert [a["file"] for a in answers] == files
+    assert "cannot read" in answers[1]["error"]
+    for answer, name in zip([answers[0], *answers[2:]], good, strict=True):
+        expected = predictor.predict(name)
+        assert answer["prediction"] == expected["prediction"]
+        assert answer["confidence"] == pytest.approx(expected["confidence"], abs=1e-5)
 
 
 def test_without_an_export_it_says_how_to_make_one(tmp_path):

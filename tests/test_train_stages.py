@@ -21,13 +21,14 @@ def project(trained_project):
 CNN_KEYS = {
     "val_accuracy", "val_loss", "val_macro_f1", "val_per_class", "epochs_trained",
     "train_seconds", "train_images_per_second", "params_total", "params_trainable",
-    "class_weighted",
+    "class_weighted", "workers",
 }  # fmt: skip
 
 
 def test_both_models_write_complete_metrics(project):
     cnn, resnet = model_metrics(project, "cnn"), model_metrics(project, "resnet")
     assert set(cnn) == CNN_KEYS
+    assert cnn["workers"] == resnet["workers"] == 1
     assert set(resnet) == CNN_KEYS | {"pretrained", "feature_cache_seconds", "augmented_views"}
     assert resnet["pretrained"] is True and resnet["augmented_views"] == 1
     assert cnn["class_weighted"] is False  # balanced classes: auto leaves the loss alone
