@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: venv repro test serve lint format bench bench-data bench-quality results clean
+.PHONY: venv repro test serve lint format bench bench-data bench-quality results screenshot clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ test: venv
 # The README's results table, from `dvc metrics show` of the current run.
 results: venv
 	python scripts/results_table.py
+
+# docs/page.png, the README's picture of the web page (needs Debian's chromium).
+screenshot: venv
+	python scripts/page_screenshot.py
 
 serve: venv
 	IMGCLF_HOST=$(HOST) IMGCLF_PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \

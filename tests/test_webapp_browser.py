@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from support.server import Gunicorn
 from tests.conftest import image_bytes, random_rgb
@@ -47,32 +51,116 @@ def screenshot(page, tmp_path: Path, name: str) -> None:
         shutil.copy(path, Path(os.environ["IMGCLF_SCREENSHOT_DIR"]) / path.name)
 
 
-def test_upload_shows_label_confidence_and_bars_then_an_error(browser, server, tmp_path):
+def phone_photo() -> bytes:
+    """A 3000x4000 JPEG of about 12 MB, as a phone takes them, stored turned on its side."""
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    sharp = np.asarray(coarse.resize((4000, 3000), Image.Resampling.BILINEAR), dtype=np.int16)
+    noisy = sharp + rng.integers(-70, 70, sharp.shape, dtype=np.int16)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(
+        buffer, "JPEG", quality=95, exif=exif
+    )
+    return buffer.getvalue()
+
+
+def file_payload(name: str, content: bytes, mime: str = "image/png") -> dict:
+    return {"name": name, "mimeType": mime, "buffer": content}
+
+
+def upload_sizes(page) -> list[int]:
+    """The body size of every POST /predict the page sends, as it sends them."""
+    sizes: list[int] = []
+    page.on(
+        "request",
+        lambda request: (
+            sizes.append(len(request.post_data_buffer or b""))
+            if request.method == "POST" and "/predict" in request.url
+            else None
+        ),
+    )
+    return sizes
+
+
+def test_one_image_gets_a_card_with_label_confidence_and_bars(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.goto(server.url)
     assert "accuracy on its test images" in page.locator("#model").inner_text()
-
     png = image_bytes(random_rgb(41, (64, 64)))
-    page.set_input_files(
-        "#file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}]
-    )
-    page.wait_for_selector("#result:not([hidden])")
-    label = page.locator("#label").inner_text()
-    assert label in {"circle", "square", "star"}
-    assert page.locator("#confidence").inner_text().endswith("% confident")
-    assert page.locator("#bars li").count() == 3
-    assert page.locator("#preview").evaluate("img => img.naturalWidth") == 64
+    page.set_input_files("#file", files=[file_payload("photo.png", png)])
+    card = page.locator("#results .card.done")
+    card.wait_for()
+    label = card.locator(".label").inner_text()
+    assert label.removeprefix("not sure — maybe ") in {"circle", "square", "star"}
+    assert card.locator(".confidence").inner_text().endswith("% confident")
+    assert card.locator(".bars li").count() == 3
+    assert card.locator(".file").inner_text() == "photo.png"
+    assert card.locator(".thumb").evaluate("img => img.naturalWidth") == 64
+    assert page.locator("#status").inner_text() == ""
     screenshot(page, tmp_path, "prediction")
+    page.close()
 
-    text = b"this is not an image" * 10
-    page.set_input_files(
-        "#file", files=[{"name": "fake.jpg", "mimeType": "image/jpeg", "buffer": text}]
+
+def test_a_12_mb_phone_photo_is_shrunk_in_the_browser_and_classified(browser, server, tmp_path):
+    photo = phone_photo()
+    assert len(photo) > 10 * 2**20  # over the server's 10 MB request limit
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    sizes = upload_sizes(page)
+    page.goto(server.url)
+    page.set_input_files("#file", files=[file_payload("IMG_0001.jpg", photo, "image/jpeg")])
+    card = page.locator("#results .card.done")
+    card.wait_for(timeout=30_000)
+    assert not page.locator("#results .card.failed").count()
+    assert card.locator(".confidence").inner_text().endswith("% confident")
+    assert sizes and max(sizes) < 1_000_000  # the original never left the browser
+    assert page.locator("#status").inner_text() == ""  # nothing to say when it worked
+    screenshot(page, tmp_path, "phone-photo")
+    page.close()
+
+
+def test_ten_images_at_once_with_one_broken_get_ten_cards_in_order(browser, server, tmp_path):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(server.url)
+    files = [
+        file_payload(f"photo{n}.png", image_bytes(random_rgb(50 + n, (60, 45)))) for n in range(10)
+    ]
+    files[3] = file_payload("photo3.jpg", b"this is not an image" * 10, "image/jpeg")
+    page.set_input_files("#file", files=files)
+    page.locator("#results .card.done").nth(9).wait_for()
+    cards = page.locator("#results .card")
+    assert cards.count() == 10
+    assert [cards.nth(n).locator(".file").inner_text() for n in range(10)] == [
+        f["name"] for f in files
+    ]
+    failed = page.locator("#results .card.failed")
+    assert failed.count() == 1
+    assert "not a usable image" in failed.locator(".label").inner_text()
+    assert failed.locator(".file").inner_text() == "photo3.jpg"
+    assert page.locator("#results .card .bars li").count() == 9 * 3
+    assert "1 of 10 could not be classified" in page.locator("#status").inner_text()
+    screenshot(page, tmp_path, "ten-images")
+    page.close()
+
+
+def test_a_pasted_image_is_classified(browser, server, tmp_path):
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(server.url)
+    png = base64.b64encode(image_bytes(random_rgb(44, (40, 40)))).decode()
+    page.evaluate(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "pasted.png", { type: "image/png" }));
+            document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer }));
+        }""",
+        png,
     )
-    # (not wait_for_function: the page's CSP refuses eval, as it should)
-    page.locator("#status", has_text="not a usable image").wait_for()
-    assert "error" in page.locator("#status").get_attribute("class")
-    assert page.locator("#result").is_hidden()
-    screenshot(page, tmp_path, "error")
+    card = page.locator("#results .card.done")
+    card.wait_for()
+    assert card.locator(".file").inner_text() == "pasted.png"
+    assert card.locator(".bars li").count() == 3
     page.close()
 
 
@@ -85,43 +173,34 @@ def test_page_works_from_the_keyboard_and_on_a_phone(browser, server, tmp_path):
     assert page.evaluate("document.activeElement.id") == "submit"
     page.keyboard.press("Enter")  # nothing chosen yet: the browser asks for a file, no request
     assert page.locator("#file").evaluate("input => input.validationMessage") != ""
-    assert page.locator("#result").is_hidden()
+    assert page.locator("#results").is_hidden()
+    assert page.locator("#file").get_attribute("accept") == "image/*"  # phones offer the camera
+    files = [file_payload(f"{n}.png", image_bytes(random_rgb(42 + n, (30, 90)))) for n in range(3)]
+    page.set_input_files("#file", files=files)
+    page.locator("#results .card.done").nth(2).wait_for()
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 375  # nothing overflows sideways on a phone
-    png = image_bytes(random_rgb(42, (30, 90)))
-    page.set_input_files(
-        "#file", files=[{"name": "tall.png", "mimeType": "image/png", "buffer": png}]
-    )
-    page.wait_for_selector("#result:not([hidden])")
+    assert width <= 375  # the grid folds into one column: nothing overflows sideways
     screenshot(page, tmp_path, "phone")
     page.close()
 
 
-def test_toggle_lays_the_heatmap_over_the_preview(browser, server, tmp_path):
+def test_toggle_lays_the_heatmap_over_the_thumbnail(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.goto(server.url)
     png = image_bytes(random_rgb(43, (64, 64)))
-    page.set_input_files(
-        "#file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}]
-    )
-    page.wait_for_selector("#result:not([hidden])")
-    assert page.locator("#heatmap").is_hidden()
-    label = page.locator("#label")
+    page.set_input_files("#file", files=[file_payload("photo.png", png)])
+    card = page.locator("#results .card.done")
+    card.wait_for()
+    heatmap = card.locator(".heatmap")
+    assert heatmap.is_hidden()
+    label = card.locator(".label")
     uncertain = "uncertain" in (label.get_attribute("class") or "")
     assert label.inner_text().startswith("not sure — maybe ") == uncertain
-    page.check("#explain-toggle")
-    page.wait_for_selector("#heatmap:not([hidden])")
-    heatmap = page.locator("#heatmap")
+    card.locator(".explain-toggle").check()
+    card.locator(".heatmap:not([hidden])").wait_for()
     assert heatmap.evaluate("img => img.complete && img.naturalWidth") == 224
-    preview_box, heatmap_box = page.locator("#preview").bounding_box(), heatmap.bounding_box()
-    assert heatmap_box == preview_box  # exactly over the picture
+    assert heatmap.bounding_box() == card.locator(".thumb").bounding_box()  # exactly over it
     screenshot(page, tmp_path, "heatmap")
-    page.uncheck("#explain-toggle")
+    card.locator(".explain-toggle").uncheck()
     assert heatmap.is_hidden()
-    # A new image starts without the old heatmap.
-    page.set_input_files(
-        "#file", files=[{"name": "other.png", "mimeType": "image/png", "buffer": png}]
-    )
-    page.wait_for_selector("#result:not([hidden])")
-    assert heatmap.is_hidden() and not page.is_checked("#explain-toggle")
     page.close()

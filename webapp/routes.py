@@ -44,8 +44,9 @@ def index():
     predictor = current_app.extensions["predictor"]
     metadata = predictor.metadata if predictor else None
     return render_template(
-        "index.html", metadata=metadata, model_error=current_app.extensions["model_error"]
-    )
+        "index.html", metadata=metadata, model_error=current_app.extensions["model_error"],
+        max_files=current_app.config["MAX_FILES"],
+    )  # fmt: skip
 
 
 @bp.post("/predict")
