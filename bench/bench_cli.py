@@ -3,7 +3,8 @@
     make repro && python -m bench.bench_cli [--folder data]
 
 1. The model's own rate: every image of the folder decoded beforehand (not timed),
-   then one `model.predict(images, batch_size=256)`: images per second.
+   then `model.predict(images, batch_size=256)`: images per second (median of
+   --rounds runs, alternating with the CLI's).
 2. The CLI's rate on the same folder, in-process: walking it, decoding (two
    threads, overlapping the model) and predicting in batches, writing the CSV
    table: images per second, and its ratio to (1) (target: at least 0.8).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=ROOT / "data")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "best")
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     files = bulk.expand([str(args.folder)])
     if not files:
@@ -41,14 +44,18 @@ def main() -> None:
 
     pixels = np.stack([predictor.pixels(Path(name)) for name in files])
     predictor.model.predict(pixels[: bulk.BATCH], batch_size=bulk.BATCH, verbose=0)  # warm-up
-    started = time.perf_counter()
-    predictor.model.predict(pixels, batch_size=bulk.BATCH, verbose=0)
-    model_rate = len(files) / (time.perf_counter() - started)
-
     list(bulk.predict_files(predictor, files[: bulk.BATCH], None))  # warm-up
-    started = time.perf_counter()
-    failures = bulk.write_csv(bulk.predict_files(predictor, files, None), io.StringIO())
-    cli_rate = len(files) / (time.perf_counter() - started)
+    # Alternating rounds, medians: single epochs on this shared machine vary up to 2x.
+    model_seconds, cli_seconds = [], []
+    for _ in range(args.rounds):
+        started = time.perf_counter()
+        predictor.model.predict(pixels, batch_size=bulk.BATCH, verbose=0)
+        model_seconds.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        failures = bulk.write_csv(bulk.predict_files(predictor, files, None), io.StringIO())
+        cli_seconds.append(time.perf_counter() - started)
+    model_rate = len(files) / statistics.median(model_seconds)
+    cli_rate = len(files) / statistics.median(cli_seconds)
 
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "imgclf", "predict", str(args.folder),
@@ -60,7 +67,9 @@ def main() -> None:
 
     print(f"imgclf predict on {args.folder}: {len(files)} images at "
           f"{predictor.image_size} px, model {predictor.metadata['selected_model']}")  # fmt: skip
-    print(f"  model.predict on decoded images    {model_rate:8.0f} images/s")
+    print(
+        f"  model.predict on decoded images    {model_rate:8.0f} images/s (median of {args.rounds})"
+    )
     print(f"  CLI: walk, decode, predict, table  {cli_rate:8.0f} images/s   "
           f"ratio {cli_rate / model_rate:.2f} (target >= 0.8); {failures} errors")  # fmt: skip
     print(f"  `imgclf predict {args.folder} --csv` {command_seconds:6.1f} s wall, start-up "
