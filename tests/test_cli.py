@@ -104,6 +104,36 @@ def test_folders_are_walked_in_batches_and_written_as_a_table(trained_project, t
     assert float(rows[3]["confidence"]) == pytest.approx(single["confidence"], abs=1e-4)
 
 
+def test_a_terminal_gets_a_progress_bar(trained_project, tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    command = [sys.executable, "-m", "imgclf", "predict", "data", "--csv", str(tmp_path / "t.csv")]
+    process = subprocess.Popen(
+        command, cwd=trained_project, stdout=subprocess.DEVNULL, stderr=terminal,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=120) == 0
+    os.close(controller)
+    assert b"image/s" in shown and b"/24 " in shown  # tqdm's bar over the 24 images
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 1 + 24
+
+
 def test_batches_keep_order_and_errors_in_place(trained_project):
     from imgclf import bulk
 
