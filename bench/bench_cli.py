@@ -5,8 +5,8 @@
 1. The model's own rate: every image of the folder decoded beforehand (not timed),
    then `model.predict(images, batch_size=256)`: images per second (median of
    --rounds runs, alternating with the CLI's).
-2. The CLI's rate on the same folder, in-process: walking it, decoding (two
-   threads, overlapping the model) and predicting in batches, writing the CSV
+2. The CLI's rate on the same folder, in-process: walking it, decoding (a
+   thread, ahead of the model) and predicting in batches, writing the CSV
    table: images per second, and its ratio to (1) (target: at least 0.8).
 3. The whole `imgclf predict FOLDER --csv` command as a user runs it, start-up included.
 """

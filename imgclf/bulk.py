@@ -1,10 +1,9 @@
-"""Classify many files: folders walked, images decoded in parallel, predicted in batches.
+"""Classify many files: folders walked, images decoded ahead, predicted in batches.
 
-Used by `imgclf predict DIR_OR_FILES...`. Two threads decode the next batch while
-the model runs on the current one. On 2 cores this gains little over decoding in
-turn (Pillow's per-file work is mostly Python, and the model keeps both cores
-busy); worker processes were measured slower still (start-up and copying the
-pixels back), see bench/bench_cli.py.
+Used by `imgclf predict DIR_OR_FILES...`. A thread decodes the next batch while the
+model runs on the current one. On 2 cores this gains little over decoding in turn
+(Pillow's per-file work is mostly Python, and the model keeps both cores busy); a
+second decoding thread and worker processes were measured no faster (bench_cli).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from imgclf.images import ImageDecodeError, load_image
 from imgclf.predictor import Predictor
 
 BATCH = 256
-DECODE_THREADS = 2
+DECODE_THREADS = 1
 CSV_COLUMNS = ["file", "prediction", "confidence", "uncertain", "top_classes", "error"]
 
 
