@@ -73,15 +73,16 @@ def output_root(role: WorkerRole) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# Keras' own, kept before adapt_keras replaces it in the trainer module.
+_keras_reduce_per_replica = tf_trainer.reduce_per_replica
+
+
 def _average_scalars_across_workers(values, strategy, reduction):
     if in_multi_worker_mode(strategy) and reduction in ("auto", "mean"):
         return tf.nest.map_structure(
             lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values
         )
     return _keras_reduce_per_replica(values, strategy, reduction)
-
-
-_keras_reduce_per_replica = tf_trainer.reduce_per_replica
 
 
 def adapt_keras(model: keras.Model) -> None:
