@@ -16,7 +16,7 @@ from pathlib import Path
 
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
-from imgclf.feature_cache import cached_training_set, extract_features
+from imgclf.feature_cache import cached_training_set
 from imgclf.models import (
     adapt_feature_norm,
     build_augmentation,
@@ -27,7 +27,13 @@ from imgclf.models import (
     build_resnet_head,
     with_augmentation,
 )
-from imgclf.training import ArrayBatches, compile_for_training, make_deterministic, one_hot
+from imgclf.training import (
+    ArrayBatches,
+    compile_for_training,
+    make_deterministic,
+    one_hot,
+    predict_in_batches,
+)
 
 PREPARED = Path("prepared")
 
@@ -67,7 +73,7 @@ def main() -> None:
     started = time.perf_counter()
     # The naive way has no feature cache to take statistics from: it adapts on one
     # pass of the base over the training images, counted in its time.
-    adapt_feature_norm(head, extract_features(extractor, train.images, batch))
+    adapt_feature_norm(head, predict_in_batches(extractor, train.images, batch))
     trainer.fit(images, validation_data=val_data, epochs=args.epochs, verbose=0)
     naive_seconds = time.perf_counter() - started
     naive_accuracy = val_accuracy(model, val)
@@ -78,7 +84,7 @@ def main() -> None:
     features, labels = cached_training_set(
         extractor, train.images, train.labels, batch, augmenter, params.resnet.augmented_views
     )
-    val_features = extract_features(extractor, val.images, batch)
+    val_features = predict_in_batches(extractor, val.images, batch)
     adapt_feature_norm(head, features)
     cached = ArrayBatches(features, labels, batch, seed, shuffle=True, num_classes=count)
     compile_for_training(head, params.train, lr, len(cached), args.epochs)

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from imgclf import bulk
-from imgclf.images import ImageDecodeError
 from imgclf.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
 
 
@@ -58,14 +57,11 @@ def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int |
 
 def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | None) -> int:
     """Print the answer for one file and write its Grad-CAM overlay; 0 on success, 1 if not."""
-    try:
-        answer, heatmap = predictor.explain(Path(name), top_k)
-    except OSError as exc:
-        print(f"error: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+    decoded = bulk.decode_files([name], predictor.image_size, predictor.max_pixels)[0]
+    if isinstance(decoded, str):
+        print(f"error: {decoded}", file=sys.stderr)
         return 1
-    except ImageDecodeError as exc:
-        print(f"error: {name} is not a usable image: {exc}", file=sys.stderr)
-        return 1
+    answer, heatmap = predictor.explain_pixels(decoded, top_k)
     try:
         heatmap.save(output, format="PNG")
     except OSError as exc:

@@ -8,8 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf import multi_worker
-from imgclf.training import ArrayBatches, one_hot
+from imgclf.training import one_hot, predict_in_batches
 
 
 def inference_batch_size(image_size: int) -> int:
@@ -20,25 +19,6 @@ def inference_batch_size(image_size: int) -> int:
     cores and keep activation memory under a gigabyte.
     """
     return max(32, min(256, 256 * 64 * 64 // image_size**2))
-
-
-def extract_features(
-    extractor: keras.Model,
-    images: np.ndarray,
-    batch_size: int,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> np.ndarray:
-    """Pooled features for every image, read batch by batch so memory-mapped data stays on disk.
-
-    `transform` (random augmentation) runs on each batch before the base, outside the
-    extractor's graph, so every view reuses one traced extractor.
-    """
-    labels = np.zeros(len(images), dtype=np.int32)  # predict() reads only the images
-    batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False, transform=transform)
-    if multi_worker.in_multi_worker_mode(extractor.distribute_strategy):
-        # Each worker computes every feature itself: the cache is the same on all of them.
-        return multi_worker.predict_locally(extractor, batches)
-    return extractor.predict(batches, verbose=0)
 
 
 def cached_training_set(
@@ -54,10 +34,12 @@ def cached_training_set(
     With augmentation switched off (no augmenter) the copies would be identical, so
     only the originals are computed.
     """
-    views = [extract_features(extractor, images, batch_size)]
+    # Augmentation runs on each batch before the base, outside the extractor's graph,
+    # so every view reuses one traced extractor.
+    views = [predict_in_batches(extractor, images, batch_size)]
     if augmenter is not None:
         views += [
-            extract_features(extractor, images, batch_size, augmenter)
+            predict_in_batches(extractor, images, batch_size, augmenter)
             for _ in range(augmented_views)
         ]
     return np.concatenate(views), np.tile(labels, len(views))

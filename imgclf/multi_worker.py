@@ -47,6 +47,13 @@ class WorkerRole:
     def is_chief(self) -> bool:
         return self.index == 0
 
+    def bystander_note(self, stage: str, done: str) -> str:
+        """The one line a worker other than the chief prints at the end of a stage."""
+        return (
+            f"{stage}: worker {self.index} of {self.workers} trained with the chief ({done}); "
+            "the chief writes the outputs, this worker wrote none"
+        )
+
 
 def worker_role() -> WorkerRole:
     """This process's place in the TF_CONFIG cluster (a lone process is the chief)."""

@@ -18,6 +18,8 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from dvclive import Live
 from imgclf import multi_worker
+from imgclf.evaluation import classification_metrics, log_confusion
+from imgclf.files import write_json
 from imgclf.params import TrainParams
 
 IMBALANCE_RATIO = 1.5  # train.class_weight auto: weigh classes above this size ratio
@@ -252,13 +254,53 @@ def fit(
     return FitResult(epochs_trained, seconds, epochs_trained * images_per_epoch)
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """model.predict over in-memory images; on one worker only under multi-worker training."""
+def predict_in_batches(
+    model: keras.Model,
+    images: np.ndarray,
+    batch_size: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """model.predict over images read batch by batch (memory-mapped data stays on disk).
+
+    `transform` (random augmentation) runs on each batch outside the model's graph, so
+    every call reuses one traced model. Under multi-worker training each worker
+    predicts everything itself: the results are the same on all of them.
+    """
+    labels = np.zeros(len(images), dtype=np.int32)  # predict() reads only the images
+    batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False, transform=transform)
     if multi_worker.in_multi_worker_mode(model.distribute_strategy):
-        labels = np.zeros(len(images), dtype=np.int32)
-        batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False)
         return multi_worker.predict_locally(model, batches)
-    return model.predict(images, batch_size=batch_size, verbose=0)
+    return model.predict(batches, verbose=0)
+
+
+def write_trained_model(
+    out: Path,
+    model_name: str,
+    model: keras.Model,
+    live: Live,
+    val: tuple[np.ndarray, np.ndarray],
+    class_names: list[str],
+    details: dict,
+) -> dict:
+    """A trainer's declared outputs under `out`; returns the metrics written.
+
+    `val` is (validation labels, predicted probabilities). Writes the validation
+    confusion matrix and ends the DVCLive run, saves models/<name>/model.keras, and
+    writes metrics/<name>.json: validation metrics, parameter counts and `details`.
+    """
+    labels, probabilities = val
+    log_confusion(live, labels, probabilities, class_names)
+    live.end()
+    model_file = out / "models" / model_name / "model.keras"
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    model.save(model_file)
+    metrics = {
+        **classification_metrics(probabilities, labels, class_names, "val"),
+        **parameter_counts(model),
+        **details,
+    }
+    write_json(out / "metrics" / f"{model_name}.json", metrics)
+    return metrics
 
 
 def parameter_counts(model: keras.Model) -> dict:

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
-from imgclf.evaluation import classification_metrics, log_confusion
-from imgclf.files import write_json
 from imgclf.models import build_augmentation, build_cnn, with_augmentation
 from imgclf.multi_worker import in_multi_worker_mode, output_root, worker_role
 from imgclf.stage import run
@@ -26,14 +24,13 @@ from imgclf.training import (
     make_deterministic,
     one_hot,
     open_live,
-    parameter_counts,
     planned_epochs,
-    predict_probabilities,
+    predict_in_batches,
+    write_trained_model,
 )
 
 PREPARED = Path("prepared")
 MODEL_FILE = Path("models/cnn/model.keras")
-METRICS_FILE = Path("metrics/cnn.json")
 
 
 def main() -> None:
@@ -68,27 +65,21 @@ def main() -> None:
             len(train_split.labels), epochs, class_weight=weights,
         )  # fmt: skip
 
-        probabilities = predict_probabilities(model, val_images, train.batch_size)
-        log_confusion(live, val.labels, probabilities, class_names)
-        live.end()
-        (out / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
-        model.save(out / MODEL_FILE)
-        metrics = {
-            **classification_metrics(probabilities, val.labels, class_names, "val"),
-            **parameter_counts(model),
-            "epochs_trained": result.epochs_trained,
-            "class_weighted": weights is not None,
-            "train_seconds": result.train_seconds,
-            "train_images_per_second": result.images_seen / result.train_seconds,
-            "workers": role.workers,
-        }
-        write_json(out / METRICS_FILE, metrics)
+        probabilities = predict_in_batches(model, val_images, train.batch_size)
+        metrics = write_trained_model(
+            out, "cnn", model, live, (val.labels, probabilities), class_names, {
+                "epochs_trained": result.epochs_trained,
+                "class_weighted": weights is not None,
+                "train_seconds": result.train_seconds,
+                "train_images_per_second": result.images_seen / result.train_seconds,
+                "workers": role.workers,
+            },
+        )  # fmt: skip
     done = f"val_accuracy {metrics['val_accuracy']:.4f} after {result.epochs_trained} epochs"
-    if role.is_chief:
-        print(f"train_cnn: {done} in {result.train_seconds:.0f}s; saved {MODEL_FILE}")
-    else:
-        print(f"train_cnn: worker {role.index} of {role.workers} trained with the chief ({done}); "
-              "the chief writes the outputs, this worker wrote none")  # fmt: skip
+    if not role.is_chief:
+        print(role.bystander_note("train_cnn", done))
+        return
+    print(f"train_cnn: {done} in {result.train_seconds:.0f}s; saved {MODEL_FILE}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,7 @@ from pathlib import Path
 
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
-from imgclf.evaluation import classification_metrics, log_confusion
-from imgclf.feature_cache import (
-    cached_training_set,
-    extract_features,
-    feature_batches,
-    inference_batch_size,
-)
-from imgclf.files import write_json
+from imgclf.feature_cache import cached_training_set, feature_batches, inference_batch_size
 from imgclf.fine_tuning import fine_tune
 from imgclf.models import (
     adapt_feature_norm,
@@ -43,14 +36,13 @@ from imgclf.training import (
     make_deterministic,
     one_hot,
     open_live,
-    parameter_counts,
     planned_epochs,
-    predict_probabilities,
+    predict_in_batches,
+    write_trained_model,
 )
 
 PREPARED = Path("prepared")
 MODEL_FILE = Path("models/resnet/model.keras")
-METRICS_FILE = Path("metrics/resnet.json")
 
 
 def main() -> None:
@@ -81,7 +73,7 @@ def main() -> None:
     train_features, train_labels = cached_training_set(
         extractor, train_split.images, train_split.labels, forward_batch, augmenter, views
     )
-    val_features = extract_features(extractor, val.images, forward_batch)
+    val_features = predict_in_batches(extractor, val.images, forward_batch)
     feature_seconds = time.perf_counter() - started
     print(
         f"train_resnet: cached {len(train_features)} training ({views} augmented views) and "
@@ -111,33 +103,27 @@ def main() -> None:
             train_seconds += tuned.train_seconds
             images_seen += tuned.images_seen
             val_images = val.images.astype("float32")
-            probabilities = predict_probabilities(model, val_images, forward_batch)
+            probabilities = predict_in_batches(model, val_images, forward_batch)
         else:
             # The base is unchanged: its cached validation features give the whole model's
             # output without another pass of ResNet50.
-            probabilities = predict_probabilities(head, val_features, forward_batch)
-        log_confusion(live, val.labels, probabilities, class_names)
-        live.end()
-        (out / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
-        model.save(out / MODEL_FILE)
-        metrics = {
-            **classification_metrics(probabilities, val.labels, class_names, "val"),
-            **parameter_counts(model),
-            "pretrained": weights.pretrained,
-            "epochs_trained": result.epochs_trained,
-            "augmented_views": views,
-            "class_weighted": class_weight is not None,
-            "feature_cache_seconds": feature_seconds,
-            "train_seconds": train_seconds,
-            "train_images_per_second": images_seen / train_seconds,
-            "workers": role.workers,
-        }
-        write_json(out / METRICS_FILE, metrics)
+            probabilities = predict_in_batches(head, val_features, forward_batch)
+        metrics = write_trained_model(
+            out, "resnet", model, live, (val.labels, probabilities), class_names, {
+                "pretrained": weights.pretrained,
+                "epochs_trained": result.epochs_trained,
+                "augmented_views": views,
+                "class_weighted": class_weight is not None,
+                "feature_cache_seconds": feature_seconds,
+                "train_seconds": train_seconds,
+                "train_images_per_second": images_seen / train_seconds,
+                "workers": role.workers,
+            },
+        )  # fmt: skip
     done = f"val_accuracy {metrics['val_accuracy']:.4f} (pretrained: {weights.pretrained}) " \
         f"after {result.epochs_trained} epochs"  # fmt: skip
     if not role.is_chief:
-        print(f"train_resnet: worker {role.index} of {role.workers} trained with the chief "
-              f"({done}); the chief writes the outputs, this worker wrote none")  # fmt: skip
+        print(role.bystander_note("train_resnet", done))
         return
     print(f"train_resnet: base weights: {weights.source}")
     print(f"train_resnet: {done} in {train_seconds:.0f}s; saved {MODEL_FILE}")
