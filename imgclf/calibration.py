@@ -99,6 +99,10 @@ class Decision:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def served(self, probabilities: np.ndarray) -> np.ndarray:
+        """What the exported model outputs for these uncalibrated probabilities."""
+        return apply_temperature(probabilities, self.temperature) if self.applied else probabilities
+
 
 def decide(probabilities: np.ndarray, labels: np.ndarray, enabled: bool) -> Decision:
     """Fit a temperature on validation predictions and decide whether to apply it.

@@ -67,8 +67,11 @@ def main() -> None:
     test_calibrated = calibration.apply_temperature(test_probabilities, decision.temperature)
     if decision.applied:
         model = calibration.with_temperature(model, decision.temperature)
-    served_probabilities = test_calibrated if decision.applied else test_probabilities
-    val_served = calibration.apply_temperature(val_probabilities, decision.temperature)
+    # The threshold is read from the probabilities the exported model will serve.
+    served_probabilities, val_served = (
+        decision.served(test_probabilities),
+        decision.served(val_probabilities),
+    )
 
     # "Not sure" below the confidence that reaches export.target_accuracy on validation.
     threshold = selective.choose_threshold(val_served, val.labels, export.target_accuracy)

@@ -91,3 +91,13 @@ def test_decide_applies_a_temperature_that_helps_and_respects_the_switch(overcon
     assert decision.reason.startswith("applied: T = ")
     off = calibration.decide(probabilities, labels, enabled=False)
     assert not off.applied and "export.calibrate: false" in off.reason
+
+
+def test_served_probabilities_are_scaled_only_when_the_temperature_is_applied(overconfident):
+    probabilities, _ = overconfident
+    kept = calibration.Decision(2.0, False, "kept: no lower ECE", 0.1, 0.1)
+    assert kept.served(probabilities) is probabilities  # fitted, not applied: served as they are
+    applied = calibration.Decision(2.0, True, "applied", 0.1, 0.05)
+    np.testing.assert_allclose(
+        applied.served(probabilities), calibration.apply_temperature(probabilities, 2.0)
+    )
