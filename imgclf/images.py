@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 BACKGROUND = (255, 255, 255)
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -63,14 +63,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode image bytes into a normalized (image_size, image_size, 3) uint8 array."""
+# Formats recognised by their first bytes, so Pillow opens them without trying each
+# of its plugins in turn; anything else goes through Pillow's full identification.
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
+
+
+def _open_upright(data: bytes, max_pixels: int) -> Image.Image:
+    """Steps 1-4 of the policy: the whole first frame, upright, in "L" (grey) or "RGB"."""
     if not data:
         raise ImageDecodeError("empty file (0 bytes)")
+    formats = next(([name] for magic, name in _SIGNATURES if data.startswith(magic)), None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=formats)
         width, height = image.size
         if width * height > max_pixels:
             raise ImageDecodeError(
@@ -80,8 +86,11 @@ def decode(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
         if width < 1 or height < 1:
             raise ImageDecodeError(f"has no pixels ({width}x{height})")
         image.load()  # decodes everything: truncated data fails here, not later
-        image = ImageOps.exif_transpose(image)
-        rgb = _to_rgb(image)
+        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            image = ImageOps.exif_transpose(image)
+        # Grey stays grey until after resizing: the same pixels as resizing its RGB
+        # conversion (each band is resampled alike), for a third of the work.
+        return image if image.mode == "L" else _to_rgb(image)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -90,10 +99,29 @@ def decode(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
         raise ImageDecodeError("not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"cannot be decoded: {exc}") from None
-    source = np.asarray(rgb)
+
+
+def _fit(image: Image.Image, image_size: int) -> np.ndarray:
+    """Step 5: fit inside the square, pad with the background, as RGB uint8."""
+    grey = image.mode == "L"
+    fitted = ImageOps.pad(
+        image, (image_size, image_size), method=RESAMPLE, color=255 if grey else BACKGROUND
+    )
+    pixels = np.asarray(fitted, dtype=np.uint8)
+    return np.repeat(pixels[..., None], 3, axis=2) if grey else pixels
+
+
+def decode(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode image bytes into a normalized (image_size, image_size, 3) uint8 array."""
+    image = _open_upright(data, max_pixels)
+    source = np.asarray(image.convert("RGB") if image.mode == "L" else image)
     digest = hashlib.sha256(repr(source.shape).encode() + source.tobytes()).hexdigest()
-    fitted = ImageOps.pad(rgb, (image_size, image_size), method=RESAMPLE, color=BACKGROUND)
-    return DecodedImage(pixels=np.asarray(fitted, dtype=np.uint8), source_digest=digest)
+    return DecodedImage(pixels=_fit(image, image_size), source_digest=digest)
+
+
+def decode_pixels(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The model input only: `decode` without the fingerprint (serving needs none)."""
+    return _fit(_open_upright(data, max_pixels), image_size)
 
 
 def load_image(
@@ -101,4 +129,4 @@ def load_image(
 ) -> np.ndarray:
     """Read a file path or bytes and return the model input for it."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    return decode(data, image_size, max_pixels).pixels
+    return decode_pixels(data, image_size, max_pixels)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.heatmap import overlay
-from imgclf.images import DEFAULT_MAX_PIXELS, decode
+from imgclf.images import DEFAULT_MAX_PIXELS, decode_pixels
 from imgclf.selective import is_uncertain
 
 DEFAULT_EXPORT_DIR = Path("models/best")
@@ -73,7 +73,7 @@ class Predictor:
     def pixels(self, image: bytes | str | Path) -> np.ndarray:
         """The model input for one image file or its bytes (raises ImageDecodeError)."""
         data = image if isinstance(image, bytes) else Path(image).read_bytes()
-        return decode(data, self.image_size, self.max_pixels).pixels
+        return decode_pixels(data, self.image_size, self.max_pixels)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model inputs."""
@@ -81,17 +81,24 @@ class Predictor:
 
     def describe(self, probabilities: np.ndarray, top_k: int | None = None) -> dict:
         """The answer users see: label, its confidence and the (top-k) probabilities."""
-        order = np.argsort(-probabilities, kind="stable")[: top_k or len(self.class_names)]
-        best = int(order[0])
-        label, confidence = self.class_names[best], float(probabilities[best])
-        uncertain = is_uncertain(confidence, self.confidence_threshold)
-        return {
-            "prediction": label,
-            "confidence": confidence,
-            "uncertain": uncertain,
-            "answer": f"not sure — maybe {label}" if uncertain else label,
-            "probabilities": {self.class_names[i]: float(probabilities[i]) for i in order},
-        }
+        return self.describe_batch(np.asarray(probabilities)[None], top_k)[0]
+
+    def describe_batch(self, probabilities: np.ndarray, top_k: int | None = None) -> list[dict]:
+        """`describe` for each row of a batch of probabilities (one sort for the batch)."""
+        names = self.class_names
+        orders = np.argsort(-probabilities, axis=1, kind="stable")[:, : top_k or len(names)]
+        answers = []
+        for row, order in zip(probabilities.tolist(), orders.tolist(), strict=True):
+            label, confidence = names[order[0]], row[order[0]]
+            uncertain = is_uncertain(confidence, self.confidence_threshold)
+            answers.append({
+                "prediction": label,
+                "confidence": confidence,
+                "uncertain": uncertain,
+                "answer": f"not sure — maybe {label}" if uncertain else label,
+                "probabilities": {names[i]: row[i] for i in order},
+            })  # fmt: skip
+        return answers
 
     def predict(self, image: bytes | str | Path, top_k: int | None = None) -> dict:
         """Predict one image file or its bytes."""

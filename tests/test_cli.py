@@ -138,12 +138,13 @@ def test_batches_keep_order_and_errors_in_place(trained_project):
     from imgclf import bulk
 
     predictor = Predictor.load(trained_project / "models" / "best")
-    good = sorted(str(p) for p in (trained_project / "data").rglob("*.png"))[:7]
-    files = [good[0], "/no/such/file.png", *good[1:]]
-    answers = list(bulk.predict_files(predictor, files, top_k=None, batch_size=3))
+    good = sorted(str(p) for p in (trained_project / "data").rglob("*.png"))[:13]
+    # Batches of 2: more batches than are decoded ahead, one of them all errors.
+    files = [good[0], "/no/such/file.png", "/no/such/other.png", "/no/such/third.png", *good[1:]]
+    answers = list(bulk.predict_files(predictor, files, top_k=None, batch_size=2))
     assert [a["file"] for a in answers] == files
-    assert "cannot read" in answers[1]["error"]
-    for answer, name in zip([answers[0], *answers[2:]], good, strict=True):
+    assert all("cannot read" in answer["error"] for answer in answers[1:4])
+    for answer, name in zip([answers[0], *answers[4:]], good, strict=True):
         expected = predictor.predict(name)
         assert answer["prediction"] == expected["prediction"]
         assert answer["confidence"] == pytest.approx(expected["confidence"], abs=1e-5)

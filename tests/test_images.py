@@ -28,6 +28,18 @@ def test_greyscale_becomes_three_equal_channels():
     assert (out == 77).all()
 
 
+@pytest.mark.parametrize("size", [(29, 13), (40, 40), (7, 50)])
+def test_grey_images_decode_exactly_as_their_rgb_conversion(size):
+    # Grey files are resized as grey (the fast path): same pixels, padding and digest
+    # as the RGB file of the same picture, upscaled or downscaled, padded or not.
+    grey = Image.fromarray(np.random.default_rng(3).integers(0, 256, size[::-1], np.uint8), "L")
+    as_grey, as_rgb = image_bytes(grey), image_bytes(grey.convert("RGB"))
+    for target in (16, SIZE, 64):
+        assert np.array_equal(pixels(as_grey, target), pixels(as_rgb, target))
+        assert np.array_equal(load_image(as_grey, target), pixels(as_rgb, target))
+    assert decode(as_grey, SIZE).source_digest == decode(as_rgb, SIZE).source_digest
+
+
 def test_transparent_pixels_are_composited_on_white():
     rgba = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
     assert (pixels(image_bytes(rgba)) == BACKGROUND).all()

@@ -82,7 +82,7 @@ def predict():
             answers.append(answer)
     else:
         probabilities = current_app.extensions["batcher"].submit(np.stack(inputs))
-        answers = [predictor.describe(row, top_k) for row in probabilities]
+        answers = predictor.describe_batch(np.asarray(probabilities), top_k)
     for answer in answers:
         PREDICTIONS.labels(answer["prediction"]).inc()
     return jsonify(answers if len(answers) > 1 else answers[0])
