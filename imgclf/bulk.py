@@ -82,7 +82,6 @@ def predict_files(
     """One answer per file, in order: the prediction, or {"file", "error"}."""
     size, max_pixels = predictor.image_size, predictor.max_pixels
     chunks = (files[start : start + batch_size] for start in range(0, len(files), batch_size))
-    predictor.model.make_predict_function()  # built once here, not raced for by two threads
 
     def predict(decoding: Future) -> tuple[list[np.ndarray | str], dict[int, dict]]:
         """The decoded batch, and the answer for each of its images that decoded."""
@@ -90,8 +89,8 @@ def predict_files(
         good = [i for i, item in enumerate(decoded) if not isinstance(item, str)]
         if not good:
             return decoded, {}
-        probabilities = predictor.model.predict_on_batch(np.stack([decoded[i] for i in good]))
-        answers = predictor.describe_batch(np.asarray(probabilities), top_k)
+        probabilities = predictor.probabilities(np.stack([decoded[i] for i in good]))
+        answers = predictor.describe_batch(probabilities, top_k)
         return decoded, dict(zip(good, answers, strict=True))
 
     with ThreadPoolExecutor(1) as decoder, ThreadPoolExecutor(MODEL_THREADS) as model:

@@ -13,6 +13,7 @@ when validation has fewer than MIN_ERRORS misclassified images (see decide()).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import keras
@@ -84,6 +85,21 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     scaled = layers.Rescaling(1.0 / temperature, name="temperature")(log_probabilities)
     outputs = layers.Softmax(name="calibrated_probabilities")(scaled)
     return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
+
+
+def unwrap(model: keras.Model) -> tuple[keras.Model, Callable]:
+    """The uncalibrated model inside `model`, and the step from its output to `model`'s.
+
+    For a model made by `with_temperature`, the step is the wrapper's own layers (the
+    same operations the served model runs); for any other model it is the identity.
+    """
+    if not any(layer.name == "temperature" for layer in model.layers):
+        return model, lambda probabilities: probabilities
+    inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    scale, softmax = model.get_layer("temperature"), model.get_layer("calibrated_probabilities")
+    return inner, lambda probabilities: softmax(
+        scale(keras.ops.log(keras.ops.clip(probabilities, EPSILON, 1.0)))
+    )
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,15 @@ over the image is imgclf/heatmap.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.calibration import unwrap
+
 MIN_MAP_SIDE = 4
-
-
-def _inner_model(model: keras.Model) -> keras.Model:
-    """The model without the calibration wrapper (see calibration.with_temperature)."""
-    if any(layer.name == "temperature" for layer in model.layers):
-        return next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    return model
 
 
 def map_layer(model: keras.Model) -> keras.Layer:
@@ -47,7 +44,7 @@ class GradCam:
     """Heatmaps for a served model of either family (the CNN or ResNet50 transfer)."""
 
     def __init__(self, model: keras.Model) -> None:
-        inner = _inner_model(model)
+        inner, self._served = unwrap(model)
         if inner.name == "resnet50_transfer":
             # pixels -> preprocess_input -> ResNet50 base -> pooling -> head (models.py)
             extractor = inner.get_layer("resnet50_features")
@@ -69,21 +66,42 @@ class GradCam:
 
         self.layer_name = layer.name
         self._forward = forward
-        self._heatmaps = tf.function(self._compute, reduce_retracing=True)
+        self._heatmaps = tf.function(self._for_classes, reduce_retracing=True)
+        self._explain = tf.function(self._for_predicted, reduce_retracing=True)
 
-    def _compute(self, pixels: tf.Tensor, class_indices: tf.Tensor) -> tf.Tensor:
+    def _cam(self, pixels: tf.Tensor, choose: Callable) -> tuple[tf.Tensor, tf.Tensor]:
+        """The model's probabilities, and the map for the class `choose` picks from them."""
         with tf.GradientTape() as tape:
             feature_map, probabilities = self._forward(pixels)
+            class_indices = choose(probabilities)
             chosen = tf.gather(probabilities, class_indices, axis=1, batch_dims=1)
             score = tf.math.log(tf.maximum(chosen, 1e-12))
         gradients = tape.gradient(score, feature_map)
         channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(channel_weights * feature_map, axis=-1))
         peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-        return tf.math.divide_no_nan(cam, peak)
+        return probabilities, tf.math.divide_no_nan(cam, peak)
+
+    def _for_classes(self, pixels: tf.Tensor, class_indices: tf.Tensor) -> tf.Tensor:
+        return self._cam(pixels, lambda _: class_indices)[1]
+
+    def _for_predicted(self, pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # Temperature scaling keeps the order of the classes: the inner model's most
+        # likely class is the served model's.
+        probabilities, cam = self._cam(pixels, lambda p: tf.argmax(p, axis=1, output_type=tf.int32))
+        return self._served(probabilities), cam
 
     def heatmaps(self, pixels: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
         """(n, h, w) maps in [0, 1] at the feature map's resolution, one per image and class."""
         batch = tf.convert_to_tensor(np.asarray(pixels, dtype=np.float32))
         indices = tf.convert_to_tensor(np.asarray(class_indices, dtype=np.int32))
         return self._heatmaps(batch, indices).numpy()
+
+    def explain(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the model outputs for each image, and the map of its most likely class.
+
+        One forward pass serves both (`heatmaps` after a separate prediction would run
+        the model twice).
+        """
+        probabilities, maps = self._explain(tf.convert_to_tensor(np.asarray(pixels, np.float32)))
+        return probabilities.numpy(), maps.numpy()

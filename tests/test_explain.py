@@ -72,6 +72,19 @@ def test_calibrated_wrapper_explains_like_the_model_inside(quadrant_model):
     np.testing.assert_allclose(wrapped, plain, atol=1e-5)
 
 
+@pytest.mark.parametrize("temperature", [None, 0.5])
+def test_one_pass_explains_the_class_the_served_model_predicts(quadrant_model, temperature):
+    served = with_temperature(quadrant_model, temperature) if temperature else quadrant_model
+    images, _ = quadrant_images(8, seed=6)
+    probabilities, heatmaps = GradCam(served).explain(images)
+    expected = served.predict_on_batch(images.astype("float32"))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)  # what the model serves
+    predicted = expected.argmax(axis=1)
+    np.testing.assert_allclose(
+        heatmaps, GradCam(served).heatmaps(images, predicted), atol=1e-5
+    )  # the map of the class it answers
+
+
 def test_resnet_map_is_the_last_block_output_still_4_cells_wide():
     base = build_resnet_base(SIZE)
     base.trainable = False

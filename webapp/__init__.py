@@ -51,7 +51,8 @@ def load_predictor(app: Flask) -> None:
         log.warning("serving without a model: %s", exc)
         return
     size = predictor.image_size
-    predictor.probabilities(np.zeros((1, size, size, 3), dtype=np.uint8))  # traces the graph now
+    for batch in (1, 2):  # a second batch size makes Keras trace one graph for any size, now
+        predictor.probabilities(np.zeros((batch, size, size, 3), dtype=np.uint8))
     seconds = time.perf_counter() - started
     observability.MODEL_LOAD_SECONDS.set(seconds)
     app.extensions["predictor"] = predictor
