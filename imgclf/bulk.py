@@ -6,8 +6,8 @@ the decoding (Pillow's per-file work is mostly Python, holding the GIL) and the
 model compete for the same CPU: with one thread calling the model, each batch waited
 for the other core while decoding held it; with two, TensorFlow always has a batch
 to put on a free core (bench_cli, with imgclf.images' grey fast path: 5,090 ->
-7,386 images/s on the sample; 0.85 of `model.predict`). More decoding threads only
-contend for the GIL, and decoding in processes was measured slower.
+6,600-7,400 images/s on the sample, 0.79-0.90 of `model.predict`). More decoding
+threads only contend for the GIL, and decoding in processes was measured slower.
 """
 
 from __future__ import annotations
