@@ -42,6 +42,11 @@ class Predictor:
     _gradcam: object = field(default=None, repr=False)  # built on the first explain()
     _gradcam_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        # Keras makes its compiled predict step on first use; made here, once, threads
+        # (the web app's, the CLI's) never race to make it.
+        self.model.make_predict_function()
+
     @classmethod
     def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR) -> Predictor:
         """Load models/best (or another export directory)."""
@@ -55,9 +60,7 @@ class Predictor:
         import keras
 
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-        model = keras.models.load_model(model_file)
-        model.make_predict_function()  # made once here, before threads can race to make it
-        return cls(model, metadata)
+        return cls(keras.models.load_model(model_file), metadata)
 
     @property
     def class_names(self) -> list[str]:
