@@ -24,7 +24,7 @@ from typing import TextIO
 import numpy as np
 from PIL import Image
 
-from imgclf.images import ImageDecodeError, decode_pixels
+from imgclf.images import ImageDecodeError, load_image
 from imgclf.predictor import Predictor
 
 BATCH = 128
@@ -66,9 +66,7 @@ def decode_files(names: list[str], image_size: int, max_pixels: int) -> list[np.
     decoded: list[np.ndarray | str] = []
     for name in names:
         try:
-            with open(name, "rb") as file:  # not pathlib: its parsing costs a tenth of a decode
-                data = file.read()
-            decoded.append(decode_pixels(data, image_size, max_pixels))
+            decoded.append(load_image(name, image_size, max_pixels))
         except OSError as exc:
             decoded.append(f"cannot read {name}: {exc.strerror or exc}")
         except ImageDecodeError as exc:

@@ -78,11 +78,15 @@ def expected_calibration_error(
     )
 
 
+def _log(probabilities: object) -> object:
+    """Log-probabilities as the calibrated model computes them (clipped away from 0)."""
+    return keras.ops.log(keras.ops.clip(probabilities, EPSILON, 1.0))
+
+
 def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     """The same model with its output probabilities temperature-scaled."""
     inputs = keras.Input(model.input_shape[1:], name="pixels")
-    log_probabilities = keras.ops.log(keras.ops.clip(model(inputs), EPSILON, 1.0))
-    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(log_probabilities)
+    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(_log(model(inputs)))
     outputs = layers.Softmax(name="calibrated_probabilities")(scaled)
     return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
 
@@ -97,9 +101,7 @@ def unwrap(model: keras.Model) -> tuple[keras.Model, Callable]:
         return model, lambda probabilities: probabilities
     inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     scale, softmax = model.get_layer("temperature"), model.get_layer("calibrated_probabilities")
-    return inner, lambda probabilities: softmax(
-        scale(keras.ops.log(keras.ops.clip(probabilities, EPSILON, 1.0)))
-    )
+    return inner, lambda probabilities: softmax(scale(_log(probabilities)))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.heatmap import overlay
-from imgclf.images import DEFAULT_MAX_PIXELS, decode_pixels
+from imgclf.images import DEFAULT_MAX_PIXELS, load_image
 from imgclf.selective import is_uncertain
 
 DEFAULT_EXPORT_DIR = Path("models/best")
@@ -77,8 +77,7 @@ class Predictor:
 
     def pixels(self, image: bytes | str | Path) -> np.ndarray:
         """The model input for one image file or its bytes (raises ImageDecodeError)."""
-        data = image if isinstance(image, bytes) else Path(image).read_bytes()
-        return decode_pixels(data, self.image_size, self.max_pixels)
+        return load_image(image, self.image_size, self.max_pixels)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model inputs."""
