@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from imgclf.images import BACKGROUND, ImageDecodeError, decode, load_image
+from support.decoding import fitted_from_full_decode
 from tests.conftest import image_bytes, random_rgb
 
 SIZE = 32
@@ -91,6 +94,77 @@ def test_exif_orientation_is_applied():
     # A portrait image is padded left and right, not top and bottom.
     assert tuple(out[SIZE // 2, 0]) == BACKGROUND
     assert out[0, SIZE // 2, 0] > 200 and out[0, SIZE // 2, 1] < 60
+
+
+def rotated_by_metadata(fmt: str) -> bytes:
+    """A 40x20 landscape whose metadata says "turn me upright" (6) the way `fmt` stores it."""
+    landscape = random_rgb(7, (40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    if fmt == "PNG eXIf":
+        return image_bytes(landscape, "PNG", exif=exif.tobytes())
+    if fmt == "PNG text":  # ImageMagick's hex "Raw profile type exif" chunk
+        from PIL.PngImagePlugin import PngInfo
+
+        raw = exif.tobytes()
+        chunk = PngInfo()
+        chunk.add_text("Raw profile type exif", f"\nexif\n{len(raw)}\n{raw.hex()}")
+        return image_bytes(landscape, "PNG", pnginfo=chunk)
+    if fmt == "XMP":
+        xmp = b'<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+        return image_bytes(landscape, "JPEG", xmp=xmp, quality=95)
+    return image_bytes(landscape, "TIFF", exif=exif)
+
+
+@pytest.mark.parametrize("fmt", ["PNG eXIf", "PNG text", "XMP", "TIFF"])
+def test_orientation_is_read_wherever_pillow_finds_it(fmt):
+    data = rotated_by_metadata(fmt)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.getexif().get(0x0112) == 6  # the file really says it, as Pillow reads it
+    assert np.array_equal(pixels(data), fitted_from_full_decode(data, SIZE))
+
+
+def photo_with_orientation(orientation: int, size: tuple[int, int]) -> bytes:
+    """A smooth JPEG "photo" with a dark block in one corner, stored with this orientation."""
+    width, height = size
+    ramp = np.linspace(40, 220, width, dtype=np.float32)[None, :, None]
+    pixels = np.broadcast_to(ramp, (height, width, 3)).copy()
+    pixels[: height // 3, : width // 4] = (20, 30, 200)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return image_bytes(Image.fromarray(pixels.astype(np.uint8)), "JPEG", exif=exif, quality=92)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_large_jpegs_decode_at_reduced_scale_with_the_full_decodes_geometry(orientation):
+    data = photo_with_orientation(orientation, (1600, 960))  # 1/8 scale: 200x120, >= 2 x SIZE
+    fast, full = pixels(data).astype(int), fitted_from_full_decode(data, SIZE).astype(int)
+    difference = np.abs(fast - full)
+    # Misplaced by a single row or column, the block's edge would differ by ~150 levels.
+    assert difference.mean() < 1 and difference.max() <= 4
+
+
+def test_jpegs_whose_sides_a_scale_does_not_divide_decode_in_full():
+    data = photo_with_orientation(6, (1601, 961))
+    assert np.array_equal(pixels(data), fitted_from_full_decode(data, SIZE))
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "image_size", "scale"),
+    [
+        (4000, 3000, 64, 8),  # a phone photo: decoded at 500x375
+        (4624, 3468, 64, 4),  # 3468 is not a multiple of 8
+        (1600, 960, 224, 2),  # 1/4 would leave 400 px, less than twice 224
+        (1601, 961, 32, 1),  # odd sides: no scale divides them
+        (300, 300, 224, 1),  # already small
+    ],
+)
+def test_jpeg_decoding_scale_divides_the_sides_and_leaves_twice_the_fit(
+    width, height, image_size, scale
+):
+    from imgclf.images import _draft_scale
+
+    assert _draft_scale(width, height, image_size) == scale
 
 
 def test_wide_image_keeps_its_aspect_ratio_with_padding():

@@ -70,18 +70,31 @@ def file_payload(name: str, content: bytes, mime: str = "image/png") -> dict:
     return {"name": name, "mimeType": mime, "buffer": content}
 
 
-def upload_sizes(page) -> list[int]:
-    """The body size of every POST /predict the page sends, as it sends them."""
-    sizes: list[int] = []
-    page.on(
-        "request",
-        lambda request: (
-            sizes.append(len(request.post_data_buffer or b""))
-            if request.method == "POST" and "/predict" in request.url
-            else None
-        ),
-    )
-    return sizes
+# Chromium hands Playwright no body for a FormData of Blobs, so the page's own fetch
+# is wrapped to keep a copy of every file it uploads.
+RECORD_UPLOADS = """
+window.uploads = [];
+const sendRequest = window.fetch;
+window.fetch = async (url, options) => {
+    for (const [field, value] of options && options.body instanceof FormData
+        ? options.body.entries() : []) {
+        if (!(value instanceof Blob)) continue;
+        const bytes = new Uint8Array(await value.arrayBuffer());
+        let text = "";
+        for (let i = 0; i < bytes.length; i += 0x8000) {
+            text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        }
+        window.uploads.push({ field, name: value.name, base64: btoa(text) });
+    }
+    return sendRequest(url, options);
+};
+"""
+
+
+def uploaded_files(page) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each file the page has sent to the server, in order."""
+    sent = page.evaluate("window.uploads")
+    return [(upload["name"], base64.b64decode(upload["base64"])) for upload in sent]
 
 
 def test_one_image_gets_a_card_with_label_confidence_and_bars(browser, server, tmp_path):
@@ -107,14 +120,21 @@ def test_a_12_mb_phone_photo_is_shrunk_in_the_browser_and_classified(browser, se
     photo = phone_photo()
     assert len(photo) > 10 * 2**20  # over the server's 10 MB request limit
     page = browser.new_page(viewport={"width": 1000, "height": 800})
-    sizes = upload_sizes(page)
+    page.add_init_script(RECORD_UPLOADS)
     page.goto(server.url)
+    side = max(256, 4 * int(page.locator("#upload").get_attribute("data-image-size")))
     page.set_input_files("#file", files=[file_payload("IMG_0001.jpg", photo, "image/jpeg")])
     card = page.locator("#results .card.done")
     card.wait_for(timeout=30_000)
     assert not page.locator("#results .card.failed").count()
     assert card.locator(".confidence").inner_text().endswith("% confident")
-    assert sizes and max(sizes) < 1_000_000  # the original never left the browser
+    ((name, sent),) = uploaded_files(page)  # one upload: the original never left
+    assert name == "IMG_0001.jpg" and len(sent) < 1_000_000
+    with Image.open(io.BytesIO(sent)) as shrunk:
+        assert shrunk.format == "PNG" and shrunk.size == (side * 3 // 4, side)  # upright
+    # The card shows the shrunk copy too: the browser keeps no 12-megapixel image.
+    thumb = card.locator(".thumb").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert thumb == [side * 3 // 4, side]
     assert page.locator("#status").inner_text() == ""  # nothing to say when it worked
     screenshot(page, tmp_path, "phone-photo")
     page.close()
@@ -144,9 +164,13 @@ def test_ten_images_at_once_with_one_broken_get_ten_cards_in_order(browser, serv
     page.close()
 
 
-def test_a_pasted_image_is_classified(browser, server, tmp_path):
+def test_a_pasted_image_is_classified_in_place_of_the_last_choice(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.goto(server.url)
+    chosen = [file_payload(f"{n}.png", image_bytes(random_rgb(70 + n, (40, 40)))) for n in (0, 1)]
+    page.set_input_files("#file", files=chosen)
+    page.locator("#results .card.done").nth(1).wait_for()
+    earlier = page.locator("#results .card .thumb").first.get_attribute("src")
     png = base64.b64encode(image_bytes(random_rgb(44, (40, 40)))).decode()
     page.evaluate(
         """(data) => {
@@ -159,8 +183,20 @@ def test_a_pasted_image_is_classified(browser, server, tmp_path):
     )
     card = page.locator("#results .card.done")
     card.wait_for()
+    assert page.locator("#results .card").count() == 1  # the pasted image replaced both
     assert card.locator(".file").inner_text() == "pasted.png"
     assert card.locator(".bars li").count() == 3
+    # The replaced cards' images are let go, not kept for the life of the page.
+    loaded = page.evaluate(
+        """(url) => new Promise((resolve) => {
+            const image = new Image();
+            image.onload = () => resolve("kept");
+            image.onerror = () => resolve("freed");
+            image.src = url;
+        })""",
+        earlier,
+    )
+    assert loaded == "freed"
     page.close()
 
 

@@ -20,6 +20,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // A side a few times the model's input: enough for the decoder, tiny to upload.
   const uploadSide = Math.max(256, 4 * imageSize);
   let run = 0; // a new choice of images replaces the cards of the previous one
+  let thumbnails = []; // object URLs the cards show, freed when the cards are replaced
 
   function showStatus(message, isError) {
     status.textContent = message;
@@ -51,6 +52,13 @@ document.addEventListener("DOMContentLoaded", () => {
     return blob || file;
   }
 
+  // The thumbnail is the shrunk image, so a phone photo is decoded once, not kept whole.
+  function showThumbnail(card, blob) {
+    const url = URL.createObjectURL(blob);
+    thumbnails.push(url);
+    card.querySelector(".thumb").src = url;
+  }
+
   async function post(uploads, query) {
     const body = new FormData();
     for (const upload of uploads) body.append("file", upload.blob, upload.name);
@@ -67,7 +75,6 @@ document.addEventListener("DOMContentLoaded", () => {
     const card = template.content.firstElementChild.cloneNode(true);
     const thumb = card.querySelector(".thumb");
     thumb.addEventListener("error", () => thumb.classList.add("broken"));
-    thumb.src = URL.createObjectURL(file);
     thumb.alt = file.name;
     card.querySelector(".file").textContent = file.name;
     card.querySelector(".label").textContent = "Classifying…";
@@ -161,16 +168,21 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     run += 1;
     const thisRun = run;
+    thumbnails.forEach((url) => URL.revokeObjectURL(url));
+    thumbnails = [];
     results.replaceChildren();
     results.hidden = false;
     showStatus(images.length > 1 ? `Classifying ${images.length} images…` : "", false);
     const cards = images.map(addCard);
     for (let start = 0; start < images.length; start += maxFiles) {
-      const batch = images.slice(start, start + maxFiles);
-      const uploads = await Promise.all(
-        batch.map(async (file) => ({ name: file.name, blob: await shrink(file) })),
-      );
-      if (thisRun !== run) return;
+      const uploads = [];
+      for (const file of images.slice(start, start + maxFiles)) {
+        // One at a time: a 12-megapixel photo takes about 50 MB while it is decoded.
+        const blob = await shrink(file);
+        if (thisRun !== run) return;
+        showThumbnail(cards[start + uploads.length], blob);
+        uploads.push({ name: file.name, blob });
+      }
       await classifyBatch(uploads, cards.slice(start, start + maxFiles), thisRun);
     }
     if (thisRun !== run) return;
