@@ -22,6 +22,7 @@ import numpy as np
 from imgclf import params as params_file
 from imgclf.arrays import read_classes, read_split
 from imgclf.models import build_augmentation, build_cnn, with_augmentation
+from imgclf.native_memory import KeepFreedMemory
 from imgclf.training import ArrayBatches, compile_for_training, make_deterministic, one_hot
 
 PREPARED = Path("prepared")
@@ -51,11 +52,12 @@ def images_per_second(params, classes, train, epochs: int, pipeline: bool) -> fl
     )
     compile_for_training(model, params.train, params.cnn.learning_rate, len(data), epochs)
     timer = EpochTimer()
+    callbacks = [timer, KeepFreedMemory()]  # as train_cnn fits (imgclf/native_memory.py)
     if pipeline:
-        model.fit(data, epochs=epochs, callbacks=[timer], verbose=0)
+        model.fit(data, epochs=epochs, callbacks=callbacks, verbose=0)
     else:
         x, y = np.asarray(train.images, dtype="float32"), one_hot(train.labels, count)
-        model.fit(x, y, batch_size=batch, epochs=epochs, callbacks=[timer], verbose=0)
+        model.fit(x, y, batch_size=batch, epochs=epochs, callbacks=callbacks, verbose=0)
     return len(train.labels) * (epochs - 1) / sum(timer.seconds[1:])
 
 

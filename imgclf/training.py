@@ -20,6 +20,7 @@ from dvclive import Live
 from imgclf import multi_worker
 from imgclf.evaluation import classification_metrics, log_confusion
 from imgclf.files import write_json
+from imgclf.native_memory import KeepFreedMemory
 from imgclf.params import TrainParams
 
 IMBALANCE_RATIO = 1.5  # train.class_weight auto: weigh classes above this size ratio
@@ -221,7 +222,7 @@ def fit(
     the cosine schedule it watches only the second half of the run: stopping while the
     learning rate is still high would keep a model the schedule had not yet refined.
     """
-    callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live)]
+    callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live), KeepFreedMemory()]
     if train.early_stopping_patience > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(
