@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
+from pillow_heif import register_heif_opener
+
+# HEIC/HEIF, the format phones save photos in, opens like any other Pillow format
+# (libheif turns the image upright as it decodes).
+register_heif_opener()
 
 BACKGROUND = (255, 255, 255)
 DEFAULT_MAX_PIXELS = 50_000_000

@@ -81,17 +81,20 @@ def test_folders_are_walked_in_batches_and_written_as_a_table(trained_project, t
     for number in range(5):
         image = image_bytes(random_rgb(number, (50, 40)), "JPEG")
         (folder / "holiday" / f"{number}.jpg").write_bytes(image)
+    phone = image_bytes(random_rgb(5, (40, 50)), "HEIF")  # how phones save photos
+    (folder / "holiday" / "5.heic").write_bytes(phone)
     (folder / "broken.png").write_bytes(b"not a png")
     (folder / "notes.txt").write_text("not an image, not listed")
     (folder / ".thumbnails" / "0.jpg").write_bytes(image_bytes(random_rgb(9), "JPEG"))
     table = tmp_path / "out.csv"
     result = run_cli(str(folder), "--csv", str(table), cwd=trained_project)
     assert result.returncode == 1  # one broken file
-    assert "1 of 6 file(s) could not be predicted" in result.stderr
+    assert "1 of 7 file(s) could not be predicted" in result.stderr
     rows = list(csv.DictReader(table.open()))
     assert [Path(row["file"]).name for row in rows] == [
         "broken.png",
         *(f"{n}.jpg" for n in range(5)),
+        "5.heic",
     ]
     assert "not a usable image" in rows[0]["error"] and rows[0]["prediction"] == ""
     for row in rows[1:]:

@@ -179,6 +179,20 @@ def test_one_pixel_image_fills_the_square():
     assert (pixels(image_bytes(dot)) == (10, 20, 30)).all()
 
 
+def test_a_heic_phone_photo_is_decoded_upright():
+    portrait = Image.new("RGB", (30, 60), (0, 0, 255))
+    portrait.paste((255, 0, 0), (0, 0, 30, 20))  # red on top when upright
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side, as phones store portrait shots
+    stored = portrait.transpose(Image.Transpose.ROTATE_90)
+    data = image_bytes(stored, "HEIF", exif=exif.tobytes(), quality=95)
+    assert data[4:12] == b"ftypheic"
+    out = pixels(data).astype(int)
+    assert tuple(out[SIZE // 2, 0]) == BACKGROUND  # portrait: padded left and right
+    assert out[2, SIZE // 2, 0] > 200 and out[2, SIZE // 2, 2] < 60  # red at the top
+    assert out[-3, SIZE // 2, 2] > 200 and out[-3, SIZE // 2, 0] < 60  # blue below
+
+
 def test_animated_gif_uses_its_first_frame():
     frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     data = image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
@@ -195,8 +209,9 @@ def test_animated_gif_uses_its_first_frame():
         (lambda: b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n", "not an image"),
         (lambda: image_bytes(random_rgb(2, (64, 64)))[:-300], "cannot be decoded"),
         (lambda: image_bytes(random_rgb(3, (64, 64)), "JPEG")[:600], "cannot be decoded"),
+        (lambda: image_bytes(random_rgb(4, (64, 64)), "HEIF")[:2000], "cannot be decoded"),
     ],
-    ids=["empty", "text", "html", "pdf", "truncated-png", "truncated-jpeg"],
+    ids=["empty", "text", "html", "pdf", "truncated-png", "truncated-jpeg", "truncated-heic"],
 )
 def test_bad_files_raise_a_clear_error(make_bytes, reason):
     with pytest.raises(ImageDecodeError, match=reason):

@@ -140,6 +140,21 @@ def test_a_12_mb_phone_photo_is_shrunk_in_the_browser_and_classified(browser, se
     page.close()
 
 
+def test_a_heic_photo_the_browser_cannot_open_is_classified_by_the_server(browser, server):
+    heic = image_bytes(random_rgb(45, (60, 80)), "HEIF", quality=90)
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.add_init_script(RECORD_UPLOADS)
+    page.goto(server.url)
+    page.set_input_files("#file", files=[file_payload("IMG_0002.HEIC", heic, "image/heic")])
+    card = page.locator("#results .card.done")
+    card.wait_for()
+    assert not page.locator("#results .card.failed").count()
+    assert card.locator(".bars li").count() == 3
+    assert uploaded_files(page) == [("IMG_0002.HEIC", heic)]  # sent as it is
+    assert page.locator("#status").inner_text() == ""
+    page.close()
+
+
 def test_ten_images_at_once_with_one_broken_get_ten_cards_in_order(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(server.url)
