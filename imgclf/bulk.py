@@ -7,8 +7,8 @@ one thread calling the model, each batch waited for the other core while decodin
 held it; with two, TensorFlow always has a batch to put on a free core (bench_cli on
 the sample's small PNGs: 0.8-0.95 of `model.predict`). Pillow lets go of the GIL
 while it decodes and resizes, so a second decoding thread costs the small PNGs
-nothing and makes a folder of camera JPEGs 1.5-2.8x faster; decoding in processes
-was measured slower.
+nothing and makes a folder of camera JPEGs 1.9x faster (bench_photos); decoding in
+processes was measured slower.
 """
 
 from __future__ import annotations
