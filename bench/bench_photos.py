@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench.datasets import PHOTO_CLASSES, PHOTOS  # noqa: E402
+from bench.datasets import nature_photos  # noqa: E402
 from imgclf import bulk  # noqa: E402
 from imgclf.images import load_image  # noqa: E402
 from imgclf.predictor import Predictor  # noqa: E402
@@ -43,10 +43,7 @@ CAMERA_SIZES = ((4032, 3024), (4000, 3000), (4624, 3468), (3264, 2448), (1600, 1
 
 def write_camera_photos(folder: Path, count: int) -> list[Path]:
     """`count` JPEGs of camera sizes, quality 90, half of them stored turned."""
-    missing = [name for name in PHOTO_CLASSES if not (PHOTOS / f"{name}.jpg").is_file()]
-    if missing:
-        sys.exit(f"{PHOTOS}/{missing[0]}.jpg not found: `make bench-data`")
-    sources = [Image.open(PHOTOS / f"{name}.jpg").convert("RGB") for name in PHOTO_CLASSES]
+    sources = list(nature_photos().values())
     paths = []
     for number in range(count):
         size = CAMERA_SIZES[number % len(CAMERA_SIZES)]
@@ -82,15 +79,12 @@ def compare_decoders(paths: list[Path]) -> None:
 
 def time_cli(predictor: Predictor, files: list[str], threads: int, rounds: int) -> float:
     """Best images/s of `rounds` runs of the CLI's pipeline with `threads` decoders."""
-    default, bulk.DECODE_THREADS = bulk.DECODE_THREADS, threads
-    try:
-        best = float("inf")
-        for _ in range(rounds):
-            started = time.perf_counter()
-            bulk.write_csv(bulk.predict_files(predictor, files, None), io.StringIO())
-            best = min(best, time.perf_counter() - started)
-    finally:
-        bulk.DECODE_THREADS = default
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        answers = bulk.predict_files(predictor, files, None, decode_threads=threads)
+        bulk.write_csv(answers, io.StringIO())
+        best = min(best, time.perf_counter() - started)
     return len(files) / best
 
 

@@ -66,19 +66,26 @@ def _save_photo(crop: Image.Image, path: Path, number: int) -> None:
         crop.save(path, **({"quality": 90} if fmt != "PNG" else {}))
 
 
-def write_photos(data: Path, per_class: int = 150, seed: int = 0) -> int:
-    """Write data/<class>/<n>.<ext>: `per_class` random crops of each class's photograph."""
-    rng = np.random.default_rng(seed)
+def nature_photos() -> dict[str, Image.Image]:
+    """The 12 nature photographs as RGB images, by class name; exits if one is missing."""
     missing = [name for name in PHOTO_CLASSES if not (PHOTOS / f"{name}.jpg").is_file()]
     if missing:
         raise SystemExit(
-            f"{PHOTOS}/{missing[0]}.jpg not found: `sudo apt-get install mate-backgrounds`"
+            f"{PHOTOS}/{missing[0]}.jpg not found: `make bench-data` (Debian's mate-backgrounds)"
         )
+    photos = {}
     for name in PHOTO_CLASSES:
+        with Image.open(PHOTOS / f"{name}.jpg") as opened:
+            photos[name] = opened.convert("RGB")
+    return photos
+
+
+def write_photos(data: Path, per_class: int = 150, seed: int = 0) -> int:
+    """Write data/<class>/<n>.<ext>: `per_class` random crops of each class's photograph."""
+    rng = np.random.default_rng(seed)
+    for name, photo in nature_photos().items():
         folder = data / name
         folder.mkdir(parents=True, exist_ok=True)
-        with Image.open(PHOTOS / f"{name}.jpg") as opened:
-            photo = opened.convert("RGB")
         width, height = photo.size
         for number in range(per_class):
             # Small crops: a class is recognised from a patch of its photograph.

@@ -5,10 +5,10 @@ one per core, and two threads call the model, each on its own batch; answers com
 back in file order. On 2 cores decoding and the model compete for the same CPU: with
 one thread calling the model, each batch waited for the other core while decoding
 held it; with two, TensorFlow always has a batch to put on a free core (bench_cli on
-the sample's small PNGs: 0.8-0.95 of `model.predict`). Pillow lets go of the GIL
-while it decodes and resizes, so a second decoding thread costs the small PNGs
-nothing and makes a folder of camera JPEGs 1.9x faster (bench_photos); decoding in
-processes was measured slower.
+the sample's small PNGs: 0.79-0.90 and 0.84-0.87 of `model.predict` on two machines).
+Pillow lets go of the GIL while it decodes and resizes, so a second decoding thread
+costs the small PNGs nothing and makes a folder of camera JPEGs 1.9x faster
+(bench_photos); decoding in processes was measured slower.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from imgclf.predictor import Predictor
 BATCH = 128
 MODEL_THREADS = 2
 DECODE_THREADS = min(8, os.cpu_count() or 1)
-AHEAD = DECODE_THREADS + MODEL_THREADS  # batches decoding or predicted ahead of the one written
 CSV_COLUMNS = ["file", "prediction", "confidence", "uncertain", "top_classes", "error"]
 
 
@@ -78,7 +77,11 @@ def decode_files(names: list[str], image_size: int, max_pixels: int) -> list[np.
 
 
 def predict_files(
-    predictor: Predictor, files: list[str], top_k: int | None, batch_size: int = BATCH
+    predictor: Predictor,
+    files: list[str],
+    top_k: int | None,
+    batch_size: int = BATCH,
+    decode_threads: int = DECODE_THREADS,
 ) -> Iterator[dict]:
     """One answer per file, in order: the prediction, or {"file", "error"}."""
     size, max_pixels = predictor.image_size, predictor.max_pixels
@@ -94,13 +97,15 @@ def predict_files(
         answers = predictor.describe_batch(probabilities, top_k)
         return decoded, dict(zip(good, answers, strict=True))
 
-    with ThreadPoolExecutor(DECODE_THREADS) as decoder, ThreadPoolExecutor(MODEL_THREADS) as model:
+    with ThreadPoolExecutor(decode_threads) as decoder, ThreadPoolExecutor(MODEL_THREADS) as model:
 
         def start(chunk: list[str]) -> tuple[list[str], Future]:
             decoding = decoder.submit(decode_files, chunk, size, max_pixels)
             return chunk, model.submit(predict, decoding)
 
-        pending = deque(start(chunk) for chunk in itertools.islice(chunks, AHEAD))
+        # Enough batches in flight that every thread has one, in file order.
+        ahead = decode_threads + MODEL_THREADS
+        pending = deque(start(chunk) for chunk in itertools.islice(chunks, ahead))
         while pending:
             chunk, answering = pending.popleft()
             decoded, answers = answering.result()

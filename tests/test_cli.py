@@ -137,14 +137,17 @@ def test_a_terminal_gets_a_progress_bar(trained_project, tmp_path):
     assert len((tmp_path / "t.csv").read_text().splitlines()) == 1 + 24
 
 
-def test_batches_keep_order_and_errors_in_place(trained_project):
+@pytest.mark.parametrize("decode_threads", [1, 3])
+def test_batches_keep_order_and_errors_in_place(trained_project, decode_threads):
     from imgclf import bulk
 
     predictor = Predictor.load(trained_project / "models" / "best")
     good = sorted(str(p) for p in (trained_project / "data").rglob("*.png"))[:13]
     # Batches of 2: more batches than are decoded ahead, one of them all errors.
     files = [good[0], "/no/such/file.png", "/no/such/other.png", "/no/such/third.png", *good[1:]]
-    answers = list(bulk.predict_files(predictor, files, top_k=None, batch_size=2))
+    answers = list(
+        bulk.predict_files(predictor, files, None, batch_size=2, decode_threads=decode_threads)
+    )
     assert [a["file"] for a in answers] == files
     assert all("cannot read" in answer["error"] for answer in answers[1:4])
     for answer, name in zip([answers[0], *answers[4:]], good, strict=True):
