@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: venv repro test serve lint format bench bench-data bench-quality results screenshot clean
+.PHONY: venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot clean
 
 venv: $(VENV)/.installed
 
@@ -22,12 +22,21 @@ repro: venv
 	dvc pull data.dvc
 	dvc repro
 
+# Everything, as CI runs it.
 test: venv
 	python -m pytest
+
+# The quick loop: everything but the end-to-end tests marked slow (about 3 minutes).
+test-fast: venv
+	python -m pytest -m "not slow"
 
 # The README's results table, from `dvc metrics show` of the current run.
 results: venv
 	python scripts/results_table.py
+
+# docs/parameters.md, from the params schema and params.yaml.
+docs: venv
+	python scripts/params_table.py
 
 # docs/page.png, the README's picture of the web page (needs Debian's chromium).
 screenshot: venv

@@ -3,7 +3,7 @@
     make repro && python -m bench.bench_cli [--folder data]
 
 1. The model's own rate: every image of the folder decoded beforehand (not timed),
-   then `model.predict(images, batch_size=bulk.BATCH)`; also the model called batch
+   then `model.predict(images, batch_size=batch_predict.BATCH)`; also the model called batch
    by batch (`predict_on_batch`, as the CLI calls it), which skips Keras' data
    pipeline and is the stricter reference.
 2. The CLI's rate on the same folder, in-process: walking it, decoding (a thread,
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from imgclf import bulk  # noqa: E402
-from imgclf.predictor import Predictor  # noqa: E402
+from imgclf.serving import batch_predict  # noqa: E402
+from imgclf.serving.predictor import Predictor  # noqa: E402
 
 
 def main() -> None:
@@ -43,17 +43,24 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "best")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    files = bulk.expand([str(args.folder)])
+    files = batch_predict.expand([str(args.folder)])
     if not files:
         sys.exit(f"no images in {args.folder}: run `make repro` (or `dvc pull data.dvc`) first")
     predictor = Predictor.load(args.model_dir)
 
     pixels = np.stack([predictor.pixels(Path(name)) for name in files])
-    batches = [pixels[start : start + bulk.BATCH] for start in range(0, len(pixels), bulk.BATCH)]
+    batches = [
+        pixels[start : start + batch_predict.BATCH]
+        for start in range(0, len(pixels), batch_predict.BATCH)
+    ]
     runs = {
-        "model.predict": lambda: predictor.model.predict(pixels, batch_size=bulk.BATCH, verbose=0),
+        "model.predict": lambda: predictor.model.predict(
+            pixels, batch_size=batch_predict.BATCH, verbose=0
+        ),
         "predict_on_batch": lambda: [predictor.model.predict_on_batch(b) for b in batches],
-        "cli": lambda: bulk.write_csv(bulk.predict_files(predictor, files, None), io.StringIO()),
+        "cli": lambda: batch_predict.write_csv(
+            batch_predict.predict_files(predictor, files, None), io.StringIO()
+        ),
     }
     failures = {name: run() for name, run in runs.items()}["cli"]  # warm-up
     seconds: dict[str, list[float]] = {name: [] for name in runs}
@@ -74,7 +81,7 @@ def main() -> None:
         rows = len(Path(f"{scratch}/out.csv").read_text().splitlines()) - 1
 
     print(f"imgclf predict on {args.folder}: {len(files)} images at "
-          f"{predictor.image_size} px, model {predictor.metadata['selected_model']}")  # fmt: skip
+          f"{predictor.image_size} px, model {predictor.metadata.selected_model}")  # fmt: skip
     print(f"  images/s, best of {args.rounds} rounds (median)")
     for name, label in (("model.predict", "model.predict on decoded images"),
                         ("predict_on_batch", "predict_on_batch, batch by batch"),

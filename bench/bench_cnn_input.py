@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from imgclf import params as params_file
-from imgclf.arrays import read_classes, read_split
-from imgclf.models import build_augmentation, build_cnn, with_augmentation
-from imgclf.native_memory import KeepFreedMemory
-from imgclf.training import ArrayBatches, compile_for_training, make_deterministic, one_hot
-
-PREPARED = Path("prepared")
+from imgclf.artifacts import PreparedInfo
+from imgclf.data.prepared import read_split
+from imgclf.models.augmentation import build_augmentation, with_augmentation
+from imgclf.models.cnn import build_cnn
+from imgclf.training.batches import ArrayBatches
+from imgclf.training.native_memory import KeepFreedMemory
+from imgclf.training.recipe import compile_for_training, make_deterministic, one_hot
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -41,7 +41,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 def images_per_second(params, classes, train, epochs: int, pipeline: bool) -> float:
     make_deterministic(params.train.seed)
-    size, count = classes["image_size"], len(classes["class_names"])
+    size, count = classes.image_size, classes.num_classes
     model = with_augmentation(
         build_cnn(size, count, params.cnn),
         build_augmentation(params.augment, params.train.seed),
@@ -52,7 +52,7 @@ def images_per_second(params, classes, train, epochs: int, pipeline: bool) -> fl
     )
     compile_for_training(model, params.train, params.cnn.learning_rate, len(data), epochs)
     timer = EpochTimer()
-    callbacks = [timer, KeepFreedMemory()]  # as train_cnn fits (imgclf/native_memory.py)
+    callbacks = [timer, KeepFreedMemory()]  # as train_cnn fits (imgclf/training/native_memory.py)
     if pipeline:
         model.fit(data, epochs=epochs, callbacks=callbacks, verbose=0)
     else:
@@ -67,15 +67,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     params = params_file.load()
-    classes = read_classes(PREPARED)
-    train = read_split(PREPARED, "train")
+    classes = PreparedInfo.load()
+    train = read_split("train")
     plain, ours = [], []
     for _ in range(args.rounds):
         plain.append(images_per_second(params, classes, train, args.epochs, pipeline=False))
         ours.append(images_per_second(params, classes, train, args.epochs, pipeline=True))
     plain_best, ours_best = max(plain), max(ours)
     print(
-        f"CNN training throughput, {len(train.labels)} images at {classes['image_size']} px, "
+        f"CNN training throughput, {len(train.labels)} images at {classes.image_size} px, "
         f"batch {params.train.batch_size}, best of {args.rounds} rounds"
     )
     print(f"  plain model.fit on in-memory arrays : {plain_best:7.0f} images/s")

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imgclf.predictor import Predictor  # noqa: E402
+from imgclf.serving.predictor import Predictor  # noqa: E402
 from support.server import Gunicorn, http, multipart  # noqa: E402
 
 IMAGES = 20
@@ -49,16 +49,18 @@ def median_seconds(call: Callable[[bytes], object], images: list[bytes], repeats
 
 
 def family_predictors(export_dir: Path) -> dict[str, Predictor]:
-    """The exported model, and the other family's trained model with the same metadata."""
+    """The exported model, and every other family's trained model with the same metadata."""
     import keras
+
+    from imgclf import models
 
     served = Predictor.load(export_dir)
     metadata = served.metadata
-    predictors = {f"{metadata['selected_model']} (exported)": served}
-    for name in ("cnn", "resnet"):
-        path = ROOT / "models" / name / "model.keras"
-        if name != metadata["selected_model"] and path.is_file():
-            predictors[name] = Predictor(keras.models.load_model(path), metadata)
+    predictors = {f"{metadata.selected_model} (exported)": served}
+    for family in models.families():
+        path = ROOT / "models" / family.name / "model.keras"
+        if family.name != metadata.selected_model and path.is_file():
+            predictors[family.name] = Predictor(keras.models.load_model(path), metadata)
     return predictors
 
 

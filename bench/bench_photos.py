@@ -10,7 +10,7 @@ upright) from the desktop's nature photographs (Debian's `mate-backgrounds`), th
    which decodes a large JPEG at a reduced scale) against the same policy decoding
    every pixel (support/decoding.py), its time and how far the model inputs differ;
 2. `imgclf predict` on the folder, in-process (walk, decode, predict, table) with one
-   decoding thread and with `bulk.DECODE_THREADS`.
+   decoding thread and with `batch_predict.DECODE_THREADS`.
 
 The photos are enlarged wallpapers: smoother than a camera's, so they decode somewhat
 faster than real photos of the same size; the ratios are what to read.
@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.datasets import nature_photos  # noqa: E402
-from imgclf import bulk  # noqa: E402
 from imgclf.images import load_image  # noqa: E402
-from imgclf.predictor import Predictor  # noqa: E402
+from imgclf.serving import batch_predict  # noqa: E402
+from imgclf.serving.predictor import Predictor  # noqa: E402
 from support.decoding import fitted_from_full_decode  # noqa: E402
 
 CAMERA_SIZES = ((4032, 3024), (4000, 3000), (4624, 3468), (3264, 2448), (1600, 1200))
@@ -82,8 +82,8 @@ def time_cli(predictor: Predictor, files: list[str], threads: int, rounds: int) 
     best = float("inf")
     for _ in range(rounds):
         started = time.perf_counter()
-        answers = bulk.predict_files(predictor, files, None, decode_threads=threads)
-        bulk.write_csv(answers, io.StringIO())
+        answers = batch_predict.predict_files(predictor, files, None, decode_threads=threads)
+        batch_predict.write_csv(answers, io.StringIO())
         best = min(best, time.perf_counter() - started)
     return len(files) / best
 
@@ -102,10 +102,10 @@ def main() -> None:
         compare_decoders(paths)
         files = [str(path) for path in paths]
         one = time_cli(predictor, files, 1, args.rounds)
-        many = time_cli(predictor, files, bulk.DECODE_THREADS, args.rounds)
+        many = time_cli(predictor, files, batch_predict.DECODE_THREADS, args.rounds)
     print(f"  imgclf predict on the folder at {predictor.image_size} px, best of {args.rounds}: "
           f"{one:.1f} images/s with one decoding thread, {many:.1f} with "
-          f"{bulk.DECODE_THREADS}: {many / one:.2f}x")  # fmt: skip
+          f"{batch_predict.DECODE_THREADS}: {many / one:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 
 from bench import datasets
 from bench.measure import run_measured
-from imgclf.ingest import longer_sides
+from imgclf.data.ingest import longer_sides
 from support.project import commit_copy, copy_tracked_files, project_env, set_params
 
 CASES: dict[str, Callable[[Path], object]] = {

@@ -12,40 +12,23 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from imgclf import params as params_file
-from imgclf.arrays import read_classes, read_split
-from imgclf.feature_cache import cached_training_set
-from imgclf.models import (
-    adapt_feature_norm,
-    build_augmentation,
-    build_augmenter,
-    build_feature_extractor,
-    build_resnet,
-    build_resnet_base,
-    build_resnet_head,
-    with_augmentation,
-)
-from imgclf.training import (
-    ArrayBatches,
-    compile_for_training,
-    make_deterministic,
-    one_hot,
-    predict_in_batches,
-)
-
-PREPARED = Path("prepared")
+from imgclf.artifacts import PreparedInfo
+from imgclf.data.prepared import read_split
+from imgclf.models.augmentation import build_augmentation, build_augmenter, with_augmentation
+from imgclf.models.resnet import build_resnet, build_resnet_base
+from imgclf.models.transfer import adapt_feature_norm
+from imgclf.training.batches import ArrayBatches, predict_in_batches
+from imgclf.training.feature_cache import cached_training_set
+from imgclf.training.recipe import compile_for_training, make_deterministic, one_hot
 
 
 def build(params, image_size: int, num_classes: int):
     make_deterministic(params.train.seed)
     base = build_resnet_base(image_size)
     base.trainable = False
-    extractor = build_feature_extractor(base, image_size)
-    head = build_resnet_head(num_classes, params.resnet)
-    model = build_resnet(extractor, head, image_size)
-    return extractor, head, model
+    return build_resnet(base, image_size, num_classes, params.resnet)
 
 
 def val_accuracy(model, val) -> float:
@@ -58,9 +41,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     params = params_file.load()
-    classes = read_classes(PREPARED)
-    size, count = classes["image_size"], len(classes["class_names"])
-    train, val = read_split(PREPARED, "train"), read_split(PREPARED, "val", mmap=False)
+    classes = PreparedInfo.load()
+    size, count = classes.image_size, classes.num_classes
+    train, val = read_split("train"), read_split("val", mmap=False)
     batch = params.train.batch_size
     val_data = (val.images.astype("float32"), one_hot(val.labels, count))
     lr, seed = params.resnet.learning_rate, params.train.seed

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imgclf.predictor import Predictor  # noqa: E402
+from imgclf.serving.predictor import Predictor  # noqa: E402
 from support.server import Gunicorn, http, multipart  # noqa: E402
 
 

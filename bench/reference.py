@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from imgclf.arrays import read_split
+from imgclf.data.prepared import read_split
 from imgclf.images import load_image
 
 
@@ -47,7 +47,7 @@ def build_reference(image_size: int, num_classes: int) -> keras.Model:
 
 
 def _split(project: Path, split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    prepared = read_split(project / "prepared", split)
+    prepared = read_split(split, project / "prepared")
     images = np.stack([load_image(project / "data" / f, image_size) for f in prepared.files])
     return images.astype(np.float32), prepared.labels
 
@@ -75,10 +75,10 @@ def main() -> None:
 
     from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-    from imgclf.arrays import read_classes
+    from imgclf.artifacts import PreparedInfo
 
     project, image_size, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-    class_names = read_classes(project / "prepared")["class_names"]
+    class_names = PreparedInfo.load(project / "prepared").class_names
     result = train_reference(project, image_size, len(class_names))
     every = list(range(len(class_names)))
     labels, predicted = result.test_labels, result.test_predictions

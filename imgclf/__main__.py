@@ -16,8 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from imgclf import bulk
-from imgclf.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
+from imgclf.serving import batch_predict
+from imgclf.serving.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
 
 
 def silence_native_stderr() -> None:
@@ -36,20 +36,20 @@ def silence_native_stderr() -> None:
 
 
 def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int | None) -> int:
-    files = bulk.expand(args.images)
+    files = batch_predict.expand(args.images)
     if not files:
         print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
         return 1
-    answers = bulk.predict_files(predictor, files, top_k)
+    answers = batch_predict.predict_files(predictor, files, top_k)
     if sys.stderr.isatty():
         from tqdm import tqdm
 
         answers = tqdm(answers, total=len(files), unit="image", file=sys.stderr, leave=False)
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as table:
-            failures = bulk.write_csv(answers, table)
+            failures = batch_predict.write_csv(answers, table)
     else:
-        failures = bulk.write_json_lines(answers, sys.stdout)
+        failures = batch_predict.write_json_lines(answers, sys.stdout)
     if failures:
         print(f"error: {failures} of {len(files)} file(s) could not be predicted", file=sys.stderr)
     return 1 if failures else 0
@@ -57,7 +57,7 @@ def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int |
 
 def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | None) -> int:
     """Print the answer for one file and write its Grad-CAM overlay; 0 on success, 1 if not."""
-    decoded = bulk.decode_files([name], predictor.image_size, predictor.max_pixels)[0]
+    decoded = batch_predict.decode_files([name], predictor.image_size, predictor.max_pixels)[0]
     if isinstance(decoded, str):
         print(f"error: {decoded}", file=sys.stderr)
         return 1
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelNotExportedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    top_k = args.top_k or predictor.metadata.get("top_k")
+    top_k = args.top_k or predictor.metadata.top_k
     if args.command == "explain":
         image = Path(args.image)
         output = args.output or image.with_name(f"{image.stem}_heatmap.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,7 +18,9 @@ from pydantic import (
 )
 from ruamel.yaml import YAML, YAMLError
 
-PARAMS_FILE = Path("params.yaml")
+from imgclf import paths
+
+PARAMS_FILE = paths.PARAMS
 
 Fraction = Annotated[float, Field(gt=0, lt=0.5)]
 Probability = Annotated[float, Field(ge=0, le=0.9)]
@@ -31,8 +34,15 @@ class ParamsError(ValueError):
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024  # ResNet50 needs at least 32 px
 
 
-def _auto_or_int(low: int, high: int, unit: str, low_note: str = "") -> PlainValidator:
-    """A validator for a key that is "auto" or a whole number in [low, high]."""
+@dataclass(frozen=True)
+class Allowed:
+    """What a key accepts, in words, where its type alone does not say (docs/parameters.md)."""
+
+    text: str
+
+
+def _auto_or_int(low: int, high: int, unit: str, low_note: str = "") -> object:
+    """A key that is "auto" or a whole number in [low, high]."""
 
     def check(value: object) -> int | str:
         if value == "auto":
@@ -45,7 +55,9 @@ def _auto_or_int(low: int, high: int, unit: str, low_note: str = "") -> PlainVal
             raise ValueError(f"should be less than or equal to {high}")
         return value
 
-    return PlainValidator(check)
+    return Annotated[
+        int | Literal["auto"], PlainValidator(check), Allowed(f"auto, or {low} to {high}")
+    ]
 
 
 class _Group(BaseModel):
@@ -53,60 +65,119 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _key(annotation: object, description: str) -> object:
+    """A params key: its type and constraints, with the description docs/parameters.md shows."""
+    return Annotated[annotation, Field(description=description)]
+
+
+PositiveRate = Annotated[float, Field(gt=0, le=1)]
+Units = Annotated[int, Field(ge=1, le=8192)]
+
+
 class PrepareParams(_Group):
-    image_size: Annotated[
-        int | Literal["auto"],
+    """`prepare`: how images are validated, sized and split."""
+
+    image_size: _key(
         _auto_or_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, "pixels", " (ResNet50's minimum)"),
-    ]
-    val_fraction: Fraction
-    test_fraction: Fraction
-    seed: Seed
-    max_pixels: Annotated[int, Field(ge=1, le=1_000_000_000)]
+        "model input side in pixels; auto: the images' median longer side, rounded up to "
+        "16, kept within 32-64",
+    )
+    val_fraction: _key(Fraction, "flat class folders: share of each class for validation")
+    test_fraction: _key(Fraction, "flat class folders: share of each class held out for test")
+    seed: _key(Seed, "makes the split reproducible")
+    max_pixels: _key(
+        Annotated[int, Field(ge=1, le=1_000_000_000)],
+        "files declaring more pixels are skipped (decompression bombs)",
+    )
 
 
 class TrainParams(_Group):
-    epochs: Annotated[int | Literal["auto"], _auto_or_int(1, 10_000, "epochs")]
-    batch_size: Annotated[int, Field(ge=1, le=4096)]
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"]
-    weight_decay: Annotated[float, Field(ge=0, le=1)]
-    lr_schedule: Literal["cosine", "constant"]
-    warmup_epochs: Annotated[int, Field(ge=0, le=1000)]
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)]
-    class_weight: Literal["auto", "balanced", "none"]
-    early_stopping_patience: Annotated[int, Field(ge=0, le=1000, description="0 switches it off")]
-    seed: Seed
-    distribute: Literal["auto", "none", "mirrored", "multi_worker"]
+    """`train`: the recipe every candidate trains with."""
+
+    epochs: _key(
+        _auto_or_int(1, 10_000, "epochs"),
+        "auto: enough for about 1,000 optimizer steps, 10 to 30 epochs",
+    )
+    batch_size: _key(Annotated[int, Field(ge=1, le=4096)], "images per optimizer step")
+    optimizer: _key(Literal["adam", "adamw", "sgd", "rmsprop"], "the Keras optimizer")
+    weight_decay: _key(
+        Annotated[float, Field(ge=0, le=1)], "decoupled weight decay (all optimizers); 0: off"
+    )
+    lr_schedule: _key(
+        Literal["cosine", "constant"], "cosine: decay to 0 by the last epoch; constant: none"
+    )
+    warmup_epochs: _key(Annotated[int, Field(ge=0, le=1000)], "linear learning-rate warm-up from 0")
+    label_smoothing: _key(Annotated[float, Field(ge=0, lt=1)], "of the one-hot targets")
+    class_weight: _key(
+        Literal["auto", "balanced", "none"],
+        "auto: balanced loss weights when class sizes differ more than 1.5x",
+    )
+    early_stopping_patience: _key(
+        Annotated[int, Field(ge=0, le=1000)],
+        "epochs without a better validation accuracy before stopping (best epoch restored); 0: off",
+    )
+    seed: _key(Seed, "seeds weights, shuffling and augmentation")
+    distribute: _key(
+        Literal["auto", "none", "mirrored", "multi_worker"],
+        "tf.distribute strategy; auto: multi_worker when TF_CONFIG is set, mirrored on "
+        "several GPUs, else none",
+    )
 
 
 class AugmentParams(_Group):
-    horizontal_flip: bool
-    translate: Annotated[float, Field(ge=0, le=0.5)]
-    rotation: Annotated[float, Field(ge=0, le=0.5)]
-    zoom: Annotated[float, Field(ge=0, lt=1)]
+    """`augment`: random changes to training images (never at inference)."""
+
+    horizontal_flip: _key(bool, "random left-right flips")
+    translate: _key(
+        Annotated[float, Field(ge=0, le=0.5)], "random shift, fraction of the image size; 0: off"
+    )
+    rotation: _key(Annotated[float, Field(ge=0, le=0.5)], "fraction of a full turn; 0: off")
+    zoom: _key(Annotated[float, Field(ge=0, lt=1)], "fraction of the image size; 0: off")
 
 
 class CnnParams(_Group):
-    filters: Annotated[
-        list[Annotated[int, Field(ge=1, le=2048)]], Field(min_length=4, max_length=4)
-    ]
-    convs_per_block: Annotated[int, Field(ge=1, le=4)]
-    dense_units: Annotated[int, Field(ge=1, le=8192)]
-    dropout: Probability
-    learning_rate: Annotated[float, Field(gt=0, le=1)]
+    """`cnn`: the custom CNN trained from scratch."""
+
+    filters: _key(
+        Annotated[list[Annotated[int, Field(ge=1, le=2048)]], Field(min_length=4, max_length=4)],
+        "filters of each of the 4 convolutional blocks",
+    )
+    convs_per_block: _key(Annotated[int, Field(ge=1, le=4)], "3x3 convolutions per block")
+    dense_units: _key(Units, "units of the dense layer before the classifier")
+    dropout: _key(Probability, "dropout before the classifier")
+    learning_rate: _key(PositiveRate, "peak learning rate, after warm-up")
 
 
-class ResnetParams(_Group):
-    weights: Annotated[
-        str, Field(min_length=1, description="imagenet, none, or a path to a .h5 file")
-    ]
-    require_pretrained: bool
-    dense_units: Annotated[int, Field(ge=1, le=8192)]
-    dropout: Probability
-    learning_rate: Annotated[float, Field(gt=0, le=1)]
-    augmented_views: Annotated[int, Field(ge=0, le=50)]
-    fine_tune_layers: Annotated[int, Field(ge=0, le=175)]
-    fine_tune_epochs: Annotated[int, Field(ge=0, le=10_000)]
-    fine_tune_learning_rate: Annotated[float, Field(gt=0, le=1)]
+class TransferParams(_Group):
+    """What every transfer-learning family's group holds: its head and how it trains."""
+
+    dense_units: _key(Units, "units of the head's dense layer")
+    dropout: _key(Probability, "dropout in the head")
+    learning_rate: _key(PositiveRate, "peak learning rate of the head")
+    augmented_views: _key(
+        Annotated[int, Field(ge=0, le=50)],
+        "augmented copies of the training set cached as features (pretrained base only)",
+    )
+    fine_tune_layers: _key(
+        Annotated[int, Field(ge=0, le=1000)],
+        "> 0 unfreezes the top N layers of the base after head training",
+    )
+    fine_tune_epochs: _key(Annotated[int, Field(ge=0, le=10_000)], "epochs of fine-tuning")
+    fine_tune_learning_rate: _key(PositiveRate, "peak learning rate of fine-tuning")
+
+
+class ResnetParams(TransferParams):
+    """`resnet`: ResNet50 transfer learning."""
+
+    weights: _key(
+        Annotated[str, Field(min_length=1), Allowed("imagenet, none, or a path ending in .h5")],
+        "imagenet: from the Keras cache, or downloaded; none: random; or a local weights file",
+    )
+    require_pretrained: _key(bool, "true: stop when ImageNet weights cannot be had")
+    fine_tune_layers: _key(
+        Annotated[int, Field(ge=0, le=175)],
+        "> 0 unfreezes the top N of ResNet50's 175 layers after head training",
+    )
 
     @field_validator("weights")
     @classmethod
@@ -117,14 +188,27 @@ class ResnetParams(_Group):
 
 
 class CompareParams(_Group):
-    metric: Literal["val_accuracy", "val_loss", "val_macro_f1"]
+    """`compare`: how the winner is chosen."""
+
+    metric: _key(
+        Literal["val_accuracy", "val_loss", "val_macro_f1"],
+        "validation metric the candidates are ranked on",
+    )
 
 
 class ExportParams(_Group):
-    calibrate: bool
-    top_k: Annotated[int, Field(ge=1, le=1000)]
-    target_accuracy: Annotated[float, Field(ge=0, lt=1)]
-    mistakes: Annotated[int, Field(ge=0, le=256)]
+    """`export`: calibration, "not sure", and what the export shows."""
+
+    calibrate: _key(bool, "temperature scaling on the validation split")
+    top_k: _key(Annotated[int, Field(ge=1, le=1000)], "probabilities an answer lists by default")
+    target_accuracy: _key(
+        Annotated[float, Field(ge=0, lt=1)],
+        "answers below the confidence that reaches this accuracy on validation are marked "
+        '"not sure"; 0 answers everything',
+    )
+    mistakes: _key(
+        Annotated[int, Field(ge=0, le=256)], "most confidently wrong test images in the gallery"
+    )
 
 
 class Params(_Group):
@@ -165,7 +249,7 @@ def _describe(error: dict) -> str:
         allowed = ", ".join(_allowed_keys(Params, loc))
         return f"{key}: unknown key (allowed here: {allowed}); remove or rename it"
     if kind == "missing":
-        return f"{key}: missing key; add it (see the README's params table)"
+        return f"{key}: missing key; add it (see docs/parameters.md)"
     message = error["msg"].removeprefix("Value error, ").replace(" after validation", "")
     message = re.sub(r"^(Input|List|String) should", "should", message)
     if kind == "value_error" and error["input"] is not None and isinstance(error["input"], dict):

@@ -1,15 +1,16 @@
-"""What every stage script shares: params loading and clear exits on user errors."""
+"""What every stage script shares: clear exits on the errors a user can cause and fix."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-from imgclf.layout import DataError
+from imgclf.artifacts import ArtifactError
+from imgclf.data.layout import DataError
 from imgclf.params import ParamsError
 
 # Errors a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ParamsError, DataError, FileNotFoundError)
+USER_ERRORS = (ParamsError, DataError, ArtifactError, FileNotFoundError)
 
 
 def run(main: Callable[[], None], stage: str) -> None:

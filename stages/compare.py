@@ -1,48 +1,36 @@
-"""Stage `compare`: choose the better model on a validation metric.
+"""Stage `compare`: choose the best candidate on a validation metric.
 
-Reads params `compare.*` and metrics/cnn.json, metrics/resnet.json; writes
-metrics/compare.json (both scores, the margin and the selected model). A tie goes
-to the model with fewer parameters.
+Reads params `compare.*` and every registered family's metrics/<family>.json; writes
+metrics/compare.json (each score, the margin over the runner-up and the selected
+family). A tie goes to the candidate with fewer parameters.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
+from imgclf import models
 from imgclf import params as params_file
-from imgclf.files import write_json
+from imgclf.artifacts import Comparison, TrainedMetrics
 from imgclf.stage import run
 
-MODELS = ("cnn", "resnet")
-METRICS_FILE = Path("metrics/compare.json")
 LOWER_IS_BETTER = {"val_loss"}
-
-
-def read_metrics(model: str) -> dict:
-    path = Path(f"metrics/{model}.json")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `dvc repro train_{model}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main() -> None:
     metric = params_file.load().compare.metric
-    metrics = {model: read_metrics(model) for model in MODELS}
+    trained = {family.name: TrainedMetrics.load(family.name) for family in models.families()}
     sign = -1 if metric in LOWER_IS_BETTER else 1
     # Best score first; on a tie, fewer parameters first.
-    ranked = sorted(MODELS, key=lambda m: (-sign * metrics[m][metric], metrics[m]["params_total"]))
-    selected, runner_up = ranked
-    margin = sign * (metrics[selected][metric] - metrics[runner_up][metric])
-    write_json(METRICS_FILE, {
-        "metric": metric,
-        **{f"{model}_{metric}": metrics[model][metric] for model in MODELS},
-        "margin": margin,
-        "selected": selected,
-    })  # fmt: skip
+    ranked = sorted(trained, key=lambda name: (-sign * trained[name].score(metric),
+                                               trained[name].params_total))  # fmt: skip
+    selected, runner_up = ranked[0], ranked[1]
+    scores = {name: metrics.score(metric) for name, metrics in trained.items()}
+    margin = sign * (scores[selected] - scores[runner_up])
+    Comparison(metric=metric, scores=scores, margin=margin, selected=selected).write()
     print(
-        f"compare: {selected} wins on {metric} "
-        f"({metrics[selected][metric]:.4f} vs {metrics[runner_up][metric]:.4f} for {runner_up})"
+        f"compare: {selected} wins on {metric} ({scores[selected]:.4f}; runner-up {runner_up} "
+        f"{scores[runner_up]:.4f}; "
+        + ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
+        + ")"
     )
 
 

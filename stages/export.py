@@ -9,153 +9,143 @@ confusion matrix and reliability, the validation risk-coverage curve that sets t
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from pathlib import Path
 
+import keras
 from ruamel.yaml import YAML
 
-from imgclf import calibration, model_card, selective
+from imgclf import models, paths
 from imgclf import params as params_file
-from imgclf.arrays import read_classes, read_split
-from imgclf.evaluation import classification_metrics, most_confused
-from imgclf.feature_cache import inference_batch_size
-from imgclf.files import replace_directory, write_json
-from imgclf.gallery import mistakes_gallery, save_gallery
+from imgclf.artifacts import Calibration, Comparison, ExportMetadata, PreparedInfo, TrainedMetrics
+from imgclf.data.prepared import read_split
+from imgclf.evaluation import calibration, model_card, selective
+from imgclf.evaluation.gallery import save_gallery
+from imgclf.evaluation.interpretation import Interpretation
+from imgclf.models.saving import export_saved_model, load_trained_model, save_model
+from imgclf.outputs import replace_directory, write_json, write_timings
 from imgclf.stage import run
-from imgclf.training import load_trained_model
 
-PREPARED = Path("prepared")
-EXPORT_DIR = Path("models/best")
-EVALUATION_DIR = Path("evaluation")
-METRICS_FILE = Path("metrics/export.json")
 CONFUSED_PAIRS = 10  # listed in the model card and plotted
 CURVE_POINTS = 200  # at most, in the risk-coverage plot
-
-
-def read_json(path: str) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+SEED = 0  # nothing random runs here; seeding makes the saved dropout seed state the same
 
 
 def data_version() -> str | None:
     """The md5 DVC recorded for data/ in data.dvc (None when data/ is not tracked by DVC)."""
-    if not Path("data.dvc").is_file():
+    if not paths.DATA_DVC.is_file():
         return None
-    return YAML(typ="safe", pure=True).load(Path("data.dvc").read_text())["outs"][0]["md5"]
+    return YAML(typ="safe", pure=True).load(paths.DATA_DVC.read_text())["outs"][0]["md5"]
+
+
+def write_export(model: keras.Model, metadata: ExportMetadata, card: str) -> None:
+    """models/best/, built beside its destination and swapped in whole (replace_directory)."""
+    staging = paths.EXPORT_STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_model(model, staging / "model.keras")
+    export_saved_model(model, staging / "saved_model" / "1")
+    metadata.write(staging / "metadata.json")
+    (staging / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    replace_directory(staging, paths.EXPORT)
+
+
+def write_plots(
+    model: keras.Model, test: Interpretation, test_raw: Interpretation,
+    test_calibrated: Interpretation, val: Interpretation, mistakes: int, model_name: str,
+) -> list[dict]:  # fmt: skip
+    """evaluation/: what `dvc plots show` draws of the export; returns the confused pairs."""
+    shutil.rmtree(paths.EVALUATION, ignore_errors=True)
+    write_json(paths.EVALUATION / "test_confusion.json", test.confusion_rows())
+    write_json(paths.EVALUATION / "risk_coverage.json", val.risk_coverage(CURVE_POINTS))
+    top_losses, gallery = test.plot_top_losses(model, mistakes, model_name)
+    save_gallery(gallery, paths.EVALUATION / "mistakes.png")
+    write_json(paths.EVALUATION / "mistakes.json", top_losses)
+    pairs = test.most_confused(CONFUSED_PAIRS)
+    write_json(paths.EVALUATION / "confused_pairs.json", [
+        {"pair": f"{p['actual']} → {p['predicted']}", "count": p["count"]} for p in pairs
+    ])  # fmt: skip
+    # One file per curve, so DVC draws them as two lines (see plots in dvc.yaml).
+    for label, curve in (("uncalibrated", test_raw), ("calibrated", test_calibrated)):
+        write_json(paths.EVALUATION / f"reliability_{label}.json", curve.reliability())
+    return pairs
 
 
 def main() -> None:
     started = time.perf_counter()
     export = params_file.load().export
-    compared = read_json("metrics/compare.json")
-    selected = compared["selected"]
-    model = load_trained_model(selected)
-    classes = read_classes(PREPARED)
-    class_names, image_size = classes["class_names"], classes["image_size"]
-    val = read_split(PREPARED, "val", mmap=False)
-    test = read_split(PREPARED, "test", mmap=False)
-
-    def predict(split):
-        images = split.images.astype("float32")
-        return model.predict(images, batch_size=inference_batch_size(image_size), verbose=0)
-
-    val_probabilities, test_probabilities = predict(val), predict(test)
+    keras.utils.set_random_seed(SEED)
+    comparison = Comparison.load()
+    family = models.get(comparison.selected)
+    model = load_trained_model(family.name)
+    info = PreparedInfo.load()
+    val_split, test_split = read_split("val", mmap=False), read_split("test", mmap=False)
+    val_raw = Interpretation.of(model, val_split, "val", info.class_names)
+    test_raw = Interpretation.of(model, test_split, "test", info.class_names)
 
     # Temperature scaling, fitted and judged on validation; the test split only reports.
-    decision = calibration.decide(val_probabilities, val.labels, export.calibrate)
-    test_calibrated = calibration.apply_temperature(test_probabilities, decision.temperature)
+    decision = calibration.decide(val_raw.probabilities, val_raw.labels, export.calibrate)
+    test_calibrated = test_raw.with_probabilities(
+        calibration.apply_temperature(test_raw.probabilities, decision.temperature)
+    )
     if decision.applied:
         model = calibration.with_temperature(model, decision.temperature)
-    # The threshold is read from the probabilities the exported model will serve.
-    served_probabilities, val_served = (
-        decision.served(test_probabilities),
-        decision.served(val_probabilities),
-    )
+    # Everything below is read from the probabilities the exported model will serve.
+    val = val_raw.with_probabilities(decision.served(val_raw.probabilities))
+    test = test_raw.with_probabilities(decision.served(test_raw.probabilities))
 
     # "Not sure" below the confidence that reaches export.target_accuracy on validation.
-    threshold = selective.choose_threshold(val_served, val.labels, export.target_accuracy)
-    test_answered = selective.answered(served_probabilities, test.labels, threshold.confidence)
-    test_metrics = classification_metrics(served_probabilities, test.labels, class_names, "test")
-    ece = calibration.expected_calibration_error
-    calibration_summary = {
+    threshold = selective.choose_threshold(val.probabilities, val.labels, export.target_accuracy)
+    test_answered = test.answered(threshold.confidence)
+    test_metrics = test.metrics()
+    calibration_summary = Calibration(
         **decision.as_dict(),
-        "test_ece_before": ece(test_probabilities, test.labels),
-        "test_ece_after": ece(test_calibrated, test.labels),
-    }
-
-    trained = read_json(f"metrics/{selected}.json")
-    metadata = {
-        "class_names": class_names,
-        "image_size": classes["image_size"],
-        "selected_model": selected,
-        "compare_metric": compared["metric"],
-        "pretrained": trained.get("pretrained", None),
-        "val_accuracy": trained["val_accuracy"],
-        "val_macro_f1": trained["val_macro_f1"],
-        "test_accuracy": test_metrics["test_accuracy"],
-        "test_macro_f1": test_metrics["test_macro_f1"],
-        "calibration": calibration_summary,
-        "data_version": data_version(),
-        "top_k": export.top_k,
-        "confidence_threshold": threshold.confidence,
-        "target_accuracy": threshold.target_accuracy,
-    }
-    predicted = served_probabilities.argmax(axis=1)
-    pairs = most_confused(test.labels, predicted, class_names, CONFUSED_PAIRS)
-    counts = {split: len(read_split(PREPARED, split).labels) for split in ("train", "val", "test")}
-
-    # Build the export beside its destination, then swap it in (see replace_directory).
-    staging = EXPORT_DIR.with_name(".best.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    model.save(staging / "model.keras")
-    model.export(str(staging / "saved_model" / "1"), format="tf_saved_model", verbose=False)
-    write_json(staging / "metadata.json", metadata)
-    card = model_card.render(metadata, test_metrics, counts, pairs, threshold, test_answered)
-    (staging / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    replace_directory(staging, EXPORT_DIR)
-
-    shutil.rmtree(EVALUATION_DIR, ignore_errors=True)
-    write_json(EVALUATION_DIR / "test_confusion.json", [
-        {"actual": class_names[a], "predicted": class_names[p]}
-        for a, p in zip(test.labels, predicted, strict=True)
-    ])  # fmt: skip
-    curve = selective.risk_coverage(val_served, val.labels, max_points=CURVE_POINTS)
-    write_json(EVALUATION_DIR / "risk_coverage.json", curve)
-    mistakes, gallery = mistakes_gallery(
-        model, test, served_probabilities, class_names, export.mistakes, selected
+        test_ece_before=test_raw.calibration_error(),
+        test_ece_after=test_calibrated.calibration_error(),
     )
-    save_gallery(gallery, EVALUATION_DIR / "mistakes.png")
-    write_json(EVALUATION_DIR / "mistakes.json", mistakes)
-    write_json(EVALUATION_DIR / "confused_pairs.json", [
-        {"pair": f"{p['actual']} → {p['predicted']}", "count": p["count"]} for p in pairs
-    ])  # fmt: skip
-    # One file per curve, so DVC draws them as two lines (see plots in dvc.yaml).
-    for label, probabilities in (
-        ("uncalibrated", test_probabilities),
-        ("calibrated", test_calibrated),
-    ):
-        rows = calibration.reliability(probabilities, test.labels)
-        write_json(EVALUATION_DIR / f"reliability_{label}.json", rows)
-    seconds = time.perf_counter() - started
-    calibration_metrics = {f"calibration_{k}": v for k, v in calibration_summary.items()}
-    write_json(METRICS_FILE, {
-        "selected": selected, **test_metrics, **calibration_metrics,
+    trained = TrainedMetrics.load(family.name)
+    metadata = ExportMetadata(
+        class_names=info.class_names,
+        image_size=info.image_size,
+        selected_model=family.name,
+        compare_metric=comparison.metric,
+        pretrained=trained.pretrained,
+        val_accuracy=trained.val_accuracy,
+        val_macro_f1=trained.val_macro_f1,
+        test_accuracy=test_metrics["test_accuracy"],
+        test_macro_f1=test_metrics["test_macro_f1"],
+        calibration=calibration_summary,
+        data_version=data_version(),
+        top_k=export.top_k,
+        confidence_threshold=threshold.confidence,
+        target_accuracy=threshold.target_accuracy,
+    )
+
+    pairs = write_plots(model, test, test_raw, test_calibrated, val, export.mistakes, family.name)
+    counts = {name: len(read_split(name).labels) for name in ("train", "val", "test")}
+    card = model_card.render(
+        metadata, family, test_metrics, counts, pairs, threshold, test_answered
+    )
+    write_export(model, metadata, card)
+    calibration_metrics = {
+        f"calibration_{key}": value for key, value in calibration_summary.model_dump().items()
+    }
+    write_json(paths.metrics_file("export"), {
+        "selected": family.name, **test_metrics, **calibration_metrics,
         "confidence_threshold": threshold.confidence,
         "target_accuracy_reached": threshold.target_reached,
         "val_coverage": threshold.val_coverage, "val_answered_accuracy": threshold.val_accuracy,
         "test_coverage": test_answered["coverage"],
         "test_answered_accuracy": test_answered["accuracy"],
-        "export_seconds": seconds,
     })  # fmt: skip
-    before, after = calibration_summary["test_ece_before"], calibration_summary["test_ece_after"]
+    seconds = time.perf_counter() - started
+    write_timings("export", {"export_seconds": seconds})
     print(
-        f"export: {selected}, test_accuracy {test_metrics['test_accuracy']:.4f}, "
-        f"test ECE {before:.4f} -> {after:.4f} (calibration {decision.reason}); "
-        f"answers {100 * test_answered['coverage']:.0f}% of test images at confidence >= "
-        f"{threshold.confidence:.3f} with accuracy {test_answered['accuracy']:.4f}; "
-        f"wrote {EXPORT_DIR}/ in {seconds:.0f}s"
+        f"export: {family.name}, test_accuracy {test_metrics['test_accuracy']:.4f}, test ECE "
+        f"{calibration_summary.test_ece_before:.4f} -> {calibration_summary.test_ece_after:.4f} "
+        f"(calibration {decision.reason}); answers {100 * test_answered['coverage']:.0f}% of "
+        f"test images at confidence >= {threshold.confidence:.3f} with accuracy "
+        f"{test_answered['accuracy']:.4f}; wrote {paths.EXPORT}/ in {seconds:.0f}s"
     )
 
 

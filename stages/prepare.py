@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 from imgclf import params as params_file
-from imgclf.arrays import write_split
-from imgclf.files import write_json
-from imgclf.ingest import auto_image_size, decode_to_rows, default_workers, longer_sides
-from imgclf.layout import SPLITS, find_layout
-from imgclf.split import count_files, plan_splits
+from imgclf import paths
+from imgclf.artifacts import PreparedInfo
+from imgclf.data.ingest import auto_image_size, decode_to_rows, default_workers, longer_sides
+from imgclf.data.layout import SPLITS, find_layout
+from imgclf.data.prepared import write_split
+from imgclf.data.split import count_files, plan_splits
+from imgclf.outputs import write_json, write_timings
 from imgclf.stage import run
 
-DATA_DIR = Path("data")
-OUT_DIR = Path("prepared")
-METRICS_FILE = Path("metrics/prepare.json")
+DATA_DIR, OUT_DIR = paths.DATA, paths.PREPARED
 
 
 def main() -> None:
@@ -36,14 +35,14 @@ def main() -> None:
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     OUT_DIR.mkdir(parents=True)
     rows_file = OUT_DIR / "rows.tmp"
-    paths = [DATA_DIR / f.path for f in layout.files]
+    sources = [DATA_DIR / f.path for f in layout.files]
     if p.image_size == "auto":
-        image_size = auto_image_size(longer_sides(paths))
+        image_size = auto_image_size(longer_sides(sources))
         print(f"prepare: image_size auto -> {image_size} px (from the images' median size)")
     else:
         image_size = p.image_size
     decoded = decode_to_rows(
-        paths, rows_file, image_size, p.max_pixels, default_workers(len(paths))
+        sources, rows_file, image_size, p.max_pixels, default_workers(len(sources))
     )
     plan = plan_splits(layout, decoded, p.val_fraction, p.test_fraction, p.seed)
 
@@ -68,16 +67,11 @@ def main() -> None:
         for f, placed in zip(layout.files, plan.placements, strict=True)
         if not placed.used
     ]
+    PreparedInfo(
+        class_names=layout.class_names, image_size=image_size, image_size_param=p.image_size
+    ).write(paths.PREPARED_INFO)
     write_json(
-        OUT_DIR / "classes.json",
-        {
-            "class_names": layout.class_names,
-            "image_size": image_size,
-            "image_size_param": p.image_size,
-        },
-    )
-    write_json(
-        OUT_DIR / "report.json",
+        paths.PREPARE_REPORT,
         {
             "layout": layout.kind,
             "skipped": skipped,
@@ -87,7 +81,7 @@ def main() -> None:
         },
     )
     write_json(
-        METRICS_FILE,
+        paths.metrics_file("prepare"),
         {
             **counts,
             "classes": len(layout.class_names),
@@ -98,6 +92,7 @@ def main() -> None:
     )
 
     seconds = time.perf_counter() - started
+    write_timings("prepare", {"prepare_seconds": seconds})
     print(
         f"prepare: used {counts['used']} of {counts['found']} files "
         f"({counts['skipped']} skipped, {len(plan.duplicates)} cross-split duplicates removed, "

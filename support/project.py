@@ -1,7 +1,8 @@
-"""A throwaway git + DVC copy of this project, for end-to-end tests and benchmarks."""
+"""This project as tests and benchmarks run it: throwaway git + DVC copies, tiny params, a cwd."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,3 +61,36 @@ def commit_copy(repo: Path, env: dict[str, str]) -> None:
         result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
+
+
+TINY = {
+    "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
+    "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
+    "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
+    "resnet": {"dense_units": 8, "augmented_views": 1},
+}
+
+
+def write_params(project: Path, **changes: dict) -> None:
+    """The repository's params.yaml in `project`, with TINY and `changes` applied."""
+    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    set_params(project, {**TINY, **changes})
+
+
+class InProject:
+    """Run stage code with the project folder as the working directory."""
+
+    def __init__(self, project: Path) -> None:
+        self.project = project
+
+    def __enter__(self) -> Path:
+        self.previous = Path.cwd()
+        os.chdir(self.project)
+        return self.project
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.chdir(self.previous)
+
+
+def model_metrics(project: Path, name: str) -> dict:
+    return json.loads((project / "metrics" / f"{name}.json").read_text())

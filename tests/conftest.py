@@ -1,55 +1,16 @@
-"""Shared test helpers: every test makes its own images; none needs the network."""
+"""Fixtures shared by the tests: every test makes its own images; none needs the network.
+
+Helpers the benchmarks use too live in support/ (images, project copies, the server).
+"""
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from support.project import ROOT, set_params
-
-
-def image_bytes(image: Image.Image, fmt: str = "PNG", **save_args: object) -> bytes:
-    """Encode a Pillow image to bytes in the given format."""
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **save_args)
-    return buffer.getvalue()
-
-
-def random_rgb(seed: int, size: tuple[int, int] = (40, 30)) -> Image.Image:
-    """A reproducible noisy RGB image (width, height)."""
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-
-
-def class_image(class_index: int, seed: int, size: int = 40) -> Image.Image:
-    """An easily learnable image: a class-specific colour plus noise."""
-    rng = np.random.default_rng(seed)
-    base = np.zeros((size, size, 3), dtype=np.float64)
-    base[..., class_index % 3] = 200
-    if class_index >= 3:
-        base[: size // 2] = 255 - base[: size // 2]
-    noisy = base + rng.normal(0, 20, base.shape)
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-
-
-def write_class_folders(
-    root: Path, class_names: list[str], per_class: int, seed: int = 0, fmt: str = "PNG"
-) -> None:
-    """Write per_class distinct images into root/<class>/ for each class."""
-    for c, name in enumerate(class_names):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            suffix = "png" if fmt == "PNG" else "jpg"
-            data = image_bytes(class_image(c, seed * 100_000 + c * 1000 + i), fmt)
-            (folder / f"{i:03d}.{suffix}").write_bytes(data)
+from support.images import write_class_folders
+from support.project import TINY, InProject, write_params
 
 
 @pytest.fixture
@@ -60,44 +21,6 @@ def flat_data(tmp_path: Path) -> Path:
     return data
 
 
-TINY = {
-    "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
-    "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
-    "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
-    "resnet": {"dense_units": 8, "augmented_views": 1},
-}
-
-
-def write_params(project: Path, **changes: dict) -> None:
-    """The repository's params.yaml in `project`, with TINY and `changes` applied."""
-    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
-    set_params(project, {**TINY, **changes})
-
-
-class InProject:
-    """Run stage code with the project folder as the working directory."""
-
-    def __init__(self, project: Path) -> None:
-        self.project = project
-
-    def __enter__(self) -> Path:
-        self.previous = Path.cwd()
-        os.chdir(self.project)
-        return self.project
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.chdir(self.previous)
-
-
-def same(weights: list, others: list) -> bool:
-    """Whether two lists of weight arrays are identical."""
-    return all(np.array_equal(a, b) for a, b in zip(weights, others, strict=True))
-
-
-def model_metrics(project: Path, name: str) -> dict:
-    return json.loads((project / "metrics" / f"{name}.json").read_text())
-
-
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
     """The whole pipeline run in-process on tiny data; ResNet loads a weights file made here."""
@@ -105,7 +28,7 @@ def trained_project(tmp_path_factory) -> Path:
     write_class_folders(root / "data", ["circle", "square", "star"], per_class=8)
     import keras
 
-    from imgclf.models import build_resnet_base
+    from imgclf.models.resnet import build_resnet_base
 
     keras.utils.set_random_seed(7)
     weights = root / "base.weights.h5"
@@ -117,38 +40,3 @@ def trained_project(tmp_path_factory) -> Path:
         for stage in (prepare, train_cnn, train_resnet, compare, export):
             stage.main()
     return root
-
-
-def upload_cases(
-    max_pixels_bomb: tuple[int, int] = (12_000, 12_000),
-) -> dict[str, tuple[bytes, int]]:
-    """Uploads a server must survive: name -> (bytes, expected HTTP status)."""
-    rgb = random_rgb(11, (60, 40))
-    landscape = Image.new("RGB", (40, 20), (200, 30, 30))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    palette = Image.new("P", (20, 20), 0)
-    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
-    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 0, 255))]
-    sixteen = Image.fromarray((np.arange(400, dtype=np.uint16) * 150).reshape(20, 20))
-    return {
-        "empty": (b"", 400),
-        "text named .jpg": (b"just some text, not a picture\n" * 20, 400),
-        "html": (b"<!doctype html><html><body><script>alert(1)</script></body></html>", 400),
-        "pdf": (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n", 400),
-        "truncated jpeg": (image_bytes(random_rgb(12, (80, 80)), "JPEG")[:500], 400),
-        "truncated png": (image_bytes(random_rgb(13, (80, 80)))[:-400], 400),
-        "decompression bomb": (image_bytes(Image.new("1", max_pixels_bomb)), 400),
-        "grayscale": (image_bytes(rgb.convert("L")), 200),
-        "palette with transparency": (image_bytes(palette, transparency=0), 200),
-        "rgba": (image_bytes(rgb.convert("RGBA")), 200),
-        "cmyk jpeg": (image_bytes(rgb.convert("CMYK"), "JPEG"), 200),
-        "16-bit png": (image_bytes(sixteen), 200),
-        "animated gif": (
-            image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:]),
-            200,
-        ),
-        "exif rotated jpeg": (image_bytes(landscape, "JPEG", exif=exif.tobytes()), 200),
-        "1x1": (image_bytes(Image.new("RGB", (1, 1), (9, 9, 9))), 200),
-        "panorama": (image_bytes(random_rgb(14, (3000, 60)), "JPEG"), 200),
-    }

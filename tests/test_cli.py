@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.arrays import read_split
+from imgclf.data.prepared import read_split
 from imgclf.images import load_image
-from imgclf.predictor import Predictor
-from tests.conftest import image_bytes, random_rgb
+from imgclf.serving.predictor import Predictor
+from support.images import image_bytes, random_rgb
 
 
 def run_cli(*args: str, cwd, command: str = "predict") -> subprocess.CompletedProcess:
@@ -23,6 +23,7 @@ def run_cli(*args: str, cwd, command: str = "predict") -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_predicts_good_files_and_reports_bad_ones(trained_project, tmp_path):
     good = trained_project / "data" / "star" / "000.png"
     text = tmp_path / "notes.jpg"
@@ -40,6 +41,7 @@ def test_predicts_good_files_and_reports_bad_ones(trained_project, tmp_path):
     assert "2 of 3 file(s) could not be predicted" in result.stderr
 
 
+@pytest.mark.slow
 def test_explain_writes_a_heatmap_beside_the_answer(trained_project, tmp_path):
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(image_bytes(random_rgb(5, (90, 60)), "JPEG"))
@@ -65,6 +67,7 @@ def test_explain_writes_a_heatmap_beside_the_answer(trained_project, tmp_path):
     assert failed.returncode == 1 and "not a usable image" in failed.stderr
 
 
+@pytest.mark.slow
 def test_a_successful_run_is_quiet_and_verbose_shows_tensorflow(trained_project):
     good = trained_project / "data" / "star" / "000.png"
     quiet = run_cli(str(good), cwd=trained_project)
@@ -74,6 +77,7 @@ def test_a_successful_run_is_quiet_and_verbose_shows_tensorflow(trained_project)
     assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
 
 
+@pytest.mark.slow
 def test_folders_are_walked_in_batches_and_written_as_a_table(trained_project, tmp_path):
     folder = tmp_path / "photos"
     (folder / "holiday").mkdir(parents=True)
@@ -107,6 +111,7 @@ def test_folders_are_walked_in_batches_and_written_as_a_table(trained_project, t
     assert float(rows[3]["confidence"]) == pytest.approx(single["confidence"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_progress_bar(trained_project, tmp_path):
     import fcntl
     import os
@@ -139,14 +144,16 @@ def test_a_terminal_gets_a_progress_bar(trained_project, tmp_path):
 
 @pytest.mark.parametrize("decode_threads", [1, 3])
 def test_batches_keep_order_and_errors_in_place(trained_project, decode_threads):
-    from imgclf import bulk
+    from imgclf.serving import batch_predict
 
     predictor = Predictor.load(trained_project / "models" / "best")
     good = sorted(str(p) for p in (trained_project / "data").rglob("*.png"))[:13]
     # Batches of 2: more batches than are decoded ahead, one of them all errors.
     files = [good[0], "/no/such/file.png", "/no/such/other.png", "/no/such/third.png", *good[1:]]
     answers = list(
-        bulk.predict_files(predictor, files, None, batch_size=2, decode_threads=decode_threads)
+        batch_predict.predict_files(
+            predictor, files, None, batch_size=2, decode_threads=decode_threads
+        )
     )
     assert [a["file"] for a in answers] == files
     assert all("cannot read" in answer["error"] for answer in answers[1:4])
@@ -168,7 +175,7 @@ def test_predictor_matches_the_exported_model_on_prepared_pixels(trained_project
     path.write_bytes(image_bytes(random_rgb(3, (70, 50)), "JPEG"))
     # The CLI, prepare and the web app share one decoder: same file, same model input.
     assert np.array_equal(predictor.pixels(path), load_image(path, predictor.image_size))
-    test = read_split(trained_project / "prepared", "test")
+    test = read_split("test", trained_project / "prepared")
     first = trained_project / "data" / test.files[0]
     assert np.array_equal(predictor.pixels(first), test.images[0])
     answer = predictor.predict(first)

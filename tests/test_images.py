@@ -10,7 +10,7 @@ from PIL import Image
 
 from imgclf.images import BACKGROUND, ImageDecodeError, decode, load_image
 from support.decoding import fitted_from_full_decode
-from tests.conftest import image_bytes, random_rgb
+from support.images import image_bytes, random_rgb
 
 SIZE = 32
 

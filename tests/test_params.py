@@ -8,7 +8,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from imgclf import params
-from tests.conftest import ROOT
+from support.project import ROOT
 
 
 @pytest.fixture(scope="module")

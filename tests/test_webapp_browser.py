@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from support.images import image_bytes, random_rgb
 from support.server import Gunicorn
-from tests.conftest import image_bytes, random_rgb
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -21,10 +21,13 @@ FLAGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"),
-    reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it",
-)
+pytestmark = [
+    pytest.mark.slow,  # end to end: `make test-fast` leaves it out
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not os.environ.get("CI"),
+        reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

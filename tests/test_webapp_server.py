@@ -7,8 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from support.images import image_bytes, random_rgb, upload_cases
 from support.server import Gunicorn, http, multipart
-from tests.conftest import image_bytes, random_rgb, upload_cases
+
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,32 @@
 """The web app: a page and a JSON API serving the model that the `export` stage wrote.
 
-gunicorn 'webapp:create_app()'        # production (see `make serve`)
-python -m webapp                      # development server
+gunicorn --config webapp/gunicorn.conf.py 'webapp:create_app()'   # production (`make serve`)
+python -m webapp                                                  # development server
+
+Configuration comes from IMGCLF_* environment variables (Flask's from_prefixed_env:
+IMGCLF_MAX_FILES=8 sets MAX_FILES), over the defaults below, under `config`.
 """
 
 from __future__ import annotations
 
 import io
-import logging
-import os
-import time
 from typing import Any
 
-import numpy as np
 from flask import Flask, Request
 
-from imgclf.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
-from webapp import errors, observability
-from webapp.batching import MicroBatcher
-from webapp.routes import bp
+from imgclf import paths
+from webapp import api, errors, model_service, observability, page
 
-log = logging.getLogger("webapp")
+DEFAULTS = {
+    "MODEL_DIR": str(paths.EXPORT),  # the export to serve
+    "MAX_UPLOAD_MB": 10,  # request size limit (413 above)
+    "MAX_FILES": 16,  # files per request
+    "MAX_BATCH": 32,  # images per model call when requests arrive together (1: no batching)
+}
+
+
+class ConfigError(ValueError):
+    """An IMGCLF_* setting has a value the server cannot use."""
 
 
 class InMemoryRequest(Request):
@@ -30,55 +36,30 @@ class InMemoryRequest(Request):
         return io.BytesIO()
 
 
-def _config_from_environment() -> dict:
-    return {
-        "MODEL_DIR": os.environ.get("IMGCLF_MODEL_DIR", str(DEFAULT_EXPORT_DIR)),
-        "MAX_CONTENT_LENGTH": int(float(os.environ.get("IMGCLF_MAX_UPLOAD_MB", "10")) * 2**20),
-        "MAX_FILES": int(os.environ.get("IMGCLF_MAX_FILES", "16")),
-        "MAX_BATCH": int(os.environ.get("IMGCLF_MAX_BATCH", "32")),
-    }
-
-
-def load_predictor(app: Flask) -> None:
-    """Load the export once, at start-up, and warm it up with one prediction."""
-    app.extensions["predictor"] = None
-    app.extensions["model_error"] = None
-    started = time.perf_counter()
-    try:
-        predictor = Predictor.load(app.config["MODEL_DIR"])
-    except ModelNotExportedError as exc:
-        app.extensions["model_error"] = str(exc)
-        log.warning("serving without a model: %s", exc)
-        return
-    size = predictor.image_size
-    for batch in (1, 2):  # a second batch size makes Keras trace one graph for any size, now
-        predictor.probabilities(np.zeros((batch, size, size, 3), dtype=np.uint8))
-    seconds = time.perf_counter() - started
-    observability.MODEL_LOAD_SECONDS.set(seconds)
-    app.extensions["predictor"] = predictor
-    app.extensions["batcher"] = MicroBatcher(
-        # Looked up at call time, so the model can be swapped (tests do) without a restart.
-        lambda batch: app.extensions["predictor"].probabilities(batch),
-        max_batch=app.config["MAX_BATCH"],
-    )
-    log.info(
-        "loaded %s from %s in %.1fs",
-        predictor.metadata["selected_model"],
-        app.config["MODEL_DIR"],
-        seconds,
-    )
+def _check(app: Flask) -> None:
+    """Every numeric setting is a number in range; the message names the variable."""
+    for key, minimum in (("MAX_UPLOAD_MB", 0), ("MAX_FILES", 1), ("MAX_BATCH", 1)):
+        value = app.config[key]
+        wrong = isinstance(value, bool) or not isinstance(value, int | float)
+        if wrong or value < minimum or (key != "MAX_UPLOAD_MB" and value != int(value)):
+            kind = "a number above 0" if key == "MAX_UPLOAD_MB" else f"a whole number >= {minimum}"
+            raise ConfigError(f"IMGCLF_{key} = {value!r}: give {kind}")
 
 
 def create_app(config: dict | None = None) -> Flask:
-    """Application factory: configuration from the environment, overridden by `config`."""
+    """Application factory: defaults, then IMGCLF_* variables, then `config`."""
     app = Flask(__name__)
     app.request_class = InMemoryRequest
     app.json.sort_keys = False  # probabilities keep their order, most likely first
-    app.config.update(_config_from_environment())
-    app.config.update(config or {})
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    load_predictor(app)
-    app.register_blueprint(bp)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("IMGCLF")
+    app.config.from_mapping(config or {})
+    _check(app)
+    if not (config and "MAX_CONTENT_LENGTH" in config):
+        app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"] * 2**20)
+    model_service.install(app)
+    app.register_blueprint(page.bp)
+    app.register_blueprint(api.bp)
     errors.register(app)
     observability.register(app)
     return app

@@ -1,5 +1,6 @@
 """gunicorn settings for `make serve`; every value can be set from the environment."""
 
+import logging
 import os
 import tempfile
 
@@ -14,6 +15,12 @@ accesslog = None  # the app logs one structured line per request itself
 
 # Prometheus counters from all workers are summed through files in one directory.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="imgclf-metrics-"))
+
+
+def on_starting(server):
+    # The app's own lines (one JSON line per request, model loading) on stderr, as they
+    # are; the workers inherit this from the master. gunicorn's own lines keep theirs.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
 def child_exit(server, worker):

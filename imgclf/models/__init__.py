@@ -1,0 +1,16 @@
+"""The model families and what they share.
+
+- registry: `ModelFamily`, `register`, `families`, `get`, `family_of`: one entry per family
+- cnn: the custom CNN trained from scratch
+- resnet: ResNet50 transfer learning, and where its ImageNet weights come from
+- transfer: what every transfer family shares (extractor, head, feature standardization)
+- augmentation: training-time augmentation, kept out of saved models
+- saving: saving and loading models reproducibly
+
+Importing this package registers every family.
+"""
+
+from imgclf.models import cnn, resnet
+from imgclf.models.registry import ModelFamily, families, family_of, get, register
+
+__all__ = ["ModelFamily", "cnn", "families", "family_of", "get", "register", "resnet"]

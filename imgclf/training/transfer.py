@@ -1,0 +1,95 @@
+"""Training a transfer-learning family: cached features, a head, optional fine-tuning.
+
+The base is frozen, so its features are computed once (plus, for a pretrained
+base, a few augmented views) and the head trains on those cached features; the
+saved model is still the whole pixels-to-probabilities model. Fine-tuning then
+unfreezes the top of the base and trains end to end on pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+
+from imgclf.models.augmentation import build_augmenter
+from imgclf.models.transfer import WeightsSource, adapt_feature_norm
+from imgclf.params import TransferParams
+from imgclf.training.batches import feature_batches, inference_batch_size, predict_in_batches
+from imgclf.training.feature_cache import cached_training_set
+from imgclf.training.fine_tuning import fine_tune
+from imgclf.training.fit import fit
+from imgclf.training.recipe import compile_for_training, planned_epochs
+from imgclf.training.run import TrainerRun
+
+
+@dataclass(frozen=True)
+class TransferModel:
+    """A transfer model's parts, sharing their layers (see models/transfer.py)."""
+
+    base: keras.Model  # the pretrained base, frozen
+    extractor: keras.Model  # pixels -> pooled features
+    head: keras.Model  # pooled features -> probabilities
+    model: keras.Model  # pixels -> probabilities: what is saved
+    weights: WeightsSource
+
+
+def train_transfer(run: TrainerRun, parts: TransferModel, recipe: TransferParams) -> None:
+    """Train the head on cached features, fine-tune if asked, and write the stage's outputs."""
+    train, stage = run.params.train, run.family.stage
+    # Augmented views of a random base's features teach the head little and cost a
+    # full pass of the base each: they are cached only for a pretrained base.
+    views = recipe.augmented_views if parts.weights.pretrained else 0
+    augmenter = build_augmenter(run.params.augment, train.seed)
+    forward_batch = inference_batch_size(run.info.image_size)
+
+    started = time.perf_counter()
+    train_features, train_labels = cached_training_set(
+        parts.extractor, run.train_split.images, run.train_split.labels, forward_batch,
+        augmenter, views,
+    )  # fmt: skip
+    val_features = predict_in_batches(parts.extractor, run.val.images, forward_batch)
+    feature_seconds = time.perf_counter() - started
+    print(
+        f"{stage}: cached {len(train_features)} training ({views} augmented views) and "
+        f"{len(val_features)} validation feature vectors in {feature_seconds:.0f}s"
+    )
+
+    adapt_feature_norm(parts.head, train_features)
+    head_batches = feature_batches(
+        train_features, train_labels, run.num_classes, train.batch_size, train.seed
+    )
+    epochs = planned_epochs(train, len(head_batches))
+    with run.strategy.scope():
+        compile_for_training(parts.head, train, recipe.learning_rate, len(head_batches), epochs)
+    result = fit(
+        parts.head, head_batches, run.val_data(val_features), train, run.live,
+        len(train_labels), epochs, class_weight=run.class_weight,
+    )  # fmt: skip
+    train_seconds = feature_seconds + result.train_seconds
+    images_seen = result.images_seen
+
+    if recipe.fine_tune_layers > 0 and recipe.fine_tune_epochs > 0:
+        tuned = fine_tune(
+            run, parts.model, parts.base, recipe.fine_tune_layers, recipe.fine_tune_epochs,
+            recipe.fine_tune_learning_rate,
+        )  # fmt: skip
+        train_seconds += tuned.train_seconds
+        images_seen += tuned.images_seen
+        probabilities = predict_in_batches(parts.model, run.val_data()[0], forward_batch)
+    else:
+        # The base is unchanged: its cached validation features give the whole model's
+        # output without another pass of the base.
+        probabilities = predict_in_batches(parts.head, val_features, forward_batch)
+    run.finish(
+        parts.model,
+        probabilities,
+        epochs_trained=result.epochs_trained,
+        train_seconds=train_seconds,
+        images_seen=images_seen,
+        timings={"feature_cache_seconds": feature_seconds},
+        note=f" (pretrained: {parts.weights.pretrained})",
+        pretrained=parts.weights.pretrained,
+        augmented_views=views,
+    )

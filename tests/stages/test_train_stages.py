@@ -1,0 +1,169 @@
+"""train_cnn and train_resnet on tiny generated data: outputs, metrics, frozen base, determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from stages import train_cnn, train_resnet
+from support.project import TINY, InProject, model_metrics, write_params
+
+
+@pytest.fixture
+def project(trained_project):
+    return trained_project
+
+
+CNN_KEYS = {
+    "val_accuracy", "val_loss", "val_macro_f1", "val_per_class", "epochs_trained",
+    "params_total", "params_trainable", "class_weighted", "workers",
+}  # fmt: skip
+TIMINGS = {"train_seconds", "train_images_per_second"}
+
+
+def timings(project, stage: str) -> dict:
+    return json.loads((project / "timings" / f"{stage}.json").read_text())
+
+
+def test_both_models_write_complete_metrics(project):
+    cnn, resnet = model_metrics(project, "cnn"), model_metrics(project, "resnet")
+    assert set(cnn) == CNN_KEYS
+    assert cnn["workers"] == resnet["workers"] == 1
+    assert set(resnet) == CNN_KEYS | {"pretrained", "augmented_views"}
+    assert resnet["pretrained"] is True and resnet["augmented_views"] == 1
+    assert cnn["class_weighted"] is False  # balanced classes: auto leaves the loss alone
+    for metrics in (cnn, resnet):
+        assert 0 <= metrics["val_accuracy"] <= 1 and metrics["epochs_trained"] == 2
+        assert set(metrics["val_per_class"]) == {"circle", "square", "star"}
+        assert set(metrics["val_per_class"]["star"]) == {"precision", "recall", "f1"}
+    assert resnet["params_trainable"] < resnet["params_total"] / 100
+
+
+def test_wall_times_go_to_timings_not_to_the_metrics(project):
+    cnn, resnet = timings(project, "train_cnn"), timings(project, "train_resnet")
+    assert set(cnn) == TIMINGS and set(resnet) == TIMINGS | {"feature_cache_seconds"}
+    for measured in (cnn, resnet):
+        assert measured["train_seconds"] > 0 and measured["train_images_per_second"] > 0
+    assert 0 < resnet["feature_cache_seconds"] <= resnet["train_seconds"]
+
+
+def test_dvclive_wrote_curves_and_confusion_matrices(project):
+    for name in ("cnn", "resnet"):
+        plots = project / "dvclive" / name / "plots"
+        for curve in ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy"):
+            rows = (plots / "metrics" / f"{curve}.tsv").read_text().splitlines()
+            assert len(rows) == 3  # header and two epochs
+        confusion = json.loads((plots / "sklearn" / "confusion_matrix.json").read_text())
+        assert len(confusion) == 6  # one row per validation image
+        assert {row["actual"] for row in confusion} <= {"circle", "square", "star"}
+
+
+def test_saved_models_take_raw_pixels_and_match_the_metrics(project):
+    from imgclf.data.prepared import read_split
+
+    val = read_split("val", project / "prepared", mmap=False)
+    for name in ("cnn", "resnet"):
+        model = keras.models.load_model(project / "models" / name / "model.keras")
+        predicted = model.predict(val.images.astype("float32"), verbose=0).argmax(1)
+        accuracy = float((predicted == val.labels).mean())
+        assert accuracy == pytest.approx(model_metrics(project, name)["val_accuracy"], abs=1e-6)
+
+
+def test_resnet_base_is_really_frozen(project):
+    from imgclf.models.resnet import build_resnet_base
+
+    original = build_resnet_base(32)
+    original.load_weights(project / "base.weights.h5")
+    saved = keras.models.load_model(project / "models" / "resnet" / "model.keras")
+    base = saved.get_layer("resnet50_features").get_layer("resnet50")
+    for before, after in zip(original.get_weights(), base.get_weights(), strict=True):
+        assert np.array_equal(before, after)
+
+
+def test_training_is_deterministic(project, tmp_path):
+    first_weights = keras.models.load_model(project / "models/cnn/model.keras").get_weights()
+    first = model_metrics(project, "cnn")
+    again = tmp_path / "again"
+    shutil.copytree(project, again, ignore=shutil.ignore_patterns("models", "dvclive"))
+    with InProject(again):
+        train_cnn.main()
+    second = model_metrics(again, "cnn")
+    assert first == second  # wall times are in timings/, not in the metrics
+    # The saved model is the same file, byte for byte: dvc.lock does not change on a re-run.
+    model_file = "models/cnn/model.keras"
+    assert (project / model_file).read_bytes() == (again / model_file).read_bytes()
+    second_weights = keras.models.load_model(again / "models/cnn/model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first_weights, second_weights, strict=True))
+
+
+def test_class_weights_change_training_when_switched_on(project, tmp_path):
+    weighted = tmp_path / "weighted"
+    shutil.copytree(project, weighted, ignore=shutil.ignore_patterns("models", "dvclive"))
+    # Drop most training images of one class, as an unbalanced folder would have.
+    train_dir = weighted / "prepared" / "train"
+    labels = np.load(train_dir / "labels.npy")
+    keep = np.flatnonzero((labels != 0) | (np.cumsum(labels == 0) <= 1))
+    np.save(train_dir / "images.npy", np.load(train_dir / "images.npy")[keep])
+    np.save(train_dir / "labels.npy", labels[keep])
+    files = (train_dir / "files.txt").read_text().splitlines()
+    (train_dir / "files.txt").write_text("".join(files[i] + "\n" for i in keep))
+    results = {}
+    for mode in ("none", "auto"):
+        write_params(weighted, train={**TINY["train"], "class_weight": mode})
+        with InProject(weighted):
+            train_cnn.main()
+        results[mode] = (
+            model_metrics(weighted, "cnn")["class_weighted"],
+            keras.models.load_model(weighted / "models/cnn/model.keras").get_weights(),
+        )
+    assert results["none"][0] is False and results["auto"][0] is True
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(results["none"][1], results["auto"][1], strict=True)
+    )
+
+
+def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):
+    mirrored = tmp_path / "mirrored"
+    shutil.copytree(project, mirrored, ignore=shutil.ignore_patterns("models", "dvclive"))
+    write_params(mirrored, train={**TINY["train"], "distribute": "mirrored", "epochs": 1})
+    with InProject(mirrored):
+        train_cnn.main()
+    assert model_metrics(mirrored, "cnn")["epochs_trained"] == 1
+
+
+@pytest.mark.slow
+def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path):
+    tuned = tmp_path / "tuned"
+    shutil.copytree(project, tuned, ignore=shutil.ignore_patterns("models", "dvclive"))
+    resnet = {
+        **TINY["resnet"],
+        "weights": str(project / "base.weights.h5"),
+        "fine_tune_layers": 5,
+        "fine_tune_epochs": 1,
+        "fine_tune_learning_rate": 0.01,
+    }
+    write_params(tuned, resnet=resnet, train={**TINY["train"], "epochs": 1})
+    with InProject(tuned):
+        train_resnet.main()
+    from imgclf.models.resnet import build_resnet_base
+
+    original = build_resnet_base(32)
+    original.load_weights(project / "base.weights.h5")
+    saved = keras.models.load_model(tuned / "models/resnet/model.keras")
+    base = saved.get_layer("resnet50_features").get_layer("resnet50")
+    changed = {
+        layer.name
+        for layer, before in zip(base.layers, original.layers, strict=True)
+        if layer.weights
+        and not all(
+            np.array_equal(a, b)
+            for a, b in zip(layer.get_weights(), before.get_weights(), strict=True)
+        )
+    }
+    top = {layer.name for layer in base.layers[-5:]}
+    assert changed and changed <= top
+    assert not any("bn" in name for name in changed)

@@ -1,0 +1,232 @@
+"""The Flask app through its test client: every endpoint, every error, every odd upload."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from imgclf.data.prepared import read_split
+from imgclf.images import load_image
+from support.images import image_bytes, random_rgb, upload_cases
+from webapp import create_app
+from webapp.model_service import model_service
+
+
+@pytest.fixture(scope="module")
+def app(trained_project):
+    return create_app({"MODEL_DIR": str(trained_project / "models" / "best"), "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def no_model_app(tmp_path_factory):
+    return create_app({"MODEL_DIR": str(tmp_path_factory.mktemp("empty") / "best")})
+
+
+def post(client, *files: tuple[bytes, str], query: str = ""):
+    data = {"file": [(io.BytesIO(content), name) for content, name in files]}
+    return client.post(f"/predict{query}", data=data, content_type="multipart/form-data")
+
+
+PNG = image_bytes(random_rgb(21))
+
+
+def test_predict_answers_label_confidence_and_probabilities(client, app):
+    response = post(client, (PNG, "photo.png"))
+    assert response.status_code == 200
+    answer = response.get_json()
+    class_names = model_service(app).predictor.class_names
+    assert set(answer["probabilities"]) == set(class_names)
+    assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert answer["prediction"] == max(answer["probabilities"], key=answer["probabilities"].get)
+    assert answer["confidence"] == answer["probabilities"][answer["prediction"]]
+
+
+def test_answers_say_whether_they_are_sure(client, app):
+    threshold = model_service(app).predictor.confidence_threshold
+    answer = post(client, (PNG, "photo.png")).get_json()
+    assert answer["uncertain"] == (answer["confidence"] < threshold)
+    expected = f"not sure — maybe {answer['prediction']}" if answer["uncertain"] else None
+    assert answer["answer"] == (expected or answer["prediction"])
+
+
+def test_explain_adds_a_heatmap_png_of_the_upload(client):
+    plain = post(client, (PNG, "photo.png")).get_json()
+    assert "heatmap_png" not in plain  # a plain prediction is unchanged
+    answer = post(client, (PNG, "photo.png"), query="?explain=1").get_json()
+    assert set(answer) == {*plain, "heatmap_png"}
+    assert answer["prediction"] == plain["prediction"] and answer["answer"] == plain["answer"]
+    assert answer["probabilities"] == pytest.approx(plain["probabilities"], abs=1e-5)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(answer["heatmap_png"]))) as heatmap:
+        assert heatmap.format == "PNG" and heatmap.size == (224, 224)
+    several = post(client, (PNG, "a.png"), (PNG, "b.png"), query="?explain=true").get_json()
+    assert len(several) == 2 and all("heatmap_png" in a for a in several)
+    bad = post(client, (PNG, "photo.png"), query="?explain=yes-please")
+    assert bad.status_code == 400 and "explain" in bad.get_json()["error"]
+
+
+def test_top_k_limits_the_probabilities(client):
+    answer = post(client, (PNG, "photo.png"), query="?top_k=2").get_json()
+    assert len(answer["probabilities"]) == 2
+    assert next(iter(answer["probabilities"])) == answer["prediction"]
+    bad = post(client, (PNG, "photo.png"), query="?top_k=zero")
+    assert bad.status_code == 400 and "top_k" in bad.get_json()["error"]
+
+
+def test_several_files_answer_a_list_in_order(client):
+    first, second = image_bytes(random_rgb(22)), image_bytes(random_rgb(23), "JPEG")
+    answers = post(client, (first, "a.png"), (second, "b.jpg")).get_json()
+    singles = [post(client, (data, "x")).get_json() for data in (first, second)]
+    assert [a["prediction"] for a in answers] == [s["prediction"] for s in singles]
+    for a, s in zip(answers, singles, strict=True):
+        assert a["confidence"] == pytest.approx(s["confidence"], abs=1e-5)
+
+
+@pytest.mark.parametrize(("name", "case"), list(upload_cases().items()), ids=list(upload_cases()))
+def test_every_odd_upload_gets_a_clear_answer(client, name, case):
+    content, status = case
+    response = post(client, (content, "upload.jpg"))
+    assert response.status_code == status, response.get_json()
+    if status == 400:
+        assert "upload.jpg is not a usable image" in response.get_json()["error"]
+    else:
+        assert 0 <= response.get_json()["confidence"] <= 1
+    assert client.get("/health").status_code == 200
+
+
+def test_client_errors_are_json_with_the_right_status(client, app):
+    cases = [
+        (client.post("/predict", data={}, content_type="multipart/form-data"), 400, "no file"),
+        (client.post("/predict", json={"file": "x"}), 415, "multipart/form-data"),
+        (client.get("/predict"), 405, "method not allowed"),
+        (client.get("/nowhere"), 404, "no such page"),
+    ]
+    for response, status, text in cases:
+        assert response.status_code == status
+        assert text in response.get_json()["error"]
+
+
+def test_upload_over_the_limit_is_413(trained_project):
+    small = create_app(
+        {"MODEL_DIR": str(trained_project / "models" / "best"), "MAX_CONTENT_LENGTH": 2000}
+    )
+    response = post(small.test_client(), (b"x" * 2500, "big.png"))
+    assert response.status_code == 413
+    assert "limit" in response.get_json()["error"]
+
+
+def test_uploads_are_never_written_to_disk(client, monkeypatch):
+    import werkzeug.formparser
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload was spooled to a temporary file")
+
+    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", no_disk)
+    big = image_bytes(random_rgb(24, (1200, 800)))  # > 500 kB, where Werkzeug would spool
+    assert len(big) > 1_000_000
+    assert post(client, (big, "big.png")).status_code == 200
+
+
+def test_unexpected_errors_do_not_leak(client, app, monkeypatch):
+    predictor = model_service(app).predictor
+
+    def broken(batch):
+        raise RuntimeError("secret internals at /srv/model")
+
+    monkeypatch.setattr(predictor, "probabilities", broken)
+    response = post(client, (PNG, "photo.png"))
+    assert response.status_code == 500
+    body = response.get_data(as_text=True)
+    assert "secret" not in body and "Traceback" not in body and "error" in response.get_json()
+
+
+def test_same_file_gives_the_same_tensor_as_prepare(app, trained_project):
+    predictor = model_service(app).predictor
+    test = read_split("test", trained_project / "prepared")
+    path = trained_project / "data" / test.files[1]
+    assert np.array_equal(predictor.pixels(path.read_bytes()), test.images[1])
+    assert np.array_equal(
+        predictor.pixels(path.read_bytes()), load_image(path, predictor.image_size)
+    )
+
+
+def test_health_ready_model_and_metrics(client, app):
+    assert client.get("/health").get_json() == {"status": "ok"}
+    assert client.get("/ready").status_code == 200
+    model = client.get("/model").get_json()
+    assert model["class_names"] == model_service(app).predictor.class_names
+    assert {"selected_model", "test_accuracy", "val_accuracy", "pretrained", "image_size"} <= set(
+        model
+    )
+    label = post(client, (PNG, "photo.png")).get_json()["prediction"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'imgclf_requests_total{endpoint="/predict",status="200"}' in metrics
+    assert "imgclf_request_seconds_bucket" in metrics
+    assert f'imgclf_predictions_total{{label="{label}"}}' in metrics
+    assert "imgclf_model_load_seconds" in metrics
+
+
+def test_security_headers_and_request_id(client):
+    response = client.get("/", headers={"X-Request-ID": "abc-123"})
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"] == "abc-123"
+    generated = client.get("/health", headers={"X-Request-ID": "<bad id>"}).headers["X-Request-ID"]
+    assert len(generated) == 32 and generated.isalnum()
+    assert not client.application.debug
+
+
+def test_page_shows_the_model_and_has_no_inline_script(client, app):
+    page = client.get("/").get_data(as_text=True)
+    metadata = model_service(app).predictor.metadata
+    assert f"{metadata.test_accuracy * 100:.1f}%" in page
+    assert 'src="/static/app.js"' in page
+    assert "<script>" not in page and "onclick" not in page
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_class_names_are_escaped_on_the_page(trained_project, tmp_path):
+    export = tmp_path / "best"
+    shutil.copytree(trained_project / "models" / "best", export)
+    metadata = json.loads((export / "metadata.json").read_text())
+    metadata["class_names"][0] = "<script>alert('x')</script>"
+    (export / "metadata.json").write_text(json.dumps(metadata))
+    page = create_app({"MODEL_DIR": str(export)}).test_client().get("/").get_data(as_text=True)
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+
+
+def test_without_a_model_the_server_still_answers(no_model_app):
+    client = no_model_app.test_client()
+    assert client.get("/health").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503 and "dvc repro" in ready.get_json()["error"]
+    response = post(client, (PNG, "photo.png"))
+    assert response.status_code == 503 and "dvc repro" in response.get_json()["error"]
+    assert client.get("/model").status_code == 503
+    page = client.get("/").get_data(as_text=True)
+    assert "No model is exported yet" in page and "dvc repro" in page
+
+
+def test_page_warns_when_resnet_served_without_pretrained_weights(trained_project, tmp_path):
+    export = tmp_path / "best"
+    shutil.copytree(trained_project / "models" / "best", export)
+    metadata = json.loads((export / "metadata.json").read_text())
+    for pretrained, shown in ((False, True), (True, False)):
+        metadata.update(selected_model="resnet", pretrained=pretrained)
+        (export / "metadata.json").write_text(json.dumps(metadata))
+        page = create_app({"MODEL_DIR": str(export)}).test_client().get("/").get_data(as_text=True)
+        assert "Serving the <strong>ResNet50</strong>" in page
+        assert ("without pretrained ImageNet weights" in page) is shown
