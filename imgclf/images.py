@@ -90,8 +90,8 @@ def _orientation(image: Image.Image) -> int:
 
 def _draft_scale(width: int, height: int, image_size: int) -> int:
     """The JPEG decoding scale (8, 4, 2 or 1) for an image fitted into `image_size`."""
-    # libjpeg's DCT scaling skips most of a full decode (bench_photos: camera photos 10-14x
-    # faster; progressive JPEGs gain less, their entropy decoding stays whole). A
+    # libjpeg's DCT scaling skips most of a full decode (docs/benchmarks.md, bench_photos;
+    # progressive JPEGs gain less, their entropy decoding stays whole). A
     # scale that divides both sides keeps the geometry exact (a partial last pixel
     # would stretch the image by a fraction of a pixel), and twice the fitted side is
     # left for the bicubic fit, as Pillow's thumbnail() leaves: the fitted pixels then

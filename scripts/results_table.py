@@ -3,7 +3,8 @@
     dvc repro && python scripts/results_table.py    # or: make results
 
 Replaces the lines between the `<!-- results:start -->` and `<!-- results:end -->`
-markers in README.md with a table built from `dvc metrics show --json`.
+markers in README.md with a table built from `dvc metrics show --json`, one row per
+registered model family; the train times come from timings/ (the last run's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+
+from imgclf import models, paths
 
 README = Path("README.md")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -24,18 +27,25 @@ def metrics() -> dict[str, dict]:
     return {Path(name).stem: entry["data"] for name, entry in files.items()}
 
 
+def train_seconds(stage: str) -> str:
+    """The stage's last training time, from timings/<stage>.json."""
+    timings = paths.timings_file(stage)
+    if not timings.is_file():
+        return "not timed"
+    return f"{json.loads(timings.read_text())['train_seconds']:.0f} s"
+
+
 def table(m: dict[str, dict]) -> str:
     export, selected = m["export"], m["compare"]["selected"]
-    names = {"cnn": "CNN", "resnet": "ResNet50"}
     rows = [
         "| model | image size | val accuracy | **test accuracy** | test macro F1 | epochs "
         "| train time |",
         "|---|---|---|---|---|---|---|",
     ]
-    for model in ("cnn", "resnet"):
-        trained = m[model]
-        name = names[model]
-        if model == "resnet" and not trained.get("pretrained"):
+    for family in models.families():
+        model, trained = family.name, m[family.name]
+        name = family.title
+        if trained.get("pretrained") is False:
             name += ", random base (`pretrained: false`)"
         if model == selected:
             name += " (selected)"
@@ -44,7 +54,7 @@ def table(m: dict[str, dict]) -> str:
             test = "not measured | "
         rows.append(
             f"| {name} | {m['prepare']['image_size']} px | {trained['val_accuracy']:.3f} | {test} "
-            f"| {trained['epochs_trained']} | {trained['train_seconds']:.0f} s |"
+            f"| {trained['epochs_trained']} | {train_seconds(family.stage)} |"
         )
     rows += [
         "",

@@ -1,8 +1,7 @@
 """Micro-batching: requests that arrive together share one model call.
 
-On a CPU one call on 8 images costs little more than a call on one (measured
-here, the sample's CNN: 1,085 images/s one at a time, 3,923 in batches of 8), so
-each worker's request threads share one model call at a time. A request that
+On a CPU one call on 8 images costs little more than a call on one, so each
+worker's request threads share one model call at a time. A request that
 finds the model idle calls it at once, in its own thread; requests that arrive
 while a call runs queue up, and the batching thread runs them all in the next
 call. Nobody waits for company, so a lone request pays nothing and a busy server

@@ -53,6 +53,6 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray, size: int | None = None) ->
 def png_bytes(image: Image.Image) -> bytes:
     """The image as PNG file bytes."""
     buffer = io.BytesIO()
-    # zlib level 1: a 224 px overlay in 2 ms and 43 KB, against 9 ms and 36 KB at the default 6
+    # zlib level 1: a few times faster than the default 6, for a slightly larger file
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

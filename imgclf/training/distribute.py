@@ -24,7 +24,7 @@ import tensorflow as tf
 
 
 def choose_strategy(distribute: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy named by train.distribute ("auto" picks one for this machine)."""
+    """The tf.distribute strategy named by train.distribute ("auto" picks one for this host)."""
     if distribute == "auto":
         if "TF_CONFIG" in os.environ:
             distribute = "multi_worker"
