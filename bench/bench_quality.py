@@ -1,17 +1,21 @@
 """Model quality and time-to-accuracy of the default recipe against a tutorial reference.
 
-    python -m bench.bench_quality                 # all cases (about 10 minutes on 2 cores)
+    python -m bench.bench_quality                 # all cases (about 15 minutes on 2 cores)
     python -m bench.bench_quality --cases photos  # one case
     python -m bench.bench_quality --set train.epochs=15 --set cnn.learning_rate=0.002
 
 Needs Debian's `dataset-fashion-mnist` and `mate-backgrounds` packages (`make
 bench-data` installs them). For each case (see bench/datasets.py) it writes the
 data into a temporary git copy of this checkout's tracked files, runs the whole
-default pipeline there (`dvc repro`: prepare, both models, compare, export), timed
-with the peak memory of the process tree, then trains the reference network of
-bench/reference.py on exactly the same train/val/test files. It prints, per case,
-both test accuracies and macro F1s, the rare class's recall where there is one, the
-project's `dvc repro` wall time, the reference's training time and their ratio.
+default pipeline there (`dvc repro`: prepare, every candidate, compare, export),
+timed with the peak memory of the process tree, then trains the reference network
+of bench/reference.py on exactly the same train/val/test files, at the size the
+project's CNN works at. It prints, per case: the selected model's and the
+reference's test accuracy and macro F1, every candidate's validation and test
+accuracy (the benchmark scores the candidates compare did not select on test too,
+which the pipeline never does), the rare class's recall where there is one, each
+stage's time, the project's `dvc repro` wall time, the reference's training time
+and their ratio.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ from ruamel.yaml import YAML
 
 from bench import datasets
 from bench.measure import run_measured
-from imgclf.data.ingest import longer_sides
+from imgclf import models
 from support.project import commit_copy, copy_tracked_files, project_env, set_params
 
 CASES: dict[str, Callable[[Path], object]] = {
     "fashion": datasets.write_fashion,
     "photos": datasets.write_photos,
+    "fewshot": datasets.write_few_photos,
     "unbalanced": lambda data: datasets.write_fashion(data, rare_class=datasets.RARE_CLASS),
 }
 RARE = {"unbalanced": datasets.RARE_CLASS}
@@ -71,6 +76,23 @@ def read_metrics(project: Path, name: str) -> dict:
     return json.loads((project / "metrics" / f"{name}.json").read_text())
 
 
+def read_timings(project: Path) -> dict[str, float]:
+    """Each stage's main wall time, from timings/<stage>.json."""
+    seconds = {}
+    for path in sorted((project / "timings").glob("*.json")):
+        measured = json.loads(path.read_text())
+        seconds[path.stem] = next(v for k, v in measured.items() if k.endswith("_seconds"))
+    return seconds
+
+
+def candidate_test_accuracy(project: Path, env: dict[str, str]) -> dict[str, float]:
+    """Every trained candidate's accuracy on the prepared test split (a separate process)."""
+    out = project / "candidates.json"
+    command = [sys.executable, "-m", "bench.candidates", str(project), str(out)]
+    subprocess.run(command, cwd=Path.cwd(), env=env, check=True, capture_output=True)
+    return json.loads(out.read_text())
+
+
 def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
     project = root / name
     project.mkdir()
@@ -83,12 +105,14 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
     print(f"\n== {name}: dvc repro in {project}", flush=True)
     repro = run_measured(["dvc", "repro"], project, env)
     exported, prepared = read_metrics(project, "export"), read_metrics(project, "prepare")
-    trained = {model: read_metrics(project, model) for model in ("cnn", "resnet")}
+    families = [family.name for family in models.families()]
+    trained = {name: read_metrics(project, name) for name in families}
+    tested = candidate_test_accuracy(project, env)
 
-    # The reference sees the images at their own size (28 px for Fashion-MNIST), or at
-    # the project's size when that is smaller (large photos).
-    native = statistics.median(longer_sides(sorted((project / "data").rglob("*.*"))))
-    size = int(min(native, prepared["image_size"]))
+    # The reference sees the images at the size the project's CNN works at (28 px
+    # Fashion-MNIST at 32, large photos at 64): both networks trained from scratch
+    # see the same pixels.
+    size = trained["cnn"]["input_size"]
     out = project / "reference.json"
     print(f"== {name}: reference network at {size} px", flush=True)
     command = [sys.executable, "-m", "bench.reference", str(project), str(size), str(out)]
@@ -110,11 +134,17 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
         "project_test_accuracy": exported["test_accuracy"],
         "project_test_macro_f1": exported["test_macro_f1"],
         "project_rare_recall": exported["test_per_class"][rare]["recall"] if rare else None,
-        "cnn_val_accuracy": trained["cnn"]["val_accuracy"],
-        "cnn_epochs": trained["cnn"]["epochs_trained"],
-        "cnn_train_seconds": trained["cnn"]["train_seconds"],
-        "resnet_val_accuracy": trained["resnet"]["val_accuracy"],
-        "resnet_train_seconds": trained["resnet"]["train_seconds"],
+        "candidates": {
+            name: {
+                "val_accuracy": trained[name]["val_accuracy"],
+                "test_accuracy": tested[name],
+                "input_size": trained[name]["input_size"],
+                "epochs": trained[name]["epochs_trained"],
+                "pretrained": trained[name].get("pretrained"),
+            }
+            for name in families
+        },
+        "stage_seconds": read_timings(project),
         "calibration": exported["calibration_reason"],
         "confidence_threshold": exported["confidence_threshold"],
         "test_coverage": exported["test_coverage"],
@@ -148,16 +178,20 @@ def report(r: dict) -> str:
             f"  rare class ({RARE[r['case']]}) recall  project {r['project_rare_recall']:.4f}"
             f"   reference {r['reference_rare_recall']:.4f}"
         )
+    for name, c in r["candidates"].items():
+        pretrained = "" if c["pretrained"] is None else f", pretrained {c['pretrained']}"
+        lines.append(
+            f"  {name:<14}  val {c['val_accuracy']:.4f}   test {c['test_accuracy']:.4f}   "
+            f"({c['input_size']} px, {c['epochs']} epochs{pretrained})"
+            + ("   <- selected" if name == r["selected"] else "")
+        )
+    stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in r["stage_seconds"].items())
     lines += [
-        f"  time            project dvc repro {r['repro_seconds']:.0f} s (CNN trains "
-        f"{r['cnn_train_seconds']:.0f} s, {r['cnn_epochs']} epochs; ResNet50 "
-        f"{r['resnet_train_seconds']:.0f} s)   reference training "
-        f"{r['reference_train_seconds']:.0f} s ({r['reference_epochs']} epochs, "
-        f"{r['reference_image_size']} px)   ratio {ratio:.2f}x",
+        f"  time            project dvc repro {r['repro_seconds']:.0f} s ({stages})   "
+        f"reference training {r['reference_train_seconds']:.0f} s "
+        f"({r['reference_epochs']} epochs, {r['reference_image_size']} px)   ratio {ratio:.2f}x",
         f"  peak memory     project {r['repro_peak_mib']:.0f} MiB   reference "
         f"{r['reference_peak_mib']:.0f} MiB",
-        f"  validation      CNN {r['cnn_val_accuracy']:.4f}   "
-        f"ResNet50 {r['resnet_val_accuracy']:.4f}",
         f"  calibration     {r['calibration']}",
         f"  not sure        below confidence {r['confidence_threshold']:.3f}: "
         f"{100 * (1 - r['test_coverage']):.1f}% of test images (answered accuracy "

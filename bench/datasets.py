@@ -10,6 +10,8 @@
   desktop's 12 nature photographs (Debian's `mate-backgrounds`), one per class,
   at varied sizes, aspect ratios and formats (JPEG, PNG, WebP), some stored rotated
   with an EXIF orientation tag.
+- fewshot: the same kind of photos with few to learn from: 20 training and 20
+  validation images per class, and 100 test images per class, in split folders.
 """
 
 from __future__ import annotations
@@ -98,3 +100,11 @@ def write_photos(data: Path, per_class: int = 150, seed: int = 0) -> int:
             crop = crop.resize((out, max(1, round(out * h / w))), Image.Resampling.LANCZOS)
             _save_photo(crop, folder / f"{name.lower()}_{number:03d}", number)
     return per_class * len(PHOTO_CLASSES)
+
+
+FEW_SHOT = {"train": (20, 1), "val": (20, 2), "test": (100, 3)}  # split: (per class, seed)
+
+
+def write_few_photos(data: Path) -> int:
+    """Write data/{train,val,test}/<class>/...: few training photos, a test set to judge by."""
+    return sum(write_photos(data / split, count, seed) for split, (count, seed) in FEW_SHOT.items())

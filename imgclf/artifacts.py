@@ -98,7 +98,9 @@ class TrainedMetrics(_File):
     params_total: int
     params_trainable: int
     workers: int
+    input_size: int | None = None  # the side the model works at (None in older metrics)
     # Transfer-learning families only.
+    backbone: str | None = None  # "resnet50", "efficientnet-lite0"
     pretrained: bool | None = None
     augmented_views: int | None = None
 
@@ -164,6 +166,8 @@ class ExportMetadata(_File):
     image_size: int
     selected_model: str  # the family's name
     compare_metric: str
+    input_size: int | None = None  # the side the model works at inside (None in old exports)
+    backbone: str | None = None  # a transfer family's base ("efficientnet-lite0")
     pretrained: bool | None  # None for families trained from scratch
     val_accuracy: float
     val_macro_f1: float

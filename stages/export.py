@@ -109,6 +109,8 @@ def main() -> None:
         image_size=info.image_size,
         selected_model=family.name,
         compare_metric=comparison.metric,
+        input_size=trained.input_size,
+        backbone=trained.backbone,
         pretrained=trained.pretrained,
         val_accuracy=trained.val_accuracy,
         val_macro_f1=trained.val_macro_f1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from imgclf.models.augmentation import build_augmentation, with_augmentation
 from imgclf.models.cnn import FAMILY, build_cnn
+from imgclf.models.input_size import input_size
 from imgclf.stage import run
 from imgclf.training.batches import ArrayBatches, predict_in_batches
 from imgclf.training.distribute import in_multi_worker_mode
@@ -30,7 +31,8 @@ def main() -> None:
         with run.strategy.scope():
             # Synchronized BatchNorm across workers keeps their moving statistics equal.
             sync = in_multi_worker_mode(run.strategy)
-            model = build_cnn(run.info.image_size, run.num_classes, params.cnn, sync)
+            side = input_size(FAMILY, params.cnn.image_size, run.info.image_size)
+            model = build_cnn(run.info.image_size, run.num_classes, params.cnn, sync, side)
             trainer = with_augmentation(model, build_augmentation(params.augment, train.seed))
             compile_for_training(trainer, train, params.cnn.learning_rate, len(batches), epochs)
         model.summary(print_fn=lambda line, **_: print(line))
@@ -45,6 +47,7 @@ def main() -> None:
             epochs_trained=result.epochs_trained,
             train_seconds=result.train_seconds,
             images_seen=result.images_seen,
+            input_size=side,
         )
 
 

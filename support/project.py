@@ -68,6 +68,7 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
     "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
     "resnet": {"dense_units": 8, "augmented_views": 1},
+    "efficientnet": {"dense_units": 8, "augmented_views": 1},
 }
 
 

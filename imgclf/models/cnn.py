@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from imgclf.models.input_size import resize_to
 from imgclf.models.registry import ModelFamily, register
 from imgclf.params import CnnParams
 
@@ -19,12 +20,18 @@ FAMILY = register(
         title="custom CNN",
         description="custom CNN (4 convolutional blocks, trained from scratch)",
         keras_name="cnn",
+        # Trained from scratch on a CPU: past 64 px the cost grows faster than what it learns.
+        auto_input_size=(32, 64),
     )
 )
 
 
 def build_cnn(
-    image_size: int, num_classes: int, cnn: CnnParams, sync_batch_norm: bool = False
+    image_size: int,
+    num_classes: int,
+    cnn: CnnParams,
+    sync_batch_norm: bool = False,
+    input_size: int | None = None,
 ) -> keras.Model:
     """Four convolutional blocks, global average pooling, a dense layer with dropout, softmax.
 
@@ -34,9 +41,12 @@ def build_cnn(
     measured no better on Fashion-MNIST (docs/benchmarks.md). `sync_batch_norm` is for
     training on several workers: each BatchNormalization then uses the statistics of
     the global batch, so the moving statistics, and the model, are the same on all.
+    The model takes pixels at the prepared `image_size` and works at `input_size`
+    (default: the same), resizing inside when they differ (models/input_size.py).
     """
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(inputs)
+    x = resize_to(inputs, input_size or image_size)
+    x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
     for block, filters in enumerate(cnn.filters, start=1):
         for conv in range(1, cnn.convs_per_block + 1):
             name = f"{block}" if cnn.convs_per_block == 1 else f"{block}_{conv}"

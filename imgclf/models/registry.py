@@ -20,7 +20,8 @@ class TransferParts:
     """How a transfer model is put together: pixels -> extractor(preprocess, base, pool) -> head.
 
     Grad-CAM needs a map from inside the pretrained base, which the extractor hides
-    as one nested layer, so it runs the same steps itself (see explain/gradcam.py).
+    as one nested layer, so it runs the same steps itself (see explain/gradcam.py):
+    the extractor's `resize` layer where it has one, `preprocess`, the base.
     """
 
     extractor: str  # layer name of the pixels-to-features model
@@ -37,7 +38,10 @@ class ModelFamily:
     title: str  # what people call it: "custom CNN", "ResNet50"
     description: str  # one line for the model card
     keras_name: str  # the name its builder gives the Keras model: how a saved model is recognised
+    # image_size: auto keeps the prepared size within these bounds (models/input_size.py).
+    auto_input_size: tuple[int, int]
     transfer: TransferParts | None = None  # None: trained from scratch, maps in the model itself
+    weights_note: str = ""  # where a pretrained base's weights come from, and their licence
 
     @property
     def stage(self) -> str:

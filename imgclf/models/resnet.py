@@ -33,9 +33,12 @@ FAMILY = register(
         title="ResNet50",
         description="ResNet50 transfer learning (frozen base, new head)",
         keras_name="resnet50_transfer",
+        # A pass at 128 px costs ResNet50 about ten times one at 64 on a CPU: up to 64.
+        auto_input_size=(32, 64),
         transfer=TransferParts(
             extractor="resnet50_features", base="resnet50", head="head", preprocess=preprocess
         ),
+        weights_note="Keras Applications' ResNet50 ImageNet weights (keras.applications.ResNet50)",
     )
 )
 
@@ -45,17 +48,21 @@ WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/res
 WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
 
 
-def build_resnet_base(image_size: int) -> keras.Model:
-    """ResNet50 without its ImageNet classifier; weights are loaded separately."""
+def build_resnet_base(input_size: int) -> keras.Model:
+    """ResNet50 without its ImageNet classifier, at `input_size`; weights are loaded separately."""
     return keras.applications.ResNet50(
-        include_top=False, weights=None, input_shape=(image_size, image_size, 3)
+        include_top=False, weights=None, input_shape=(input_size, input_size, 3)
     )
 
 
 def build_resnet(
     base: keras.Model, image_size: int, num_classes: int, resnet: ResnetParams
 ) -> tuple[keras.Model, keras.Model, keras.Model]:
-    """(feature extractor, head, whole model) around a ResNet50 base, sharing their layers."""
+    """(feature extractor, head, whole model) around a ResNet50 base, sharing their layers.
+
+    The model takes pixels at the prepared `image_size`; the base's own input size may
+    differ (resnet.image_size), and the extractor resizes to it.
+    """
     parts = FAMILY.transfer
     extractor = build_feature_extractor(base, image_size, preprocess, parts.extractor)
     head = build_head(FEATURES, num_classes, resnet.dense_units, resnet.dropout)

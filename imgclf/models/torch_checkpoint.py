@@ -67,7 +67,10 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> object:
         if (module, name) == ("collections", "OrderedDict"):
             return collections.OrderedDict
-        if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
+        if (module, name) in (
+            ("torch._utils", "_rebuild_tensor_v2"),
+            ("torch._utils", "_rebuild_tensor"),
+        ):
             return _rebuild_tensor
         if module == "torch" and name in STORAGE_DTYPES:
             return _StorageType(name)
@@ -88,7 +91,9 @@ def _read_storages(file: BinaryIO, keys: list[str], storages: dict[str, _Storage
         size = count * np.dtype(storage.dtype).itemsize
         raw = file.read(size)
         if count != storage.numel or len(raw) != size:
-            raise EOFError(f"storage {key}: expected {storage.numel} elements, got {len(raw)} bytes")
+            raise EOFError(
+                f"storage {key}: expected {storage.numel} elements, got {len(raw)} bytes"
+            )
         data[key] = np.frombuffer(raw, dtype=np.dtype(storage.dtype).newbyteorder("<"))
     return data
 
@@ -113,7 +118,14 @@ def load_state_dict(path: Path | str) -> dict[str, np.ndarray]:
             data = _read_storages(file, keys, storages)
     except CheckpointError as exc:
         raise CheckpointError(f"{path} is not a legacy PyTorch checkpoint: {exc}") from None
-    except (pickle.UnpicklingError, EOFError, struct.error, KeyError, ValueError, AttributeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        struct.error,
+        KeyError,
+        ValueError,
+        AttributeError,
+    ) as exc:
         raise CheckpointError(
             f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}"
         ) from None

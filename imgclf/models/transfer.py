@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from imgclf.models.input_size import resize_to
 from imgclf.params import ParamsError
 
 VARIANCE_FLOOR = 0.01  # of the median feature variance (see adapt_feature_norm)
@@ -24,36 +25,43 @@ VARIANCE_FLOOR = 0.01  # of the median feature variance (see adapt_feature_norm)
 def build_feature_extractor(
     base: keras.Model, image_size: int, preprocess: Callable, name: str
 ) -> keras.Model:
-    """Raw pixels to pooled features: the family's preprocessing, the frozen base, pooling."""
+    """Raw pixels to pooled features: resizing to the base's input size, the family's
+    preprocessing, the frozen base, global average pooling of each of its outputs
+    (concatenated when the base has several, see pooled_features)."""
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x = preprocess(inputs)
+    x = preprocess(resize_to(inputs, base.input_shape[1]))
     # training=False keeps BatchNorm in inference mode even if the base is later
     # unfrozen for fine-tuning: its ImageNet statistics must not drift on small data.
-    x = base(x, training=False)
-    outputs = layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, outputs, name=name)
+    maps = base(x, training=False)
+    return keras.Model(inputs, pooled_features(maps), name=name)
+
+
+def pooled_features(maps):
+    """The base's output maps, each averaged over its positions, side by side."""
+    if not isinstance(maps, list | tuple):
+        return layers.GlobalAveragePooling2D(name="gap")(maps)
+    pooled = [layers.GlobalAveragePooling2D(name=f"gap{i}")(m) for i, m in enumerate(maps)]
+    return layers.Concatenate(name="features")(pooled)
 
 
 def build_head(
     features: int, num_classes: int, dense_units: int, dropout: float
 ) -> keras.Sequential:
-    """The new classifier, trained on pooled features.
+    """The new classifier, trained on pooled features: one hidden layer, or none (0 units).
 
     Call adapt_feature_norm(head, train_features) before training.
     """
-    return keras.Sequential(
-        [
-            keras.Input((features,), name="features"),
-            # Standardizing each feature (statistics from the training features) lets a
-            # small head learn quickly whatever the base: ImageNet features are
-            # non-negative with very different scales, a random base's are nearly constant.
-            layers.Normalization(name="feature_norm"),
-            layers.Dense(dense_units, activation="relu", name="head_dense"),
-            layers.Dropout(dropout, name="head_dropout"),
-            layers.Dense(num_classes, activation="softmax", name="probabilities"),
-        ],
-        name="head",
-    )
+    # Standardizing each feature (statistics from the training features) lets a small
+    # head learn quickly whatever the base: ImageNet features are non-negative with
+    # very different scales, a random base's are nearly constant.
+    steps = [keras.Input((features,), name="features"), layers.Normalization(name="feature_norm")]
+    if dense_units:
+        steps.append(layers.Dense(dense_units, activation="relu", name="head_dense"))
+    steps += [
+        layers.Dropout(dropout, name="head_dropout"),
+        layers.Dense(num_classes, activation="softmax", name="probabilities"),
+    ]
+    return keras.Sequential(steps, name="head")
 
 
 def adapt_feature_norm(head: keras.Model, features: np.ndarray) -> None:

@@ -35,8 +35,13 @@ class TransferModel:
     weights: WeightsSource
 
 
-def train_transfer(run: TrainerRun, parts: TransferModel, recipe: TransferParams) -> None:
-    """Train the head on cached features, fine-tune if asked, and write the stage's outputs."""
+def train_transfer(
+    run: TrainerRun, parts: TransferModel, recipe: TransferParams, backbone: str
+) -> None:
+    """Train the head on cached features, fine-tune if asked, and write the stage's outputs.
+
+    `backbone` names the base in the metrics ("resnet50", "efficientnet-lite0").
+    """
     train, stage = run.params.train, run.family.stage
     # Augmented views of a random base's features teach the head little and cost a
     # full pass of the base each: they are cached only for a pretrained base.
@@ -92,4 +97,6 @@ def train_transfer(run: TrainerRun, parts: TransferModel, recipe: TransferParams
         note=f" (pretrained: {parts.weights.pretrained})",
         pretrained=parts.weights.pretrained,
         augmented_views=views,
+        backbone=backbone,
+        input_size=parts.base.input_shape[1],
     )

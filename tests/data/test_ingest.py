@@ -13,7 +13,8 @@ from imgclf.data.ingest import auto_image_size, longer_sides
     [
         ([28] * 9, 32),  # Fashion-MNIST: native size, lifted to ResNet50's minimum only
         ([40, 41, 45], 48),  # rounded up to a multiple of 16
-        ([3000, 4000, 224, 500, 640], 64),  # large photos are capped
+        ([3000, 4000, 224, 500, 640], 128),  # large photos are capped at what families use
+        ([90, 100, 110], 112),
         ([20, 20, 3000], 32),  # the median, not the mean: one huge file does not count
         ([], 32),
     ],

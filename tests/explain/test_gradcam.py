@@ -15,11 +15,17 @@ from imgclf.params import CnnParams, ResnetParams
 
 SIZE = 32
 RESNET = ResnetParams(
-    weights="none", require_pretrained=False, dense_units=8, dropout=0.2, learning_rate=0.01,
-    augmented_views=1, fine_tune_layers=0, fine_tune_epochs=0, fine_tune_learning_rate=1e-5,
+    image_size="auto", weights="none", require_pretrained=False, dense_units=8, dropout=0.2,
+    learning_rate=0.01, augmented_views=1, fine_tune_layers=0, fine_tune_epochs=0,
+    fine_tune_learning_rate=1e-5,
 )  # fmt: skip
 CNN = CnnParams(
-    filters=[8, 16, 16, 32], convs_per_block=1, dense_units=16, dropout=0.0, learning_rate=0.01
+    image_size="auto",
+    filters=[8, 16, 16, 32],
+    convs_per_block=1,
+    dense_units=16,
+    dropout=0.0,
+    learning_rate=0.01,
 )
 
 

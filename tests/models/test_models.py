@@ -14,13 +14,19 @@ from imgclf.models.transfer import adapt_feature_norm, build_head
 from imgclf.params import AugmentParams, CnnParams, ResnetParams
 
 CNN = CnnParams(
-    filters=[4, 8, 8, 16], convs_per_block=1, dense_units=12, dropout=0.5, learning_rate=0.01
+    image_size="auto",
+    filters=[4, 8, 8, 16],
+    convs_per_block=1,
+    dense_units=12,
+    dropout=0.5,
+    learning_rate=0.01,
 )
 STRONG = AugmentParams(horizontal_flip=True, translate=0.2, rotation=0.5, zoom=0.5)
 OFF = AugmentParams(horizontal_flip=False, translate=0, rotation=0, zoom=0)
 RESNET = ResnetParams(
-    weights="none", require_pretrained=False, dense_units=8, dropout=0.2, learning_rate=0.01,
-    augmented_views=1, fine_tune_layers=0, fine_tune_epochs=0, fine_tune_learning_rate=1e-5,
+    image_size="auto", weights="none", require_pretrained=False, dense_units=8, dropout=0.2,
+    learning_rate=0.01, augmented_views=1, fine_tune_layers=0, fine_tune_epochs=0,
+    fine_tune_learning_rate=1e-5,
 )  # fmt: skip
 
 

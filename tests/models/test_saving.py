@@ -23,7 +23,7 @@ SAVE = textwrap.dedent(
     from imgclf.params import CnnParams
 
     keras.utils.set_random_seed(3)
-    model = build_cnn(32, 3, CnnParams(filters=[4, 8, 8, 8], convs_per_block=1,
+    model = build_cnn(32, 3, CnnParams(image_size="auto", filters=[4, 8, 8, 8], convs_per_block=1,
                                        dense_units=8, dropout=0.3, learning_rate=0.01))
     out = Path(sys.argv[1])
     save_model(model, out / "model.keras")

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from imgclf import models
 from imgclf.outputs import write_json
 from stages import compare
 from support.project import ROOT
@@ -28,6 +29,11 @@ def run_compare(tmp_path, monkeypatch, cnn: dict, resnet: dict, metric: str = "v
     write_json(
         tmp_path / "metrics" / "resnet.json", trained_metrics(params_total=24_000_000, **resnet)
     )
+    # Every other registered family, well behind (its loss well above).
+    for family in models.families():
+        if family.name not in ("cnn", "resnet"):
+            behind = trained_metrics(val_accuracy=0.1, val_macro_f1=0.1, val_loss=9.0)
+            write_json(tmp_path / "metrics" / f"{family.name}.json", behind)
     monkeypatch.chdir(tmp_path)
     compare.main()
     return json.loads((tmp_path / "metrics" / "compare.json").read_text())

@@ -20,8 +20,9 @@ def project(trained_project):
 
 CNN_KEYS = {
     "val_accuracy", "val_loss", "val_macro_f1", "val_per_class", "epochs_trained",
-    "params_total", "params_trainable", "class_weighted", "workers",
+    "params_total", "params_trainable", "class_weighted", "workers", "input_size",
 }  # fmt: skip
+TRANSFER_KEYS = CNN_KEYS | {"pretrained", "augmented_views", "backbone"}
 TIMINGS = {"train_seconds", "train_images_per_second"}
 
 
@@ -33,8 +34,9 @@ def test_both_models_write_complete_metrics(project):
     cnn, resnet = model_metrics(project, "cnn"), model_metrics(project, "resnet")
     assert set(cnn) == CNN_KEYS
     assert cnn["workers"] == resnet["workers"] == 1
-    assert set(resnet) == CNN_KEYS | {"pretrained", "augmented_views"}
+    assert set(resnet) == TRANSFER_KEYS
     assert resnet["pretrained"] is True and resnet["augmented_views"] == 1
+    assert resnet["backbone"] == "resnet50" and resnet["input_size"] == cnn["input_size"] == 32
     assert cnn["class_weighted"] is False  # balanced classes: auto leaves the loss alone
     for metrics in (cnn, resnet):
         assert 0 <= metrics["val_accuracy"] <= 1 and metrics["epochs_trained"] == 2
@@ -46,13 +48,25 @@ def test_both_models_write_complete_metrics(project):
 def test_wall_times_go_to_timings_not_to_the_metrics(project):
     cnn, resnet = timings(project, "train_cnn"), timings(project, "train_resnet")
     assert set(cnn) == TIMINGS and set(resnet) == TIMINGS | {"feature_cache_seconds"}
+    assert set(timings(project, "train_efficientnet")) == TIMINGS | {"feature_cache_seconds"}
     for measured in (cnn, resnet):
         assert measured["train_seconds"] > 0 and measured["train_images_per_second"] > 0
     assert 0 < resnet["feature_cache_seconds"] <= resnet["train_seconds"]
 
 
+def test_efficientnet_trains_on_its_pretrained_base_at_its_own_size(project):
+    metrics = model_metrics(project, "efficientnet")
+    assert set(metrics) == TRANSFER_KEYS
+    assert metrics["pretrained"] is True and metrics["backbone"] == "efficientnet-lite0"
+    assert metrics["input_size"] == 64  # auto: the prepared 32 px enlarged to its minimum
+    model = keras.models.load_model(project / "models" / "efficientnet" / "model.keras")
+    assert model.input_shape == (None, 32, 32, 3)  # served pixels stay at the prepared size
+    extractor = model.get_layer("efficientnet_lite_features")
+    assert extractor.get_layer("resize").output.shape[1:3] == (64, 64)
+
+
 def test_dvclive_wrote_curves_and_confusion_matrices(project):
-    for name in ("cnn", "resnet"):
+    for name in ("cnn", "resnet", "efficientnet"):
         plots = project / "dvclive" / name / "plots"
         for curve in ("train/loss", "eval/loss", "train/accuracy", "eval/accuracy"):
             rows = (plots / "metrics" / f"{curve}.tsv").read_text().splitlines()
@@ -66,7 +80,7 @@ def test_saved_models_take_raw_pixels_and_match_the_metrics(project):
     from imgclf.data.prepared import read_split
 
     val = read_split("val", project / "prepared", mmap=False)
-    for name in ("cnn", "resnet"):
+    for name in ("cnn", "resnet", "efficientnet"):
         model = keras.models.load_model(project / "models" / name / "model.keras")
         predicted = model.predict(val.images.astype("float32"), verbose=0).argmax(1)
         accuracy = float((predicted == val.labels).mean())

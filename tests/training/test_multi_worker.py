@@ -58,7 +58,10 @@ def worker_scratch() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("imgclf-worker*")}
 
 
-@pytest.mark.parametrize("stage, model_name", [("train_cnn", "cnn"), ("train_resnet", "resnet")])
+@pytest.mark.parametrize(
+    "stage, model_name",
+    [("train_cnn", "cnn"), ("train_resnet", "resnet"), ("train_efficientnet", "efficientnet")],
+)
 def test_two_workers_train_and_only_the_chief_writes(prepared_project, stage, model_name):
     before = worker_scratch()
     for output in ("models", "metrics", "dvclive"):
