@@ -16,10 +16,8 @@ import time
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from imgclf.models import efficientnet, resnet  # noqa: E402
-from imgclf.training.batches import inference_batch_size  # noqa: E402
+from imgclf.models import efficientnet, resnet
+from imgclf.training.batches import inference_batch_size
 
 
 def images_per_second(base, size: int, count: int, rounds: int = 3) -> float:

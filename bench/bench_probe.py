@@ -14,22 +14,18 @@ size is bench_backbones'.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-
-from bench import datasets  # noqa: E402
-from imgclf.images import load_image  # noqa: E402
-from imgclf.models.efficientnet import build_base, load_base_weights, preprocess  # noqa: E402
+from bench import datasets
+from imgclf.images import load_image
+from imgclf.models.efficientnet import build_base, load_base_weights, preprocess
 
 FEW = 20
 

@@ -9,13 +9,12 @@ bench-data` installs them). For each case (see bench/datasets.py) it writes the
 data into a temporary git copy of this checkout's tracked files, runs the whole
 default pipeline there (`dvc repro`: prepare, every candidate, compare, export),
 timed with the peak memory of the process tree, then trains the reference network
-of bench/reference.py on exactly the same train/val/test files, at the size the
-project's CNN works at. It prints, per case: the selected model's and the
-reference's test accuracy and macro F1, every candidate's validation and test
-accuracy (the benchmark scores the candidates compare did not select on test too,
-which the pipeline never does), the rare class's recall where there is one, each
-stage's time, the project's `dvc repro` wall time, the reference's training time
-and their ratio.
+of bench/reference.py on exactly the same train/val/test files. It prints, per
+case: the selected model's and the reference's test accuracy and macro F1, every
+candidate's validation and test accuracy (the benchmark scores the candidates
+compare did not select on test too, which the pipeline never does), the rare
+class's recall where there is one, each stage's time, the project's `dvc repro`
+wall time, the reference's training time and their ratio.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from ruamel.yaml import YAML
 from bench import datasets
 from bench.measure import run_measured
 from imgclf import models
+from imgclf.data.ingest import longer_sides
 from support.project import commit_copy, copy_tracked_files, project_env, set_params
 
 CASES: dict[str, Callable[[Path], object]] = {
@@ -77,11 +77,11 @@ def read_metrics(project: Path, name: str) -> dict:
 
 
 def read_timings(project: Path) -> dict[str, float]:
-    """Each stage's main wall time, from timings/<stage>.json."""
+    """Each stage's wall time, from timings/<stage>.json (a trainer's: `train_seconds`)."""
     seconds = {}
     for path in sorted((project / "timings").glob("*.json")):
         measured = json.loads(path.read_text())
-        seconds[path.stem] = next(v for k, v in measured.items() if k.endswith("_seconds"))
+        seconds[path.stem] = measured.get("train_seconds", measured.get(f"{path.stem}_seconds"))
     return seconds
 
 
@@ -109,10 +109,10 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
     trained = {name: read_metrics(project, name) for name in families}
     tested = candidate_test_accuracy(project, env)
 
-    # The reference sees the images at the size the project's CNN works at (28 px
-    # Fashion-MNIST at 32, large photos at 64): both networks trained from scratch
-    # see the same pixels.
-    size = trained["cnn"]["input_size"]
+    # The reference sees the images at their own size (28 px for Fashion-MNIST), or at
+    # the size the project's CNN works at when that is smaller (large photos at 64).
+    native = statistics.median(longer_sides(sorted((project / "data").rglob("*.*"))))
+    size = int(min(native, trained["cnn"]["input_size"]))
     out = project / "reference.json"
     print(f"== {name}: reference network at {size} px", flush=True)
     command = [sys.executable, "-m", "bench.reference", str(project), str(size), str(out)]
