@@ -38,7 +38,7 @@ def train_seconds(stage: str) -> str:
 def table(m: dict[str, dict]) -> str:
     export, selected = m["export"], m["compare"]["selected"]
     rows = [
-        "| model | image size | val accuracy | **test accuracy** | test macro F1 | epochs "
+        "| model | works at | val accuracy | **test accuracy** | test macro F1 | epochs "
         "| train time |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -52,8 +52,9 @@ def table(m: dict[str, dict]) -> str:
             test = f"**{export['test_accuracy']:.3f}** | {export['test_macro_f1']:.3f}"
         else:
             test = "not measured | "
+        size = trained.get("input_size", m["prepare"]["image_size"])
         rows.append(
-            f"| {name} | {m['prepare']['image_size']} px | {trained['val_accuracy']:.3f} | {test} "
+            f"| {name} | {size} px | {trained['val_accuracy']:.3f} | {test} "
             f"| {trained['epochs_trained']} | {train_seconds(family.stage)} |"
         )
     rows += [
