@@ -16,6 +16,8 @@ from imgclf.models.registry import ModelFamily
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     keep_trailing_newline=True,
+    trim_blocks=True,  # a line holding only a block tag leaves no blank line behind
+    lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,  # a misspelt field fails the export, not the card
     autoescape=False,  # Markdown, not HTML
 )
