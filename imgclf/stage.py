@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 
 from imgclf.artifacts import ArtifactError
 from imgclf.data.layout import DataError
+from imgclf.outputs import no_space_message
 from imgclf.params import ParamsError
 
 # Errors a user can cause and fix; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ParamsError, DataError, ArtifactError, FileNotFoundError)
 
 
-def run(main: Callable[[], None], stage: str) -> None:
-    """Run a stage's main(); a user error prints one clear message and exits with status 2."""
+def run(main: Callable[[], None], stage: str, writes: str = "outputs") -> None:
+    """Run a stage's main(); a user error prints one clear message and exits with status 2.
+
+    `writes` names what the stage writes, for the message a full disk gives.
+    """
     try:
         main()
     except USER_ERRORS as exc:
         print(f"{stage}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"{stage}: error: {no_space_message(exc, writes)}", file=sys.stderr)
         sys.exit(2)

@@ -9,7 +9,6 @@ confusion matrix and reliability, the validation risk-coverage curve that sets t
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import keras
@@ -23,7 +22,7 @@ from imgclf.evaluation import calibration, model_card, selective
 from imgclf.evaluation.gallery import save_gallery
 from imgclf.evaluation.interpretation import Interpretation
 from imgclf.models.saving import export_saved_model, load_trained_model, save_model
-from imgclf.outputs import replace_directory, write_json, write_timings
+from imgclf.outputs import staged_directory, write_json, write_timings
 from imgclf.stage import run
 
 CONFUSED_PAIRS = 10  # listed in the model card and plotted
@@ -39,36 +38,33 @@ def data_version() -> str | None:
 
 
 def write_export(model: keras.Model, metadata: ExportMetadata, card: str) -> None:
-    """models/best/, built beside its destination and swapped in whole (replace_directory)."""
-    staging = paths.EXPORT_STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    save_model(model, staging / "model.keras")
-    export_saved_model(model, staging / "saved_model" / "1")
-    metadata.write(staging / "metadata.json")
-    (staging / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    replace_directory(staging, paths.EXPORT)
+    """models/best/, built beside its destination and swapped in whole (staged_directory):
+    a server watching it, or a run killed midway, never sees half an export."""
+    with staged_directory(paths.EXPORT) as staging:
+        save_model(model, staging / "model.keras")
+        export_saved_model(model, staging / "saved_model" / "1")
+        metadata.write(staging / "metadata.json")
+        (staging / "MODEL_CARD.md").write_text(card, encoding="utf-8")
 
 
 def write_plots(
     model: keras.Model, test: Interpretation, test_raw: Interpretation,
-    test_calibrated: Interpretation, val: Interpretation, mistakes: int, model_name: str,
-) -> list[dict]:  # fmt: skip
-    """evaluation/: what `dvc plots show` draws of the export; returns the confused pairs."""
-    shutil.rmtree(paths.EVALUATION, ignore_errors=True)
-    write_json(paths.EVALUATION / "test_confusion.json", test.confusion_rows())
-    write_json(paths.EVALUATION / "risk_coverage.json", val.risk_coverage(CURVE_POINTS))
-    top_losses, gallery = test.plot_top_losses(model, mistakes, model_name)
-    save_gallery(gallery, paths.EVALUATION / "mistakes.png")
-    write_json(paths.EVALUATION / "mistakes.json", top_losses)
-    pairs = test.most_confused(CONFUSED_PAIRS)
-    write_json(paths.EVALUATION / "confused_pairs.json", [
-        {"pair": f"{p['actual']} → {p['predicted']}", "count": p["count"]} for p in pairs
-    ])  # fmt: skip
-    # One file per curve, so DVC draws them as two lines (see plots in dvc.yaml).
-    for label, curve in (("uncalibrated", test_raw), ("calibrated", test_calibrated)):
-        write_json(paths.EVALUATION / f"reliability_{label}.json", curve.reliability())
-    return pairs
+    test_calibrated: Interpretation, val: Interpretation, pairs: list[dict], mistakes: int,
+    model_name: str,
+) -> None:  # fmt: skip
+    """evaluation/: what `dvc plots show` draws of the export, built and swapped in whole."""
+    with staged_directory(paths.EVALUATION) as out:
+        write_json(out / "test_confusion.json", test.confusion_rows())
+        write_json(out / "risk_coverage.json", val.risk_coverage(CURVE_POINTS))
+        top_losses, gallery = test.plot_top_losses(model, mistakes, model_name)
+        save_gallery(gallery, out / "mistakes.png")
+        write_json(out / "mistakes.json", top_losses)
+        write_json(out / "confused_pairs.json", [
+            {"pair": f"{p['actual']} → {p['predicted']}", "count": p["count"]} for p in pairs
+        ])  # fmt: skip
+        # One file per curve, so DVC draws them as two lines (see plots in dvc.yaml).
+        for label, curve in (("uncalibrated", test_raw), ("calibrated", test_calibrated)):
+            write_json(out / f"reliability_{label}.json", curve.reliability())
 
 
 def main() -> None:
@@ -152,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, "export")
+    run(main, "export", writes=f"{paths.EXPORT}/ and {paths.EVALUATION}/")

@@ -7,7 +7,6 @@ metrics file metrics/prepare.json.
 
 from __future__ import annotations
 
-import shutil
 import time
 
 from imgclf import params as params_file
@@ -17,7 +16,7 @@ from imgclf.data.ingest import auto_image_size, decode_to_rows, default_workers,
 from imgclf.data.layout import SPLITS, find_layout
 from imgclf.data.prepared import write_split
 from imgclf.data.split import count_files, plan_splits
-from imgclf.outputs import write_json, write_timings
+from imgclf.outputs import staged_directory, write_json, write_timings
 from imgclf.stage import run
 
 DATA_DIR, OUT_DIR = paths.DATA, paths.PREPARED
@@ -32,54 +31,57 @@ def main() -> None:
         f"({layout.kind} layout): {', '.join(layout.class_names)}"
     )
 
-    shutil.rmtree(OUT_DIR, ignore_errors=True)
-    OUT_DIR.mkdir(parents=True)
-    rows_file = OUT_DIR / "rows.tmp"
     sources = [DATA_DIR / f.path for f in layout.files]
     if p.image_size == "auto":
         image_size = auto_image_size(longer_sides(sources))
         print(f"prepare: image_size auto -> {image_size} px (from the images' median size)")
     else:
         image_size = p.image_size
-    decoded = decode_to_rows(
-        sources, rows_file, image_size, p.max_pixels, default_workers(len(sources))
-    )
-    plan = plan_splits(layout, decoded, p.val_fraction, p.test_fraction, p.seed)
-
-    label_of = {name: i for i, name in enumerate(layout.class_names)}
-    for split in SPLITS:
-        chosen = [
-            i for i, placed in enumerate(plan.placements) if placed.used and placed.split == split
-        ]
-        write_split(
-            OUT_DIR / split,
-            rows_file,
-            rows=[decoded[i].row for i in chosen],
-            labels=[label_of[layout.files[i].class_name] for i in chosen],
-            files=[layout.files[i].path for i in chosen],
-            image_size=image_size,
+    # Built beside prepared/ and swapped in whole: a bad data folder, a full disk or a
+    # killed run leaves the previous prepared/ as it was.
+    with staged_directory(OUT_DIR) as out:
+        rows_file = out / "rows.tmp"
+        decoded = decode_to_rows(
+            sources, rows_file, image_size, p.max_pixels, default_workers(len(sources))
         )
-    rows_file.unlink()
+        plan = plan_splits(layout, decoded, p.val_fraction, p.test_fraction, p.seed)
+        label_of = {name: i for i, name in enumerate(layout.class_names)}
+        for split in SPLITS:
+            chosen = [
+                i for i, placed in enumerate(plan.placements)
+                if placed.used and placed.split == split
+            ]  # fmt: skip
+            write_split(
+                out / split,
+                rows_file,
+                rows=[decoded[i].row for i in chosen],
+                labels=[label_of[layout.files[i].class_name] for i in chosen],
+                files=[layout.files[i].path for i in chosen],
+                image_size=image_size,
+            )
+        rows_file.unlink()
 
-    counts = count_files(layout, plan.placements)
-    skipped = [
-        {"path": f.path, "class": f.class_name, "split": placed.split, "reason": placed.reason}
-        for f, placed in zip(layout.files, plan.placements, strict=True)
-        if not placed.used
-    ]
-    PreparedInfo(
-        class_names=layout.class_names, image_size=image_size, image_size_param=p.image_size
-    ).write(paths.PREPARED_INFO)
-    write_json(
-        paths.PREPARE_REPORT,
-        {
-            "layout": layout.kind,
-            "skipped": skipped,
-            "not_in_a_class_folder": [{"path": path, "reason": why} for path, why in layout.stray],
-            "duplicates_removed": plan.duplicates,
-            "label_conflicts": plan.label_conflicts,
-        },
-    )
+        counts = count_files(layout, plan.placements)
+        skipped = [
+            {"path": f.path, "class": f.class_name, "split": placed.split, "reason": placed.reason}
+            for f, placed in zip(layout.files, plan.placements, strict=True)
+            if not placed.used
+        ]
+        PreparedInfo(
+            class_names=layout.class_names, image_size=image_size, image_size_param=p.image_size
+        ).write(out / paths.PREPARED_INFO.name)
+        write_json(
+            out / paths.PREPARE_REPORT.name,
+            {
+                "layout": layout.kind,
+                "skipped": skipped,
+                "not_in_a_class_folder": [
+                    {"path": path, "reason": why} for path, why in layout.stray
+                ],
+                "duplicates_removed": plan.duplicates,
+                "label_conflicts": plan.label_conflicts,
+            },
+        )
     write_json(
         paths.metrics_file("prepare"),
         {
@@ -103,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, "prepare")
+    run(main, "prepare", writes=f"{OUT_DIR}/")

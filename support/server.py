@@ -34,7 +34,9 @@ def multipart(files: list[tuple[str, bytes]], field: str = "file") -> tuple[byte
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def http(url: str, body: bytes | None = None, content_type: str | None = None) -> tuple[int, dict]:
+def http(
+    url: str, body: bytes | None = None, content_type: str | None = None, timeout: float = 60
+) -> tuple[int, dict]:
     """A request with urllib: (status, JSON body)."""
     import urllib.error
     import urllib.request
@@ -42,7 +44,7 @@ def http(url: str, body: bytes | None = None, content_type: str | None = None) -
     headers = {"Content-Type": content_type} if content_type else {}
     request = urllib.request.Request(url, data=body, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -61,29 +63,58 @@ class Gunicorn:
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
     def __enter__(self) -> Gunicorn:
+        self.start()
+        if self.wait_until_ready(120):
+            return self
+        self.__exit__()
+        raise RuntimeError(f"gunicorn was not ready within 120 s: {self.output()[-2000:]}")
+
+    def start(self) -> None:
+        """Start gunicorn without waiting for it (__enter__ waits until it is ready)."""
         import subprocess
         import sys
-        import time
 
         gunicorn = Path(sys.executable).parent / "gunicorn"
         # A file, not a pipe: one log line per request would fill a pipe and stall the server.
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
         self.process = subprocess.Popen(
             [gunicorn, "--config", ROOT / "webapp" / "gunicorn.conf.py", "webapp:create_app()"],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log,
         )  # fmt: skip
-        deadline = time.monotonic() + 120
+
+    def wait_until_ready(self, seconds: float) -> bool:
+        """Wait until /ready says the model is served, or that none can be (its 503 error)."""
+        import time
+
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"gunicorn exited: {self.log.read().decode()[-2000:]}")
+                raise RuntimeError(f"gunicorn exited: {self.output()[-2000:]}")
             try:
-                if http(f"{self.url}/ready")[0] in (200, 503):
-                    return self
+                status, answer = http(f"{self.url}/ready")
+                if status == 200 or answer.get("status") == "not ready":
+                    return True
             except OSError:
-                time.sleep(0.3)
-        self.__exit__()
-        raise RuntimeError("gunicorn did not answer within 120 s")
+                pass
+            time.sleep(0.2)
+        return False
+
+    def output(self) -> str:
+        """What gunicorn and the app have logged so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        """The pids of gunicorn's workers (the master's children, from /proc)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a process that ended meanwhile
+            if int(fields[1]) == self.process.pid:  # field 4 of stat: the parent's pid
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
 
     def __exit__(self, *exc_info: object) -> None:
         import subprocess

@@ -22,6 +22,10 @@ DEFAULTS = {
     "MAX_UPLOAD_MB": 10,  # request size limit (413 above)
     "MAX_FILES": 16,  # files per request
     "MAX_BATCH": 32,  # images per model call when requests arrive together (1: no batching)
+    "MAX_QUEUE": 16,  # requests a worker lets wait for the model; more get 503 at once
+    "REQUEST_TIMEOUT_S": 30,  # a request that waited this long for the model gets 503
+    "RELOAD_INTERVAL_S": 2,  # how often a worker looks for a new export (0: never)
+    "LOAD_IN_BACKGROUND": False,  # True: answer /health while the model loads (gunicorn)
 }
 
 
@@ -38,12 +42,18 @@ class InMemoryRequest(Request):
 
 def _check(app: Flask) -> None:
     """Every numeric setting is a number in range; the message names the variable."""
-    for key, minimum in (("MAX_UPLOAD_MB", 0), ("MAX_FILES", 1), ("MAX_BATCH", 1)):
+    numbers = {"MAX_UPLOAD_MB": 0, "REQUEST_TIMEOUT_S": 0, "RELOAD_INTERVAL_S": 0}
+    whole = {"MAX_FILES": 1, "MAX_BATCH": 1, "MAX_QUEUE": 1}
+    for key, minimum in {**numbers, **whole}.items():
         value = app.config[key]
         wrong = isinstance(value, bool) or not isinstance(value, int | float)
-        if wrong or value < minimum or (key != "MAX_UPLOAD_MB" and value != int(value)):
-            kind = "a number above 0" if key == "MAX_UPLOAD_MB" else f"a whole number >= {minimum}"
+        if wrong or value < minimum or (key in whole and value != int(value)):
+            kind = f"a whole number >= {minimum}" if key in whole else "a number >= 0"
             raise ConfigError(f"IMGCLF_{key} = {value!r}: give {kind}")
+    if not isinstance(app.config["LOAD_IN_BACKGROUND"], bool):
+        raise ConfigError(
+            f"IMGCLF_LOAD_IN_BACKGROUND = {app.config['LOAD_IN_BACKGROUND']!r}: give true or false"
+        )
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from imgclf.explain.heatmap import png_bytes
 from imgclf.images import ImageDecodeError
@@ -48,7 +48,8 @@ def predict():
             400, f"too many files: send at most {current_app.config['MAX_FILES']} per request"
         )
     service = model_service()
-    predictor = service.require()
+    loaded = service.acquire()  # this request's export, to the end, even if a new one arrives
+    predictor = loaded.predictor
     top_k, explain = _top_k(predictor), _explain()
     inputs = []
     for upload in uploads:
@@ -61,12 +62,15 @@ def predict():
     if explain:
         # A gradient pass per image, outside the batcher: plain predictions never wait on it.
         answers = []
-        for pixels in inputs:
-            answer, heatmap = predictor.explain_pixels(pixels, top_k)
-            answer["heatmap_png"] = base64.b64encode(png_bytes(heatmap)).decode("ascii")
-            answers.append(answer)
+        with service.admitted():
+            for pixels in inputs:
+                answer, heatmap = predictor.explain_pixels(pixels, top_k)
+                answer["heatmap_png"] = base64.b64encode(png_bytes(heatmap)).decode("ascii")
+                answers.append(answer)
     else:
-        answers = predictor.describe_batch(service.probabilities(np.stack(inputs)), top_k)
+        deadline = g.deadline
+        probabilities = service.probabilities(loaded, np.stack(inputs), deadline)
+        answers = predictor.describe_batch(probabilities, top_k)
     for answer in answers:
         PREDICTIONS.labels(answer["prediction"]).inc()
     return jsonify(answers if len(answers) > 1 else answers[0])
@@ -79,15 +83,18 @@ def health():
 
 @bp.get("/ready")
 def ready():
+    """200 once the model is loaded and warmed up; 503 while it loads, or with the reason."""
     service = model_service()
-    if not service.ready:
-        return jsonify(status="not ready", error=service.error), 503
-    return jsonify(status="ready")
+    if service.ready:
+        return jsonify(status="ready", export_id=service.current.export_id)
+    if service.loading:
+        return jsonify(status="loading"), 503, {"Retry-After": "1"}
+    return jsonify(status="not ready", error=service.error), 503
 
 
 @bp.get("/model")
 def model():
-    return jsonify(model_service().require().metadata.model_dump(mode="json"))
+    return jsonify(model_service().describe())
 
 
 @bp.get("/metrics")

@@ -18,19 +18,20 @@ MESSAGES = {
 class ApiError(Exception):
     """A client error with its status code and a message saying what to do."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
-def error_response(status: int, message: str):
-    return jsonify(error=message), status
+def error_response(status: int, message: str, retry_after: int | None = None):
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return jsonify(error=message), status, headers
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.retry_after)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge):

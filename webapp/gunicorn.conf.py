@@ -9,8 +9,14 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads per worker: concurrent requests decode in parallel and share model calls
 # through the worker's micro-batcher (webapp/batching.py).
 worker_class = "gthread"
-threads = int(os.environ.get("IMGCLF_THREADS", "8"))
+# More threads than IMGCLF_MAX_QUEUE (16): under a flood, requests beyond the queue
+# reach the app and get their 503 at once instead of waiting for a thread.
+threads = int(os.environ.get("IMGCLF_THREADS", "32"))
 timeout = 60
+# SIGTERM: stop accepting, let requests in flight finish for this long, then exit.
+graceful_timeout = float(os.environ.get("IMGCLF_GRACEFUL_TIMEOUT_S", "30"))
+# Workers answer /health while their model loads; /ready says when it is warm.
+os.environ.setdefault("IMGCLF_LOAD_IN_BACKGROUND", "true")
 accesslog = None  # the app logs one structured line per request itself
 
 # Prometheus counters from all workers are summed through files in one directory.

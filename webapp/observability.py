@@ -31,6 +31,14 @@ PREDICTIONS = Counter("imgclf_predictions_total", "Predicted labels", ["label"])
 MODEL_LOAD_SECONDS = Gauge(
     "imgclf_model_load_seconds", "Time to load and warm up the model", multiprocess_mode="max"
 )
+MODEL_RELOADS = Counter("imgclf_model_reloads_total", "New exports swapped in without a restart")
+MODEL_RELOAD_FAILURES = Counter(
+    "imgclf_model_reload_failures_total", "New exports refused (the old one kept serving)"
+)
+REJECTED = Counter(
+    "imgclf_requests_rejected_total", "Predictions refused with 503 (queue_full, timeout)",
+    ["reason"],
+)  # fmt: skip
 
 SECURITY_HEADERS = {
     # No inline script anywhere: scripts and styles come from /static only.
@@ -58,6 +66,8 @@ def register(app: Flask) -> None:
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
+        # When the request's REQUEST_TIMEOUT_S runs out (see model_service).
+        g.deadline = time.monotonic() + float(app.config["REQUEST_TIMEOUT_S"])
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
 

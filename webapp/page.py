@@ -13,12 +13,14 @@ bp = Blueprint("page", __name__)
 @bp.get("/")
 def index():
     service = model_service()
-    metadata = service.predictor.metadata if service.ready else None
+    current = service.current
+    metadata = current.predictor.metadata if current else None
     return render_template(
         "index.html",
         metadata=metadata,
         model_title=model_title(metadata.selected_model) if metadata else None,
         model_error=service.error,
+        loading=service.loading,
         max_files=current_app.config["MAX_FILES"],
     )
 

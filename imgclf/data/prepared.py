@@ -6,6 +6,8 @@ they are byte-identical for the same inputs (no timestamps, fixed order).
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +40,11 @@ def write_split(
     shape = (image_size, image_size, 3)
     count = _row_count(rows_file, shape)
     source = np.memmap(rows_file, dtype=np.uint8, mode="r", shape=(count, *shape))
+    images_file = out_dir / "images.npy"
     target = np.lib.format.open_memmap(
-        out_dir / "images.npy", mode="w+", dtype=np.uint8, shape=(len(rows), *shape)
+        images_file, mode="w+", dtype=np.uint8, shape=(len(rows), *shape)
     )
+    _reserve(images_file)
     for start in range(0, len(rows), CHUNK_ROWS):
         chosen = rows[start : start + CHUNK_ROWS]
         target[start : start + len(chosen)] = source[chosen]
@@ -48,6 +52,20 @@ def write_split(
     del target, source  # close the maps before the row file is removed
     np.save(out_dir / "labels.npy", np.asarray(labels, dtype=np.int32))
     (out_dir / "files.txt").write_text("".join(f"{f}\n" for f in files), encoding="utf-8")
+
+
+def _reserve(path: Path) -> None:
+    """Allocate a memory-mapped file's blocks now: on a full disk, writing into the map
+    would kill the process with SIGBUS; this raises a clear OSError naming the file."""
+    if not hasattr(os, "posix_fallocate"):  # macOS: the map is written as it is
+        return
+    with open(path, "r+b") as file:
+        try:
+            os.posix_fallocate(file.fileno(), 0, os.fstat(file.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system that cannot
+                return
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def _row_count(rows_file: Path, shape: tuple[int, int, int]) -> int:

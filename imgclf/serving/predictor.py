@@ -30,7 +30,7 @@ DEFAULT_EXPORT_DIR = paths.EXPORT
 
 
 class ModelNotExportedError(FileNotFoundError):
-    """There is no complete export in the model directory."""
+    """There is no complete, usable export in the model directory."""
 
 
 @dataclass
@@ -64,7 +64,24 @@ class Predictor:
             metadata = ExportMetadata.read(metadata_file, "dvc repro export")
         except ArtifactError as exc:
             raise ModelNotExportedError(f"no usable export in {export_dir}/: {exc}") from None
-        return cls(keras.models.load_model(model_file), metadata)
+        try:
+            model = keras.models.load_model(model_file)
+        except Exception as exc:  # a truncated or foreign file fails in many ways inside Keras
+            raise ModelNotExportedError(
+                f"{model_file} cannot be loaded ({type(exc).__name__}: {exc}): run `dvc repro "
+                "export` again"
+            ) from None
+        expected = (
+            (None, metadata.image_size, metadata.image_size, 3),
+            (None, metadata.num_classes),
+        )
+        if (tuple(model.input_shape), tuple(model.output_shape)) != expected:
+            raise ModelNotExportedError(
+                f"{export_dir}/ does not hang together: the model takes {model.input_shape} and "
+                f"gives {model.output_shape}, metadata.json says {metadata.image_size} px and "
+                f"{metadata.num_classes} classes: run `dvc repro export` again"
+            )
+        return cls(model, metadata)
 
     @property
     def class_names(self) -> list[str]:

@@ -44,7 +44,7 @@ def test_predict_answers_label_confidence_and_probabilities(client, app):
     response = post(client, (PNG, "photo.png"))
     assert response.status_code == 200
     answer = response.get_json()
-    class_names = model_service(app).predictor.class_names
+    class_names = model_service(app).current.predictor.class_names
     assert set(answer["probabilities"]) == set(class_names)
     assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     assert answer["prediction"] == max(answer["probabilities"], key=answer["probabilities"].get)
@@ -52,7 +52,7 @@ def test_predict_answers_label_confidence_and_probabilities(client, app):
 
 
 def test_answers_say_whether_they_are_sure(client, app):
-    threshold = model_service(app).predictor.confidence_threshold
+    threshold = model_service(app).current.predictor.confidence_threshold
     answer = post(client, (PNG, "photo.png")).get_json()
     assert answer["uncertain"] == (answer["confidence"] < threshold)
     expected = f"not sure — maybe {answer['prediction']}" if answer["uncertain"] else None
@@ -139,7 +139,7 @@ def test_uploads_are_never_written_to_disk(client, monkeypatch):
 
 
 def test_unexpected_errors_do_not_leak(client, app, monkeypatch):
-    predictor = model_service(app).predictor
+    predictor = model_service(app).current.predictor
 
     def broken(batch):
         raise RuntimeError("secret internals at /srv/model")
@@ -152,7 +152,7 @@ def test_unexpected_errors_do_not_leak(client, app, monkeypatch):
 
 
 def test_same_file_gives_the_same_tensor_as_prepare(app, trained_project):
-    predictor = model_service(app).predictor
+    predictor = model_service(app).current.predictor
     test = read_split("test", trained_project / "prepared")
     path = trained_project / "data" / test.files[1]
     assert np.array_equal(predictor.pixels(path.read_bytes()), test.images[1])
@@ -165,7 +165,7 @@ def test_health_ready_model_and_metrics(client, app):
     assert client.get("/health").get_json() == {"status": "ok"}
     assert client.get("/ready").status_code == 200
     model = client.get("/model").get_json()
-    assert model["class_names"] == model_service(app).predictor.class_names
+    assert model["class_names"] == model_service(app).current.predictor.class_names
     assert {"selected_model", "test_accuracy", "val_accuracy", "pretrained", "image_size"} <= set(
         model
     )
@@ -190,7 +190,7 @@ def test_security_headers_and_request_id(client):
 
 def test_page_shows_the_model_and_has_no_inline_script(client, app):
     page = client.get("/").get_data(as_text=True)
-    metadata = model_service(app).predictor.metadata
+    metadata = model_service(app).current.predictor.metadata
     assert f"{metadata.test_accuracy * 100:.1f}%" in page
     assert 'src="/static/app.js"' in page
     assert "<script>" not in page and "onclick" not in page

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
+import pytest
 
 from webapp.batching import MicroBatcher
 
@@ -62,3 +65,32 @@ def catch(function, *args):
         return function(*args)
     except RuntimeError as exc:
         return exc
+
+
+def test_a_request_that_gave_up_is_not_computed():
+    release, calls = threading.Event(), []
+
+    def predict(batch):
+        calls.append(len(batch))
+        release.wait(5)
+        return np.zeros((len(batch), 2))
+
+    batcher = MicroBatcher(predict, max_batch=8)
+    first = threading.Thread(target=lambda: batcher.submit(np.zeros((1, 4))))
+    first.start()
+    time.sleep(0.1)  # the model is busy with the first request
+    with pytest.raises(FutureTimeout):
+        batcher.submit(np.zeros((3, 4)), timeout=0.1)
+    release.set()
+    first.join()
+    batcher.submit(np.zeros((2, 4)))
+    assert 3 not in calls and 5 not in calls  # the abandoned 3 images never reached the model
+
+
+def test_a_closed_batcher_answers_what_it_holds_and_then_stragglers_itself():
+    batcher = MicroBatcher(lambda batch: batch.sum(axis=1, keepdims=True), max_batch=4)
+    batcher.close()
+    batcher._thread.join(timeout=5)
+    assert not batcher._thread.is_alive()
+    answer = batcher.submit(np.ones((2, 3)))  # after close: computed in the caller's thread
+    assert answer.tolist() == [[3.0], [3.0]]

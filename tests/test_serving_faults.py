@@ -1,0 +1,334 @@
+"""The real server under faults: a killed worker, SIGTERM and SIGHUP under load, a flood,
+a new export, a broken export, a cold start. Each test measures and prints its figures.
+
+Every server is gunicorn with the project's config on a free 127.0.0.1 port, stopped by
+the test; the loads are client threads of this process, bounded in time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from imgclf.outputs import replace_directory
+from support.images import image_bytes, random_rgb
+from support.server import Gunicorn, http, multipart
+
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
+PNG = image_bytes(random_rgb(5))
+
+
+@dataclass
+class Outcome:
+    started: float
+    ended: float
+    status: int | None  # None: the connection failed
+    request_id: str
+    retry_after: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
+@dataclass
+class Load:
+    """Client threads sending /predict until stopped; every outcome is kept."""
+
+    url: str
+    clients: int
+    files: int = 1
+    timeout: float = 30
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.body, self.content_type = multipart([(f"{i}.png", PNG) for i in range(self.files)])
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client) for _ in range(self.clients)]
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            request_id = uuid.uuid4().hex
+            request = urllib.request.Request(
+                f"{self.url}/predict", data=self.body,
+                headers={"Content-Type": self.content_type, "X-Request-ID": request_id},
+            )  # fmt: skip
+            started, status, retry_after = time.monotonic(), None, None
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read()
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status, retry_after = error.code, error.headers.get("Retry-After")
+                error.read()
+            except OSError:
+                time.sleep(0.05)  # refused or reset: try again shortly
+            with self._lock:
+                self.outcomes.append(
+                    Outcome(started, time.monotonic(), status, request_id, retry_after)
+                )
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+
+    def snapshot(self) -> list[Outcome]:
+        with self._lock:
+            return list(self.outcomes)
+
+
+def copy_export(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def swap_in(export: Path, new_content: Path) -> None:
+    """Replace `export` as the export stage does: a staging directory, swapped in whole."""
+    staging = export.with_name(f".{export.name}.staging")
+    shutil.copytree(new_content, staging)
+    replace_directory(staging, export)
+
+
+def served_ids(url: str, count: int) -> list[str]:
+    """export_id of `count` GET /model answers, each on a new connection (any worker)."""
+    return [http(f"{url}/model")[1]["export_id"] for _ in range(count)]
+
+
+def logged_request_ids(server: Gunicorn) -> set[str]:
+    ids = set()
+    for line in server.output().splitlines():
+        if line.startswith("{") and '"request_id"' in line:
+            ids.add(json.loads(line)["request_id"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def export(trained_project, tmp_path_factory) -> Path:
+    """The tiny pipeline's export, copied so tests can replace or break it."""
+    return copy_export(trained_project / "models" / "best", tmp_path_factory.mktemp("e") / "best")
+
+
+@pytest.fixture(scope="module")
+def second_export(trained_project, tmp_path_factory) -> Path:
+    """Another export of the same classes: the uncalibrated CNN (another export_id)."""
+    folder = copy_export(trained_project / "models" / "best", tmp_path_factory.mktemp("n") / "b")
+    shutil.copy(trained_project / "models" / "cnn" / "model.keras", folder / "model.keras")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def slow_export(trained_project, tmp_path_factory) -> Path:
+    """An export whose model takes long enough per call for requests to queue: EfficientNet."""
+    folder = copy_export(trained_project / "models" / "best", tmp_path_factory.mktemp("s") / "b")
+    shutil.copy(trained_project / "models" / "efficientnet" / "model.keras", folder / "model.keras")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["selected_model"] = "efficientnet"
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    return folder
+
+
+def test_a_killed_worker_costs_only_its_requests_and_is_replaced(export):
+    with Gunicorn(export, workers=2) as server, Load(server.url, clients=8) as load:
+        time.sleep(3)
+        victim = server.worker_pids()[0]
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        recovered = None
+        while time.monotonic() < killed + 60:
+            pids = server.worker_pids()
+            if len(pids) == 2 and victim not in pids and http(f"{server.url}/ready")[0] == 200:
+                recovered = time.monotonic()
+                break
+            time.sleep(0.1)
+        assert recovered is not None, "no replacement worker within 60 s"
+        time.sleep(4)  # the replacement has loaded its model: everything must succeed
+    outcomes = load.snapshot()
+    failed = [o for o in outcomes if o.status != 200]
+    after = [o for o in outcomes if o.started > recovered + 1]
+    print(
+        f"\nkill: {len(failed)} of {len(outcomes)} requests failed "
+        f"({sum(o.started >= killed - 1 for o in failed)} around the kill); replacement ready "
+        f"{recovered - killed:.1f} s after SIGKILL; {len(after)} requests after it, all 200"
+    )
+    assert len(failed) <= 8  # at most the requests in flight on the killed worker
+    assert all(o.started >= killed - 1 for o in failed)
+    assert after and all(o.status == 200 for o in after)
+
+
+def test_sigterm_answers_every_request_it_started_and_exits_within_the_grace(export):
+    grace = 10
+    server = Gunicorn(export, workers=2, extra_env={"IMGCLF_GRACEFUL_TIMEOUT_S": str(grace)})
+    with server, Load(server.url, clients=8) as load:
+        time.sleep(3)
+        stopped = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=grace + 15)
+        exited = time.monotonic() - stopped
+        time.sleep(0.5)
+        with pytest.raises(OSError):  # nothing listens any more
+            http(f"{server.url}/health", timeout=2)
+        handled = logged_request_ids(server)
+    outcomes = load.snapshot()
+    answered = {o.request_id for o in outcomes if o.status is not None}
+    lost = handled - answered
+    late = [o for o in outcomes if o.started > stopped and o.status is not None]
+    print(
+        f"\nSIGTERM: master exited {exited:.1f} s after it (grace {grace} s); {len(handled)} "
+        f"requests handled, all answered; {len(late)} answered after the signal; "
+        f"{sum(o.status is None for o in outcomes)} connections refused or reset"
+    )
+    assert not lost, f"{len(lost)} requests the server handled got no answer"
+    assert exited < grace + 5
+    assert server.process.returncode == 0
+
+
+def test_sighup_reloads_the_workers_without_a_failed_request(export):
+    with Gunicorn(export, workers=2) as server, Load(server.url, clients=4) as load:
+        time.sleep(2)
+        before = set(server.worker_pids())
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and set(server.worker_pids()) & before:
+            time.sleep(0.2)
+        assert not set(server.worker_pids()) & before, "old workers still running after 60 s"
+        time.sleep(2)
+    outcomes = load.snapshot()
+    bad = [o for o in outcomes if o.status != 200]
+    print(f"\nSIGHUP: {len(outcomes)} requests during the reload, {len(bad)} not 200")
+    assert not bad
+
+
+def test_a_flood_gets_fast_503s_and_service_resumes(slow_export):
+    limits = {"IMGCLF_MAX_QUEUE": "2", "IMGCLF_REQUEST_TIMEOUT_S": "5", "IMGCLF_THREADS": "64"}
+    server = Gunicorn(slow_export, workers=1, extra_env=limits)
+    with server:
+        with Load(server.url, clients=48, files=8, timeout=20) as flood:
+            time.sleep(8)
+        outcomes = flood.snapshot()
+        after = [http(*[f"{server.url}/predict", *multipart([("a.png", PNG)])]) for _ in range(10)]
+    statuses = statistics.multimode([o.status for o in outcomes])
+    refused = [o for o in outcomes if o.status == 503]
+    served = [o for o in outcomes if o.status == 200]
+    other = [o for o in outcomes if o.status not in (200, 503)]
+    waits = sorted(o.seconds for o in refused) or [0.0]
+    p95, median = waits[int(0.95 * (len(waits) - 1))], statistics.median(waits)
+    print(
+        f"\nflood: {len(outcomes)} requests from 48 clients, {len(served)} served, "
+        f"{len(refused)} refused with 503 (median {median:.3f} s, p95 {p95:.3f} s), "
+        f"{len(other)} other; slowest answer "
+        f"{max(o.seconds for o in outcomes):.2f} s; most common status {statuses}"
+    )
+    assert refused and served and not other
+    assert all(o.retry_after == "1" for o in refused)
+    assert p95 < 1.0  # told at once, not after a wait
+    assert max(o.seconds for o in outcomes) < 5 + 2  # nobody waits past the timeout
+    assert [status for status, _ in after] == [200] * 10  # normal service right after
+
+
+def test_a_new_export_is_swapped_in_under_load_without_a_failed_request(export, second_export):
+    served = copy_export(export, export.parent / "swapped")
+    reload = {"IMGCLF_RELOAD_INTERVAL_S": "0.5"}
+    with Gunicorn(served, workers=2, extra_env=reload) as server:
+        old = set(served_ids(server.url, 6))
+        with Load(server.url, clients=4) as load:
+            time.sleep(2)
+            swapped = time.monotonic()
+            swap_in(served, second_export)
+            seen = None
+            while time.monotonic() < swapped + 30:
+                if not set(served_ids(server.url, 8)) & old:
+                    seen = time.monotonic() - swapped
+                    break
+                time.sleep(0.2)
+            time.sleep(1)
+        new = set(served_ids(server.url, 6))
+    outcomes = load.snapshot()
+    bad = [o for o in outcomes if o.status != 200]
+    print(
+        f"\nswap: every worker served the new export {seen:.1f} s after it was swapped in; "
+        f"{len(outcomes)} requests meanwhile, {len(bad)} not 200"
+    )
+    assert seen is not None and len(new) == 1 and not new & old
+    assert not bad
+
+
+@pytest.mark.parametrize("breakage", ["truncated model", "no metadata", "class count"])
+def test_a_broken_export_never_replaces_a_working_one(export, breakage, tmp_path):
+    served = copy_export(export, tmp_path / "best")
+    broken = copy_export(export, tmp_path / "broken")
+    if breakage == "truncated model":
+        data = (broken / "model.keras").read_bytes()
+        (broken / "model.keras").write_bytes(data[: len(data) // 2])
+    elif breakage == "no metadata":
+        (broken / "metadata.json").unlink()
+    else:
+        metadata = json.loads((broken / "metadata.json").read_text())
+        metadata["class_names"].append("unicorn")
+        (broken / "metadata.json").write_text(json.dumps(metadata))
+    reload = {"IMGCLF_RELOAD_INTERVAL_S": "0.3"}
+    with Gunicorn(served, workers=1, extra_env=reload) as server:
+        working = http(f"{server.url}/model")[1]["export_id"]
+        swap_in(served, broken)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not http(f"{server.url}/model")[1]["reload_error"]:
+            time.sleep(0.2)
+        described = http(f"{server.url}/model")[1]
+        ready = http(f"{server.url}/ready")[0]
+        answer = http(f"{server.url}/predict", *multipart([("a.png", PNG)]))[0]
+        with urllib.request.urlopen(f"{server.url}/metrics") as response:
+            metrics = response.read().decode()
+        log = server.output()
+    print(f"\nbroken export ({breakage}): refused with {described['reload_error'][:120]!r}")
+    assert described["export_id"] == working and described["reload_error"]
+    assert ready == 200 and answer == 200
+    assert "imgclf_model_reload_failures_total 1.0" in metrics
+    assert '"event": "model_reload_failed"' in log
+
+
+def test_health_answers_at_once_and_ready_only_once_the_model_is_warm(export):
+    server = Gunicorn(export, workers=1)
+    body, content_type = multipart([("a.png", PNG)])
+    health = ready = early_prediction = None
+    loading_seen = False
+    server.start()
+    try:
+        started = time.monotonic()
+        while time.monotonic() < started + 90 and ready is None:
+            try:
+                http(f"{server.url}/health", timeout=5)
+                health = health or (time.monotonic() - started)
+                status, answer = http(f"{server.url}/ready", timeout=5)
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if status == 503 and answer["status"] == "loading":
+                loading_seen = True
+                if early_prediction is None:  # sent while loading: it waits, then is answered
+                    early_prediction = http(f"{server.url}/predict", body, content_type)[0]
+            elif status == 200:
+                ready = time.monotonic() - started
+    finally:
+        server.__exit__()
+    print(f"\ncold start: /health at {health:.1f} s, /ready 200 at {ready:.1f} s")
+    assert loading_seen and health is not None and ready is not None and health < ready
+    assert early_prediction == 200

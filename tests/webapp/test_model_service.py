@@ -1,0 +1,155 @@
+"""webapp.model_service: swapping in a new export, refusing a broken one, bounding the queue."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from imgclf.outputs import replace_directory
+from support.images import image_bytes, random_rgb
+from webapp import ConfigError, create_app
+from webapp.errors import ApiError
+from webapp.model_service import export_stamp, model_service
+
+PNG = image_bytes(random_rgb(3))
+
+
+def app_for(export, **config):
+    return create_app({"MODEL_DIR": str(export), "RELOAD_INTERVAL_S": 0, **config})
+
+
+def predict(client):
+    data = {"file": [(io.BytesIO(PNG), "a.png")]}
+    return client.post("/predict", data=data, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def export(trained_project, tmp_path):
+    return shutil.copytree(trained_project / "models" / "best", tmp_path / "best")
+
+
+def swap_in(export, change) -> None:
+    staging = export.with_name("staging")
+    shutil.copytree(export, staging)
+    change(staging)
+    replace_directory(staging, export)
+
+
+def test_a_replaced_export_is_swapped_in_and_model_names_it(export, trained_project):
+    app = app_for(export)
+    service, client = model_service(app), app.test_client()
+    first = client.get("/model").get_json()
+    assert len(first["export_id"]) == 16 and first["reload_error"] is None
+    assert not service.check_for_new_export()  # nothing changed
+    old_batcher = service.current.batcher
+    swap_in(export, lambda s: shutil.copy(trained_project / "models/cnn/model.keras", s))
+    assert service.check_for_new_export()
+    second = client.get("/model").get_json()
+    assert second["export_id"] != first["export_id"]
+    assert old_batcher.closed  # the old export's batcher stops once its queue is answered
+    assert predict(client).status_code == 200
+
+
+@pytest.mark.parametrize("breakage", ["truncated model", "no metadata", "class count", "size"])
+def test_a_broken_export_is_refused_and_the_old_one_keeps_serving(export, breakage):
+    app = app_for(export)
+    service, client = model_service(app), app.test_client()
+    working = service.current.export_id
+
+    def spoil(staging):
+        if breakage == "truncated model":
+            data = (staging / "model.keras").read_bytes()
+            (staging / "model.keras").write_bytes(data[: len(data) // 3])
+        elif breakage == "no metadata":
+            (staging / "metadata.json").unlink()
+        else:
+            metadata = json.loads((staging / "metadata.json").read_text())
+            if breakage == "class count":
+                metadata["class_names"] = metadata["class_names"][:-1]
+            else:
+                metadata["image_size"] = 48
+            (staging / "metadata.json").write_text(json.dumps(metadata))
+
+    swap_in(export, spoil)
+    assert not service.check_for_new_export()
+    described = client.get("/model").get_json()
+    assert described["export_id"] == working and described["reload_error"]
+    assert client.get("/ready").status_code == 200 and predict(client).status_code == 200
+    assert not service.check_for_new_export()  # the same broken files are not tried again
+
+
+def test_a_server_that_starts_with_a_broken_export_says_why(export):
+    (export / "model.keras").write_bytes(b"not a model")
+    client = app_for(export).test_client()
+    ready = client.get("/ready")
+    assert ready.status_code == 503 and "model.keras cannot be loaded" in ready.get_json()["error"]
+    page = client.get("/").get_data(as_text=True)
+    assert "none can be used" in page and "model.keras cannot be loaded" in page
+    assert predict(client).status_code == 503
+
+
+def test_a_directory_missing_for_a_moment_is_not_a_failure(export, tmp_path):
+    app = app_for(export)
+    service = model_service(app)
+    export.rename(tmp_path / "aside")  # the instant between two renames
+    assert export_stamp(export) is None and not service.check_for_new_export()
+    assert service.reload_error is None and service.ready
+
+
+def test_a_full_queue_answers_503_with_retry_after_at_once(export):
+    app = app_for(export, MAX_QUEUE=1)
+    service, client = model_service(app), app.test_client()
+    with service.admitted():  # someone is already waiting for the model
+        started = time.perf_counter()
+        response = predict(client)
+        waited = time.perf_counter() - started
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert "busy" in response.get_json()["error"] and waited < 1
+    assert predict(client).status_code == 200
+
+
+def test_a_request_that_waits_too_long_gets_503(export):
+    app = app_for(export, REQUEST_TIMEOUT_S=0.3)
+    service = model_service(app)
+    loaded = service.current
+    release = threading.Event()
+    slow = loaded.predictor.probabilities
+
+    def stuck(batch):
+        release.wait(5)
+        return slow(batch)
+
+    loaded.batcher.predict = stuck  # the model is busy with a long call
+    blocker = threading.Thread(target=lambda: loaded.batcher.submit(np.zeros((1, 32, 32, 3))))
+    blocker.start()
+    time.sleep(0.1)
+    try:
+        with pytest.raises(ApiError) as refused:
+            service.probabilities(loaded, np.zeros((1, 32, 32, 3)), time.monotonic() + 0.3)
+        assert refused.value.status == 503 and refused.value.retry_after == 1
+        assert "no answer within 0.3 s" in refused.value.message
+    finally:
+        release.set()
+        blocker.join()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("MAX_QUEUE", 0), ("REQUEST_TIMEOUT_S", "soon"), ("MAX_FILES", 1.5)]
+)
+def test_a_bad_setting_names_the_variable(export, variable, value):
+    with pytest.raises(ConfigError, match=f"IMGCLF_{variable}"):
+        app_for(export, **{variable: value})
+
+
+def test_loading_in_the_background_answers_health_and_waits_predictions(export):
+    app = create_app({"MODEL_DIR": str(export), "LOAD_IN_BACKGROUND": True})
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    assert predict(client).status_code == 200  # waited for the model instead of failing
+    assert client.get("/ready").status_code == 200
