@@ -119,12 +119,13 @@ def main() -> None:
         target_accuracy=threshold.target_accuracy,
     )
 
-    pairs = write_plots(model, test, test_raw, test_calibrated, val, export.mistakes, family.name)
     counts = {name: len(read_split(name).labels) for name in ("train", "val", "test")}
+    pairs = test.most_confused(CONFUSED_PAIRS)
     card = model_card.render(
         metadata, family, test_metrics, counts, pairs, threshold, test_answered
     )
     write_export(model, metadata, card)
+    write_plots(model, test, test_raw, test_calibrated, val, pairs, export.mistakes, family.name)
     calibration_metrics = {
         f"calibration_{key}": value for key, value in calibration_summary.model_dump().items()
     }

@@ -6,10 +6,12 @@ Helpers the benchmarks use too live in support/ (images, project copies, the ser
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from imgclf.artifacts import Comparison
 from support.images import write_class_folders
 from support.project import TINY, InProject, write_params
 
@@ -50,3 +52,23 @@ def trained_project(tmp_path_factory) -> Path:
         for stage in (prepare, train_cnn, train_resnet, train_efficientnet, compare, export):
             stage.main()
     return root
+
+
+@pytest.fixture(scope="session")
+def cnn_export(trained_project, tmp_path_factory) -> Path:
+    """An export of the tiny pipeline's CNN, made by the export stage: whichever family won
+    the tiny run, the web app's tests serve a model that loads in a moment."""
+    root = tmp_path_factory.mktemp("cnn-export")
+    heavy = {"resnet", "efficientnet"}  # export reads only the winner's model
+
+    def unread(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if Path(folder).name == "models" and n in heavy]
+
+    shutil.copytree(trained_project, root, dirs_exist_ok=True, ignore=unread)
+    comparison = Comparison.load(root / "metrics" / "compare.json")
+    comparison.model_copy(update={"selected": "cnn"}).write(root / "metrics" / "compare.json")
+    from stages import export
+
+    with InProject(root):
+        export.main()
+    return root / "models" / "best"

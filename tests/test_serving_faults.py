@@ -123,23 +123,23 @@ def logged_request_ids(server: Gunicorn) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def export(trained_project, tmp_path_factory) -> Path:
+def export(cnn_export, tmp_path_factory) -> Path:
     """The tiny pipeline's export, copied so tests can replace or break it."""
-    return copy_export(trained_project / "models" / "best", tmp_path_factory.mktemp("e") / "best")
+    return copy_export(cnn_export, tmp_path_factory.mktemp("e") / "best")
 
 
 @pytest.fixture(scope="module")
-def second_export(trained_project, tmp_path_factory) -> Path:
+def second_export(trained_project, tmp_path_factory, cnn_export) -> Path:
     """Another export of the same classes: the uncalibrated CNN (another export_id)."""
-    folder = copy_export(trained_project / "models" / "best", tmp_path_factory.mktemp("n") / "b")
+    folder = copy_export(cnn_export, tmp_path_factory.mktemp("n") / "b")
     shutil.copy(trained_project / "models" / "cnn" / "model.keras", folder / "model.keras")
     return folder
 
 
 @pytest.fixture(scope="module")
-def slow_export(trained_project, tmp_path_factory) -> Path:
+def slow_export(trained_project, tmp_path_factory, cnn_export) -> Path:
     """An export whose model takes long enough per call for requests to queue: EfficientNet."""
-    folder = copy_export(trained_project / "models" / "best", tmp_path_factory.mktemp("s") / "b")
+    folder = copy_export(cnn_export, tmp_path_factory.mktemp("s") / "b")
     shutil.copy(trained_project / "models" / "efficientnet" / "model.keras", folder / "model.keras")
     metadata = json.loads((folder / "metadata.json").read_text())
     metadata["selected_model"] = "efficientnet"

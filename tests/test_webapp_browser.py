@@ -41,8 +41,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(trained_project):
-    with Gunicorn(trained_project / "models" / "best") as running:
+def server(cnn_export):
+    with Gunicorn(cnn_export) as running:
         yield running
 
 

@@ -45,8 +45,8 @@ files = st.lists(
 
 
 @pytest.fixture(scope="module")
-def client(trained_project):
-    app = create_app({"MODEL_DIR": str(trained_project / "models" / "best"), "MAX_FILES": 8})
+def client(cnn_export):
+    app = create_app({"MODEL_DIR": str(cnn_export), "MAX_FILES": 8})
     return app.test_client()
 
 
@@ -116,8 +116,8 @@ def test_raw_bytes_on_the_socket_never_get_a_server_error(gunicorn, noise, known
 
 
 @pytest.fixture(scope="module")
-def gunicorn(trained_project):
-    with Gunicorn(trained_project / "models" / "best", workers=1) as server:
+def gunicorn(cnn_export):
+    with Gunicorn(cnn_export, workers=1) as server:
         yield server
         # And it answers a normal request as before.
         assert http(f"{server.url}/predict", *multipart([("a.png", PNG)]))[0] == 200

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
 
 @pytest.fixture(scope="module")
-def server(trained_project):
-    with Gunicorn(trained_project / "models" / "best", workers=2) as running:
+def server(cnn_export):
+    with Gunicorn(cnn_export, workers=2) as running:
         yield running
 
 

@@ -182,7 +182,8 @@ class ModelService:
         written = (self.model_dir / "metadata.json").stat().st_mtime
         loaded = LoadedExport(
             predictor=predictor,
-            batcher=MicroBatcher(predictor.probabilities, self.max_batch),
+            # Through the predictor, not its bound method: what it runs is what it holds.
+            batcher=MicroBatcher(lambda batch: predictor.probabilities(batch), self.max_batch),
             export_id=export_id(self.model_dir),
             exported_at=datetime.datetime.fromtimestamp(written, datetime.timezone.utc).isoformat(
                 timespec="seconds"

@@ -9,6 +9,7 @@ import textwrap
 import zipfile
 
 import numpy as np
+import pytest
 
 from support.project import ROOT
 
@@ -40,6 +41,7 @@ def digests(folder) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # two processes; test_pipeline_repro checks the same end to end
 def test_two_saves_in_two_processes_are_byte_identical(tmp_path):
     for name in ("first", "second"):
         subprocess.run([sys.executable, "-c", SAVE, str(tmp_path / name)], cwd=ROOT, check=True,

@@ -18,8 +18,8 @@ from webapp.model_service import model_service
 
 
 @pytest.fixture(scope="module")
-def app(trained_project):
-    return create_app({"MODEL_DIR": str(trained_project / "models" / "best"), "TESTING": True})
+def app(cnn_export):
+    return create_app({"MODEL_DIR": str(cnn_export), "TESTING": True})
 
 
 @pytest.fixture
@@ -117,10 +117,8 @@ def test_client_errors_are_json_with_the_right_status(client, app):
         assert text in response.get_json()["error"]
 
 
-def test_upload_over_the_limit_is_413(trained_project):
-    small = create_app(
-        {"MODEL_DIR": str(trained_project / "models" / "best"), "MAX_CONTENT_LENGTH": 2000}
-    )
+def test_upload_over_the_limit_is_413(cnn_export):
+    small = create_app({"MODEL_DIR": str(cnn_export), "MAX_CONTENT_LENGTH": 2000})
     response = post(small.test_client(), (b"x" * 2500, "big.png"))
     assert response.status_code == 413
     assert "limit" in response.get_json()["error"]
@@ -197,9 +195,9 @@ def test_page_shows_the_model_and_has_no_inline_script(client, app):
     assert client.get("/static/app.js").status_code == 200
 
 
-def test_class_names_are_escaped_on_the_page(trained_project, tmp_path):
+def test_class_names_are_escaped_on_the_page(cnn_export, tmp_path):
     export = tmp_path / "best"
-    shutil.copytree(trained_project / "models" / "best", export)
+    shutil.copytree(cnn_export, export)
     metadata = json.loads((export / "metadata.json").read_text())
     metadata["class_names"][0] = "<script>alert('x')</script>"
     (export / "metadata.json").write_text(json.dumps(metadata))
@@ -220,9 +218,9 @@ def test_without_a_model_the_server_still_answers(no_model_app):
     assert "No model is exported yet" in page and "dvc repro" in page
 
 
-def test_page_warns_when_resnet_served_without_pretrained_weights(trained_project, tmp_path):
+def test_page_warns_when_resnet_served_without_pretrained_weights(cnn_export, tmp_path):
     export = tmp_path / "best"
-    shutil.copytree(trained_project / "models" / "best", export)
+    shutil.copytree(cnn_export, export)
     metadata = json.loads((export / "metadata.json").read_text())
     for pretrained, shown in ((False, True), (True, False)):
         metadata.update(selected_model="resnet", pretrained=pretrained)

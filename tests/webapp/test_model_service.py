@@ -30,8 +30,8 @@ def predict(client):
 
 
 @pytest.fixture
-def export(trained_project, tmp_path):
-    return shutil.copytree(trained_project / "models" / "best", tmp_path / "best")
+def export(cnn_export, tmp_path):
+    return shutil.copytree(cnn_export, tmp_path / "best")
 
 
 def swap_in(export, change) -> None:
