@@ -53,7 +53,10 @@ def client(cnn_export):
 @FUZZ
 @given(
     method=st.sampled_from(METHODS),
-    path=st.one_of(st.sampled_from(PATHS), st.text(max_size=20).map(lambda t: "/" + t)),
+    # Generated paths without "?": the query string is generated on its own.
+    path=st.one_of(
+        st.sampled_from(PATHS), st.text(max_size=20).map(lambda t: "/" + t.replace("?", ""))
+    ),
     query=queries,
     uploads=files,
     field_name=st.sampled_from(["file", "files", "", "file[]"]),

@@ -14,7 +14,7 @@ worker_class = "gthread"
 threads = int(os.environ.get("IMGCLF_THREADS", "32"))
 timeout = 60
 # SIGTERM: stop accepting, let requests in flight finish for this long, then exit.
-graceful_timeout = float(os.environ.get("IMGCLF_GRACEFUL_TIMEOUT_S", "30"))
+graceful_timeout = int(os.environ.get("IMGCLF_GRACEFUL_TIMEOUT_S", "30"))
 # Workers answer /health while their model loads; /ready says when it is warm.
 os.environ.setdefault("IMGCLF_LOAD_IN_BACKGROUND", "true")
 accesslog = None  # the app logs one structured line per request itself
