@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.outputs import replace_directory
+from support.exports import BREAKAGES, spoil, swap_in
 from support.images import image_bytes, random_rgb
 from support.server import Gunicorn, http, multipart
 
@@ -102,13 +102,6 @@ class Load:
 def copy_export(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target
-
-
-def swap_in(export: Path, new_content: Path) -> None:
-    """Replace `export` as the export stage does: a staging directory, swapped in whole."""
-    staging = export.with_name(f".{export.name}.staging")
-    shutil.copytree(new_content, staging)
-    replace_directory(staging, export)
 
 
 def served_ids(url: str, count: int) -> list[str]:
@@ -278,19 +271,11 @@ def test_a_new_export_is_swapped_in_under_load_without_a_failed_request(export, 
     assert not bad
 
 
-@pytest.mark.parametrize("breakage", ["truncated model", "no metadata", "class count"])
+@pytest.mark.parametrize("breakage", BREAKAGES[:3])
 def test_a_broken_export_never_replaces_a_working_one(export, breakage, tmp_path):
     served = copy_export(export, tmp_path / "best")
     broken = copy_export(export, tmp_path / "broken")
-    if breakage == "truncated model":
-        data = (broken / "model.keras").read_bytes()
-        (broken / "model.keras").write_bytes(data[: len(data) // 2])
-    elif breakage == "no metadata":
-        (broken / "metadata.json").unlink()
-    else:
-        metadata = json.loads((broken / "metadata.json").read_text())
-        metadata["class_names"].append("unicorn")
-        (broken / "metadata.json").write_text(json.dumps(metadata))
+    spoil(broken, breakage)
     reload = {"IMGCLF_RELOAD_INTERVAL_S": "0.3"}
     with Gunicorn(served, workers=1, extra_env=reload) as server:
         working = http(f"{server.url}/model")[1]["export_id"]

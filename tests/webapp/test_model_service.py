@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import threading
 import time
@@ -11,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from imgclf.outputs import replace_directory
+from support.exports import BREAKAGES, spoil, swap_in
 from support.images import image_bytes, random_rgb
 from webapp import ConfigError, create_app
 from webapp.errors import ApiError
@@ -34,21 +33,22 @@ def export(cnn_export, tmp_path):
     return shutil.copytree(cnn_export, tmp_path / "best")
 
 
-def swap_in(export, change) -> None:
-    staging = export.with_name("staging")
-    shutil.copytree(export, staging)
-    change(staging)
-    replace_directory(staging, export)
+def changed_copy(export, change, tmp_path):
+    """A copy of `export` with `change` applied to it."""
+    copy = shutil.copytree(export, tmp_path / "changed")
+    change(copy)
+    return copy
 
 
-def test_a_replaced_export_is_swapped_in_and_model_names_it(export, trained_project):
+def test_a_replaced_export_is_swapped_in_and_model_names_it(export, trained_project, tmp_path):
     app = app_for(export)
     service, client = model_service(app), app.test_client()
     first = client.get("/model").get_json()
     assert len(first["export_id"]) == 16 and first["reload_error"] is None
     assert not service.check_for_new_export()  # nothing changed
     old_batcher = service.current.batcher
-    swap_in(export, lambda s: shutil.copy(trained_project / "models/cnn/model.keras", s))
+    uncalibrated = trained_project / "models/cnn/model.keras"
+    swap_in(export, changed_copy(export, lambda c: shutil.copy(uncalibrated, c), tmp_path))
     assert service.check_for_new_export()
     second = client.get("/model").get_json()
     assert second["export_id"] != first["export_id"]
@@ -56,27 +56,12 @@ def test_a_replaced_export_is_swapped_in_and_model_names_it(export, trained_proj
     assert predict(client).status_code == 200
 
 
-@pytest.mark.parametrize("breakage", ["truncated model", "no metadata", "class count", "size"])
-def test_a_broken_export_is_refused_and_the_old_one_keeps_serving(export, breakage):
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_a_broken_export_is_refused_and_the_old_one_keeps_serving(export, breakage, tmp_path):
     app = app_for(export)
     service, client = model_service(app), app.test_client()
     working = service.current.export_id
-
-    def spoil(staging):
-        if breakage == "truncated model":
-            data = (staging / "model.keras").read_bytes()
-            (staging / "model.keras").write_bytes(data[: len(data) // 3])
-        elif breakage == "no metadata":
-            (staging / "metadata.json").unlink()
-        else:
-            metadata = json.loads((staging / "metadata.json").read_text())
-            if breakage == "class count":
-                metadata["class_names"] = metadata["class_names"][:-1]
-            else:
-                metadata["image_size"] = 48
-            (staging / "metadata.json").write_text(json.dumps(metadata))
-
-    swap_in(export, spoil)
+    swap_in(export, changed_copy(export, lambda c: spoil(c, breakage), tmp_path))
     assert not service.check_for_new_export()
     described = client.get("/model").get_json()
     assert described["export_id"] == working and described["reload_error"]

@@ -1,0 +1,34 @@
+"""Exports the serving tests replace or break, as the export stage (or an accident) would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from imgclf.outputs import replace_directory
+
+BREAKAGES = ["truncated model", "no metadata", "class count", "image size"]
+
+
+def spoil(export: Path, breakage: str) -> None:
+    """Break an export folder in one of the ways BREAKAGES names."""
+    if breakage == "truncated model":
+        data = (export / "model.keras").read_bytes()
+        (export / "model.keras").write_bytes(data[: len(data) // 2])
+    elif breakage == "no metadata":
+        (export / "metadata.json").unlink()
+    else:
+        metadata = json.loads((export / "metadata.json").read_text())
+        if breakage == "class count":
+            metadata["class_names"].append("unicorn")
+        else:
+            metadata["image_size"] += 16
+        (export / "metadata.json").write_text(json.dumps(metadata))
+
+
+def swap_in(export: Path, new_content: Path) -> None:
+    """Replace `export` as the export stage does: a staging directory, swapped in whole."""
+    staging = export.with_name(f".{export.name}.staging")
+    shutil.copytree(new_content, staging)
+    replace_directory(staging, export)
