@@ -20,7 +20,9 @@ def server(cnn_export):
 
 
 def test_ready_and_predict_over_http(server):
-    assert http(f"{server.url}/ready") == (200, {"status": "ready"})
+    status, ready = http(f"{server.url}/ready")
+    assert (status, ready["status"]) == (200, "ready")
+    assert ready["export_id"] == http(f"{server.url}/model")[1]["export_id"]
     body, content_type = multipart([("photo.png", image_bytes(random_rgb(31)))])
     status, answer = http(f"{server.url}/predict?top_k=2", body, content_type)
     assert status == 200
