@@ -209,6 +209,50 @@ class EfficientnetParams(TransferParams):
     )
 
 
+AuditFinding = Literal["label_issues", "near_duplicates", "outliers"]
+
+
+class AuditParams(_Group):
+    """`audit`: likely label errors, near-duplicates and outliers, on pretrained features."""
+
+    variant: _key(
+        Literal["lite0", "lite1", "lite2"], "the EfficientNet-Lite whose ImageNet features it compares"
+    )
+    image_size: _input_size("the prepared size, kept within 64-128")
+    folds: _key(
+        Annotated[int, Field(ge=2, le=20)],
+        "k-fold cross-validation: each label is judged by a classifier that did not see it",
+    )
+    duplicate_distance: _key(
+        Annotated[float, Field(gt=0, le=1)],
+        "pairs closer than this share of the typical nearest-neighbour distance, in pixels "
+        "and in features, are near-duplicates",
+    )
+    outlier_score: _key(
+        Annotated[float, Field(gt=0, lt=1)],
+        "images whose out-of-distribution score (1 typical, 0 far from every training "
+        "image) is below this are outliers",
+    )
+    gallery: _key(
+        Annotated[int, Field(ge=0, le=256)], "likeliest label errors drawn in audit/label_issues.png"
+    )
+    exclude: _key(
+        Annotated[
+            list[AuditFinding],
+            Allowed("a list of label_issues, near_duplicates, outliers (each once); []"),
+        ],
+        "findings whose training and validation images are left out of training "
+        "(listed in audit/excluded.csv); []: report only",
+    )
+
+    @field_validator("exclude")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("should name each finding at most once")
+        return value
+
+
 class CompareParams(_Group):
     """`compare`: how the winner is chosen."""
 
@@ -235,6 +279,7 @@ class ExportParams(_Group):
 
 class Params(_Group):
     prepare: PrepareParams
+    audit: AuditParams
     train: TrainParams
     augment: AugmentParams
     cnn: CnnParams

@@ -18,6 +18,9 @@ PREPARED = Path("prepared")
 PREPARED_INFO = PREPARED / "classes.json"  # class names and image size (artifacts.PreparedInfo)
 PREPARE_REPORT = PREPARED / "report.json"  # every skipped file and why
 
+AUDIT = Path("audit")  # the data audit's findings, kept in git
+AUDIT_EXCLUDED = AUDIT / "excluded.csv"  # images training leaves out (audit.exclude)
+
 MODELS = Path("models")
 EXPORT = MODELS / "best"  # what the web app and the CLI serve
 EXPORT_STAGING = MODELS / ".best.staging"  # the next export, swapped in when complete

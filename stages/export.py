@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from imgclf import models, paths
 from imgclf import params as params_file
 from imgclf.artifacts import Calibration, Comparison, ExportMetadata, PreparedInfo, TrainedMetrics
-from imgclf.data.prepared import read_split
+from imgclf.data.prepared import read_split, read_used_split
 from imgclf.evaluation import calibration, model_card, selective
 from imgclf.evaluation.gallery import save_gallery
 from imgclf.evaluation.interpretation import Interpretation
@@ -75,7 +75,8 @@ def main() -> None:
     family = models.get(comparison.selected)
     model = load_trained_model(family.name)
     info = PreparedInfo.load()
-    val_split, test_split = read_split("val", mmap=False), read_split("test", mmap=False)
+    # Validation as the candidates were selected on (less audit.exclude's images); test whole.
+    val_split, test_split = read_used_split("val", mmap=False), read_split("test", mmap=False)
     val_raw = Interpretation.of(model, val_split, "val", info.class_names)
     test_raw = Interpretation.of(model, test_split, "test", info.class_names)
 
@@ -119,7 +120,7 @@ def main() -> None:
         target_accuracy=threshold.target_accuracy,
     )
 
-    counts = {name: len(read_split(name).labels) for name in ("train", "val", "test")}
+    counts = {name: len(read_used_split(name).labels) for name in ("train", "val", "test")}
     pairs = test.most_confused(CONFUSED_PAIRS)
     card = model_card.render(
         metadata, family, test_metrics, counts, pairs, threshold, test_answered

@@ -105,7 +105,7 @@ def test_unknown_key_lists_the_allowed_keys(good):
 def test_unknown_group_is_reported(good):
     bad = {**good, "trian": {"epochs": 1}}
     with pytest.raises(
-        params.ParamsError, match=r"trian: unknown key \(allowed here: prepare, train"
+        params.ParamsError, match=r"trian: unknown key \(allowed here: prepare, audit, train"
     ):
         params.validate(bad)
 

@@ -6,7 +6,8 @@ they are byte-identical for the same inputs (no timestamps, fixed order).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,61 @@ def read_split(split: str, prepared: Path = paths.PREPARED, mmap: bool = True) -
     labels = np.load(folder / "labels.npy")
     files = (folder / "files.txt").read_text(encoding="utf-8").splitlines()
     return PreparedSplit(images, labels, files)
+
+
+class KeptRows:
+    """The rows of a (memory-mapped) array not left out, indexed like the array itself.
+
+    Training reads batches as `images[sorted rows]`; this maps them to the kept rows
+    of the file, so leaving images out copies nothing into memory.
+    """
+
+    def __init__(self, array: np.ndarray, kept: np.ndarray) -> None:
+        self.array, self.kept = array, kept
+        self.shape = (len(kept), *array.shape[1:])
+        self.dtype = array.dtype
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def __getitem__(self, rows):
+        return self.array[self.kept[rows]]
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self.array[self.kept]
+        return rows if dtype is None else rows.astype(dtype)
+
+    def astype(self, dtype) -> np.ndarray:
+        return np.asarray(self, dtype=dtype)
+
+
+def read_excluded(path: Path = paths.AUDIT_EXCLUDED) -> dict[str, set[str]]:
+    """audit/excluded.csv as {split: files left out}; empty when there is no such file."""
+    if not Path(path).is_file():
+        return {}
+    excluded: dict[str, set[str]] = {}
+    with open(path, newline="", encoding="utf-8") as table:
+        for row in csv.DictReader(table):
+            excluded.setdefault(row["split"], set()).add(row["file"])
+    return excluded
+
+
+def without(split: PreparedSplit, files: set[str]) -> PreparedSplit:
+    """`split` with the rows of `files` left out (the same split when there are none)."""
+    if not files:
+        return split
+    kept = np.array([i for i, f in enumerate(split.files) if f not in files], dtype=np.int64)
+    images = KeptRows(split.images, kept) if isinstance(split.images, np.memmap) else split.images[kept]
+    return replace(
+        split, images=images, labels=split.labels[kept], files=[split.files[i] for i in kept]
+    )
+
+
+def read_used_split(
+    split: str,
+    prepared: Path = paths.PREPARED,
+    mmap: bool = True,
+    excluded: Path = paths.AUDIT_EXCLUDED,
+) -> PreparedSplit:
+    """A split as training uses it: prepared, less what `audit.exclude` leaves out."""
+    return without(read_split(split, prepared, mmap), read_excluded(excluded).get(split, set()))

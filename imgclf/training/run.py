@@ -28,7 +28,7 @@ from dvclive import Live
 from imgclf import params as params_file
 from imgclf import paths
 from imgclf.artifacts import PreparedInfo, TrainedMetrics
-from imgclf.data.prepared import PreparedSplit, read_split
+from imgclf.data.prepared import PreparedSplit, read_used_split
 from imgclf.evaluation.metrics import classification_metrics, log_confusion
 from imgclf.models.registry import ModelFamily
 from imgclf.models.saving import save_model
@@ -122,7 +122,8 @@ def trainer_run(family: ModelFamily) -> Iterator[TrainerRun]:
     params = params_file.load()
     make_deterministic(params.train.seed)
     info = PreparedInfo.load()
-    train_split, val = read_split("train"), read_split("val", mmap=False)
+    # Less any images audit.exclude leaves out (audit/excluded.csv; none by default).
+    train_split, val = read_used_split("train"), read_used_split("val", mmap=False)
     strategy = choose_strategy(params.train.distribute)
     role = worker_role()
     with output_root(role) as out:
