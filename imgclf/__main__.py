@@ -3,6 +3,7 @@
 imgclf predict DIR_OR_FILE...               one JSON object per image (folders are walked)
 imgclf predict photos/ --csv photos.csv     the same as a table
 imgclf explain IMAGE -o IMAGE_heatmap.png   the JSON answer, and a PNG of what drove it
+imgclf audit FOLDER                         likely label errors, near-duplicates, outliers
 
 Quiet by default: a successful run writes nothing on stderr (-v shows TensorFlow's
 own start-up lines); a progress bar is drawn only on a terminal.
@@ -71,6 +72,27 @@ def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | Non
     return 0
 
 
+def audit_command(args: argparse.Namespace) -> int:
+    """Print the audit of a folder; 0 when it ran (whatever it found), 2 on a user error."""
+    from imgclf import params as params_file
+    from imgclf.audit.folder import audit_folder, print_findings
+    from imgclf.data.layout import DataError
+
+    try:
+        params = params_file.load(args.params)
+        audit, skipped = audit_folder(args.folder, params)
+    except (params_file.ParamsError, DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_findings(audit, skipped, sys.stdout, args.limit)
+    if args.csv_dir:
+        excluded: list[dict] = []
+        audit.write(args.csv_dir, excluded, params.audit.gallery)
+        print(f"\nwrote {args.csv_dir}/ (label_issues.csv, near_duplicates.csv, outliers.csv, "
+              "label_issues.png)")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imgclf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument(
         "-o", "--output", type=Path, help="PNG to write (default: IMAGE_heatmap.png beside it)"
     )
+    audit = commands.add_parser(
+        "audit", help="find likely label errors, near-duplicates and outliers in a folder"
+    )
+    audit.add_argument("folder", type=Path, metavar="FOLDER",
+                       help="class folders of images (or train/val/test folders of them)")  # fmt: skip
+    audit.add_argument("--params", type=Path, default=Path("params.yaml"),
+                       help="the project's params file, for audit.* (default: params.yaml here)")  # fmt: skip
+    audit.add_argument("--csv-dir", type=Path, help="also write the CSVs and gallery here")
+    audit.add_argument("--limit", type=int, default=20, help="rows shown per finding")
+    audit.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's messages")
     for command in (predict, explain):
         command.add_argument(
             "--model-dir", default=str(DEFAULT_EXPORT_DIR), help="export directory"
@@ -102,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.verbose:
         silence_native_stderr()
+    if args.command == "audit":
+        return audit_command(args)
     try:
         predictor = Predictor.load(args.model_dir)
     except ModelNotExportedError as exc:

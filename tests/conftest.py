@@ -46,10 +46,10 @@ def trained_project(tmp_path_factory) -> Path:
     weights = root / "base.weights.h5"
     build_resnet_base(32).save_weights(weights)
     write_params(root, resnet={**TINY["resnet"], "weights": str(weights)})
-    from stages import compare, export, prepare, train_cnn, train_efficientnet, train_resnet
+    from stages import audit, compare, export, prepare, train_cnn, train_efficientnet, train_resnet
 
     with InProject(root):
-        for stage in (prepare, train_cnn, train_resnet, train_efficientnet, compare, export):
+        for stage in (prepare, audit, train_cnn, train_resnet, train_efficientnet, compare, export):
             stage.main()
     return root
 

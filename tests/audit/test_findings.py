@@ -1,0 +1,71 @@
+"""The three findings on small generated embeddings, where the truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imgclf.audit import findings
+
+
+def blobs(per_class: int, classes: int, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Well separated Gaussian clusters, one per class."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 6, (classes, dims))
+    labels = np.repeat(np.arange(classes), per_class)
+    return centres[labels] + rng.normal(0, 1, (len(labels), dims)), labels
+
+
+def test_flipped_labels_rank_first_and_are_flagged():
+    features, labels = blobs(60, 3, 16, seed=0)
+    rng = np.random.default_rng(1)
+    flipped = rng.choice(len(labels), 9, replace=False)
+    noisy = labels.copy()
+    noisy[flipped] = (labels[flipped] + 1) % 3
+    found = findings.label_issues(features, noisy, 3, folds=5, seed=0)
+    assert found.probabilities.shape == (180, 3)
+    assert set(np.argsort(found.quality)[:9]) == set(flipped)
+    assert set(found.issues) == set(flipped)
+    # Out of sample: the suggested class is the true one, not the given one.
+    assert (found.probabilities[flipped].argmax(1) == labels[flipped]).all()
+
+
+def test_clean_labels_give_no_issues_and_a_class_smaller_than_the_folds_works():
+    features, labels = blobs(30, 3, 8, seed=2)
+    assert len(findings.label_issues(features, labels, 3, folds=5, seed=0).issues) == 0
+    small = np.concatenate([np.flatnonzero(labels != 2), np.flatnonzero(labels == 2)[:3]])
+    found = findings.label_issues(features[small], labels[small], 4, folds=5, seed=0)
+    assert found.probabilities.shape == (63, 4)  # class 3 never occurs: a column of zeros
+    assert np.allclose(found.probabilities[:, 3], 0)
+
+
+def test_near_copies_are_paired_and_distinct_images_are_not():
+    rng = np.random.default_rng(3)
+    features, pixels = rng.normal(size=(200, 64)), rng.uniform(0, 255, (200, 48))
+    copies = [(5, 150), (17, 160), (40, 199)]
+    for original, copy in copies:
+        features[copy] = features[original] + rng.normal(0, 0.01, 64)
+        pixels[copy] = pixels[original] + rng.normal(0, 1, 48)  # re-encoding noise
+    pairs = findings.near_duplicates(features, pixels, distance=0.2)
+    assert {(p.first, p.second) for p in pairs} == set(copies)
+    assert all(0 <= p.distance <= 0.2 for p in pairs)
+
+
+def test_a_pair_only_somewhat_close_in_one_space_and_unrelated_in_the_other_is_not():
+    rng = np.random.default_rng(4)
+    features, pixels = rng.normal(size=(100, 32)), rng.uniform(0, 255, (100, 27))
+    # Similar content, other pixels (two photos of one scene); and the other way round.
+    features[60] = 0.7 * features[10] + 0.3 * rng.normal(size=32)
+    pixels[70] = 0.7 * pixels[20] + 0.3 * rng.uniform(0, 255, 27)
+    assert findings.near_duplicates(features, pixels, distance=0.2) == []
+    # Both close at once: a copy.
+    features[70] = 0.7 * features[20] + 0.3 * rng.normal(size=32)
+    assert [(p.first, p.second) for p in findings.near_duplicates(features, pixels, 0.2)] == [(20, 70)]
+
+
+def test_far_images_get_the_lowest_outlier_scores():
+    features, _ = blobs(50, 2, 16, seed=5)
+    far = np.random.default_rng(6).normal(60, 1, (3, 16))
+    own, (others,) = findings.outlier_scores(features, [np.concatenate([features[:5], far])])
+    assert own.shape == (100,) and others.shape == (8,)
+    assert (others[5:] < 0.05).all() and (others[:5] > others[5:].max()).all()
+    assert np.median(own) > 0.2
