@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from bench import datasets
 from bench.fashion_mnist import load_usable
@@ -72,8 +72,8 @@ def plant(data: Path, pool: list[Path], copy_from: list[Path], copy_into: Path |
         flipped.append(rel(target))
     copies = []
     for number, original in enumerate(copy_from):
-        with Image.open(original) as opened:
-            content, suffix = _copy(opened.copy(), number)
+        with Image.open(original) as opened:  # as displayed: EXIF orientation applied
+            content, suffix = _copy(ImageOps.exif_transpose(opened), number)
         folder = (copy_into / original.parent.name) if copy_into else original.parent
         target = folder / f"copy_{original.stem}{suffix}"
         target.write_bytes(content)

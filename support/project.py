@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 # Results of the committed run: a copy makes its own.
-LEFT_OUT = ("dvc-sample-remote/", "metrics/", "dvc.lock")
+LEFT_OUT = ("dvc-sample-remote/", "metrics/", "audit/", "dvc.lock")
 
 
 def copy_tracked_files(dest: Path) -> None:

@@ -14,7 +14,8 @@
   image. Measuring against the typical neighbour makes one threshold hold for
   28 px product shots and for photos.
 - Outliers: cleanlab's out-of-distribution score of each image's features against
-  the training images (1 typical, towards 0 far from all of them).
+  each class (of all splits), the best of them: an image far from every class
+  scores lowest.
 """
 
 from __future__ import annotations
@@ -110,17 +111,18 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.clip(norms, 1e-12, None)
 
 
-def _projected(vectors: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """`vectors` on the top principal components of `reference` (of themselves by default).
+def _projected(vectors: np.ndarray) -> np.ndarray:
+    """`vectors`, centred, on their top principal components.
 
     Two power iterations: neighbours need the leading directions, not exact ones.
     """
-    reference = vectors if reference is None else reference
-    dims = min(PCA_DIMENSIONS, vectors.shape[1], len(reference))
+    vectors = vectors.astype(np.float32)
+    dims = min(PCA_DIMENSIONS, vectors.shape[1], len(vectors))
     if dims == vectors.shape[1]:
-        return (vectors - reference.mean(axis=0)).astype(np.float32)
-    pca = PCA(dims, svd_solver="randomized", iterated_power=2, random_state=0)
-    return pca.fit(reference.astype(np.float32)).transform(vectors.astype(np.float32))
+        return vectors - vectors.mean(axis=0)
+    return PCA(dims, svd_solver="randomized", iterated_power=2, random_state=0).fit_transform(
+        vectors
+    )
 
 
 def _neighbours(units: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,22 +177,30 @@ def near_duplicates(features: np.ndarray, pixels: np.ndarray, distance: float) -
     return [Pair(int(first[i]), int(second[i]), float(combined[i])) for i in keep]
 
 
-def outlier_scores(reference: np.ndarray, others: list[np.ndarray]) -> tuple[np.ndarray, list]:
-    """cleanlab's out-of-distribution scores: of the reference rows (each against the
-    others), and of each array in `others` against the reference."""
-    k = min(OUTLIER_NEIGHBOURS, len(reference) - 1)
-    if k < 1:
-        return np.ones(len(reference)), [np.ones(len(o)) for o in others]
-    # Cosine geometry (cleanlab's own default for features) on the reference's top
-    # principal components, searched by euclidean distance (see _euclidean_index).
-    units = _unit_rows(_projected(reference))
-    detector = OutOfDistribution(params={"knn": _euclidean_index(units, k), "k": k})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        own = detector.fit_score(features=units, verbose=False)
-        scored = [
-            detector.score(features=_unit_rows(_projected(o, reference))) if len(o)
-            else np.zeros(0)
-            for o in others
-        ]  # fmt: skip
-    return own, scored
+def outlier_scores(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """How typical each image is of its nearest class: cleanlab's out-of-distribution score
+    against each class, the best of them (1 typical, towards 0 far from every class).
+
+    Per class, because foreign images tend to resemble each other: a dozen screenshots
+    spread over the classes are each other's nearest neighbours in the whole set, but
+    in any one class they are among strangers. cleanlab leaves an image out of its
+    own neighbours.
+    """
+    units = _unit_rows(_projected(features))
+    best = np.zeros(len(features))
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rest = np.flatnonzero(labels != label)
+        k = min(OUTLIER_NEIGHBOURS, len(members) - 1)
+        if k < 1:
+            continue
+        # Cosine geometry (cleanlab's own default for features) on the top principal
+        # components, searched by euclidean distance (see _euclidean_index).
+        detector = OutOfDistribution(params={"knn": _euclidean_index(units[members], k), "k": k})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            own = detector.fit_score(features=units[members], verbose=False)
+            best[members] = np.maximum(best[members], own)
+            if len(rest):
+                best[rest] = np.maximum(best[rest], detector.score(features=units[rest]))
+    return best

@@ -3,7 +3,7 @@
 The folder is read as `prepare` reads data/ (class folders, or train/val/test folders
 of class folders) and decoded at prepare's automatic size into a temporary file;
 labels are judged over all of it (over train and val for split folders), outliers
-against all of it (against train), near-duplicates everywhere. Nothing is written
+and near-duplicates everywhere. Nothing is written
 into the folder.
 """
 
@@ -60,7 +60,7 @@ def audit_folder(folder: Path, params: Params) -> tuple[Audit, list[tuple[str, s
     flat = WHOLE in parts
     audit = run_audit(
         parts, layout.class_names, params.audit, model, params.prepare.seed,
-        judged=(WHOLE,) if flat else ("train", "val"), reference=WHOLE if flat else "train",
+        judged=(WHOLE,) if flat else ("train", "val"),
     )  # fmt: skip
     return audit, skipped
 

@@ -159,12 +159,11 @@ def run_audit(
     model,
     seed: int,
     judged: tuple[str, ...] = ("train", "val"),
-    reference: str = "train",
 ) -> Audit:
     """Every finding on `splits` (see findings.py).
 
-    Labels are judged in the `judged` splits together; outliers are scored against the
-    `reference` split; near-duplicates are looked for across all of them.
+    Labels are judged in the `judged` splits together; outliers and near-duplicates
+    are looked for across all of them.
     """
     names = list(splits)
     embedded = {name: embed(model, splits[name].images) for name in names}
@@ -173,7 +172,6 @@ def run_audit(
         for name in names
         for row, (file, label) in enumerate(zip(splits[name].files, splits[name].labels, strict=True))
     ]  # fmt: skip
-    offsets = dict(zip(names, np.cumsum([0] + [len(splits[n].labels) for n in names]), strict=False))
     audit = Audit(class_names, {name: len(splits[name].labels) for name in names})
     label = class_names.__getitem__
 
@@ -207,21 +205,13 @@ def run_audit(
             "distance": pair.distance, "leak": a.split != b.split,
         })  # fmt: skip
 
-    if reference in splits:
-        others = [name for name in names if name != reference]
-        own, scored = findings.outlier_scores(
-            embedded[reference].features, [embedded[n].features for n in others]
-        )
-        scores = dict(zip([reference, *others], [own, *scored], strict=True))
-        everything = np.concatenate([scores[name] for name in names])
-        audit.outlier_ranking = [
-            (images[i].split, images[i].file) for i in np.argsort(everything, kind="stable")
-        ]
-        ranked = []
-        for name in names:
-            for row in np.flatnonzero(scores[name] < params.outlier_score):
-                image = images[offsets[name] + row]
-                ranked.append({"split": name, "file": image.file, "label": label(image.label),
-                               "score": float(scores[name][row])})  # fmt: skip
-        audit.outliers = sorted(ranked, key=lambda o: (o["score"], o["split"], o["file"]))
+    scores = findings.outlier_scores(stacked.features, np.array([i.label for i in images]))
+    order = np.argsort(scores, kind="stable")
+    audit.outlier_ranking = [(images[i].split, images[i].file) for i in order]
+    audit.outliers = [
+        {"split": images[i].split, "file": images[i].file, "label": label(images[i].label),
+         "score": float(scores[i])}
+        for i in order
+        if scores[i] < params.outlier_score
+    ]  # fmt: skip
     return audit

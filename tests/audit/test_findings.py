@@ -63,9 +63,20 @@ def test_a_pair_only_somewhat_close_in_one_space_and_unrelated_in_the_other_is_n
 
 
 def test_far_images_get_the_lowest_outlier_scores():
-    features, _ = blobs(50, 2, 16, seed=5)
+    features, labels = blobs(50, 2, 16, seed=5)
     far = np.random.default_rng(6).normal(60, 1, (3, 16))
-    own, (others,) = findings.outlier_scores(features, [np.concatenate([features[:5], far])])
-    assert own.shape == (100,) and others.shape == (8,)
-    assert (others[5:] < 0.05).all() and (others[:5] > others[5:].max()).all()
-    assert np.median(own) > 0.2
+    scores = findings.outlier_scores(np.concatenate([features, far]), np.r_[labels, 0, 1, 1])
+    assert scores.shape == (103,)
+    assert set(np.argsort(scores)[:3]) == {100, 101, 102}
+    assert scores[100:].max() < 0.5 * np.median(scores[:100])
+
+
+def test_foreign_images_that_resemble_each_other_are_still_outliers():
+    features, labels = blobs(40, 4, 16, seed=7)
+    rng = np.random.default_rng(8)
+    # Twelve foreign images, alike, filed three to a class: each other's neighbours overall.
+    foreign = rng.normal(40, 1, (1, 16)) + rng.normal(0, 0.5, (12, 16))
+    features = np.concatenate([features, foreign])
+    labels = np.concatenate([labels, np.arange(12) % 4])
+    scores = findings.outlier_scores(features, labels)
+    assert set(np.argsort(scores)[:12]) == set(range(160, 172))
