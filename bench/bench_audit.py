@@ -21,6 +21,7 @@ checkout and scores audit/*.csv against what was planted:
 - outliers: where the foreign images rank, and how many the report lists.
 
     python -m bench.bench_audit [--keep DIR]
+    python -m bench.bench_audit --scale     # cost only: 25,008 photo crops at 128 px
 """
 
 from __future__ import annotations
@@ -51,14 +52,22 @@ def _copy(image: Image.Image, number: int) -> tuple[bytes, str]:
     if number % 2 == 0:
         w, h = image.size
         scale = 36 / max(w, h) if max(w, h) < 64 else 0.7
-        image.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.LANCZOS).save(out, "PNG")
+        image.resize(
+            (max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.LANCZOS
+        ).save(out, "PNG")
         return out.getvalue(), ".png"
     image.convert("RGB").save(out, "JPEG", quality=75)
     return out.getvalue(), ".jpg"
 
 
-def plant(data: Path, pool: list[Path], copy_from: list[Path], copy_into: Path | None,
-          foreign: list[Image.Image], seed: int) -> dict:
+def plant(
+    data: Path,
+    pool: list[Path],
+    copy_from: list[Path],
+    copy_into: Path | None,
+    foreign: list[Image.Image],
+    seed: int,
+) -> dict:
     """Flip, copy and add foreign images; returns what was planted (paths under data/)."""
     rng = np.random.default_rng(seed)
     rel = lambda p: str(p.relative_to(data))  # noqa: E731
@@ -103,7 +112,10 @@ def photos_case(data: Path) -> tuple[dict, dict]:
     rng = np.random.default_rng(8)
     copy_from = [pool[i] for i in sorted(rng.choice(len(pool), 60, replace=False))]
     images, _ = load_usable()
-    fashion = [Image.fromarray(images[40_000 + i]).resize((96, 96), Image.Resampling.BICUBIC) for i in range(12)]
+    fashion = [
+        Image.fromarray(images[40_000 + i]).resize((96, 96), Image.Resampling.BICUBIC)
+        for i in range(12)
+    ]
     copy_set = set(copy_from)
     pool = [p for p in pool if p not in copy_set]  # a copy's original keeps its label
     return plant(data, pool, copy_from, None, fashion, seed=2), {}
@@ -115,11 +127,40 @@ def _photo_crops(seed: int):
         w, h = photo.size
         side = int(0.2 * min(w, h))
         left, top = rng.integers(0, w - side), rng.integers(0, h - side)
-        yield photo.crop((left, top, left + side, top + side)).resize((28, 28), Image.Resampling.LANCZOS)
-        yield photo.crop((w - side - left // 2, h - side - top // 2, w - left // 2, h - top // 2)).resize((28, 28))
+        yield photo.crop((left, top, left + side, top + side)).resize(
+            (28, 28), Image.Resampling.LANCZOS
+        )
+        yield photo.crop(
+            (w - side - left // 2, h - side - top // 2, w - left // 2, h - top // 2)
+        ).resize((28, 28))
 
 
 CASES = {"fashion": fashion_case, "photos": photos_case}
+SCALE_PER_CLASS = 2084  # 12 classes: 25,008 photo crops, for time and memory only
+
+
+def run_scale(root: Path) -> dict:
+    """`dvc repro audit` on 25,008 photo crops at 128 px: the cost, nothing planted."""
+    project = root / "photos-25k"
+    project.mkdir()
+    copy_tracked_files(project)
+    shutil.rmtree(project / "data", ignore_errors=True)
+    datasets.write_photos(project / "data", per_class=SCALE_PER_CLASS, seed=5)
+    env = project_env(project)
+    commit_copy(project, env)
+    print(f"\n== photos-25k: dvc repro audit in {project}", flush=True)
+    measured = run_measured(["dvc", "repro", "audit"], project, env)
+    timings = {
+        stage: json.loads((project / "timings" / f"{stage}.json").read_text())[f"{stage}_seconds"]
+        for stage in ("prepare", "audit")
+    }
+    return {
+        "images": SCALE_PER_CLASS * 12,
+        "seconds": timings,
+        "repro_seconds": measured.seconds,
+        "peak_tree_mib": measured.peak_tree_bytes / 2**20,
+        "peak_process_mib": measured.peak_process_bytes / 2**20,
+    }
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -169,7 +210,9 @@ def score(project: Path, planted: dict, clean_pairs: set) -> dict:
     flagged = [row["file"] for row in read_csv(audit / "label_issues.csv")]
     true_flagged = sum(f in set(flipped) for f in flagged)
 
-    pairs = {frozenset((r["file"], r["duplicate_file"])) for r in read_csv(audit / "near_duplicates.csv")}
+    pairs = {
+        frozenset((r["file"], r["duplicate_file"])) for r in read_csv(audit / "near_duplicates.csv")
+    }
     pairs -= clean_pairs
     planted_pairs = {frozenset(p) for p in planted["copies"] if all(f in kept for f in p)}
     found_pairs = pairs & planted_pairs
@@ -208,26 +251,40 @@ def run_case(name: str, root: Path) -> dict:
         (project / "data").mkdir()
         planted = CASES[name](project / "data")[0] if stage == "planted" else None
         if stage == "clean":  # the same clean data, nothing planted
-            {"fashion": datasets.write_fashion, "photos": datasets.write_photos}[name](project / "data")
+            {"fashion": datasets.write_fashion, "photos": datasets.write_photos}[name](
+                project / "data"
+            )
         env = project_env(project)
         commit_copy(project, env)
         print(f"\n== {name} ({stage}): dvc repro audit in {project}", flush=True)
         measured = run_measured(["dvc", "repro", "audit"], project, env)
         timings = json.loads((project / "timings" / "audit.json").read_text())
-        results[stage] = {"project": project, "planted": planted, "measured": measured,
-                          "audit_seconds": timings["audit_seconds"]}  # fmt: skip
+        results[stage] = {
+            "project": project,
+            "planted": planted,
+            "measured": measured,
+            "audit_seconds": timings["audit_seconds"],
+        }
     clean = results["clean"]["project"]
-    clean_pairs = {frozenset((r["file"], r["duplicate_file"]))
-                   for r in read_csv(clean / "audit" / "near_duplicates.csv")}  # fmt: skip
+    clean_pairs = {
+        frozenset((r["file"], r["duplicate_file"]))
+        for r in read_csv(clean / "audit" / "near_duplicates.csv")
+    }
     planted = results["planted"]
     out = score(planted["project"], planted["planted"], clean_pairs)
-    out.update({
-        "case": name,
-        "images": sum(json.loads((planted["project"] / "metrics" / "audit.json").read_text())["images"].values()),
-        "audit_seconds": planted["audit_seconds"],
-        "repro_audit_seconds": planted["measured"].seconds,
-        "peak_mib": planted["measured"].peak_tree_bytes / 2**20,
-    })  # fmt: skip
+    out.update(
+        {
+            "case": name,
+            "images": sum(
+                json.loads((planted["project"] / "metrics" / "audit.json").read_text())[
+                    "images"
+                ].values()
+            ),
+            "audit_seconds": planted["audit_seconds"],
+            "repro_audit_seconds": planted["measured"].seconds,
+            "peak_mib": planted["measured"].peak_tree_bytes / 2**20,
+        }
+    )
     return out
 
 
@@ -235,25 +292,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="work here and keep the projects")
     parser.add_argument("--case", choices=sorted(CASES), action="append")
+    parser.add_argument("--scale", action="store_true", help="only the 25,008-photo cost case")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-audit-"))
     root.mkdir(parents=True, exist_ok=True)
+    if args.scale:
+        scale = run_scale(root)
+        seconds = scale["seconds"]
+        print(
+            f"\nphotos-25k: {scale['images']:,} images: prepare {seconds['prepare']:.0f}s, "
+            f"audit {seconds['audit']:.0f}s; peak memory {scale['peak_process_mib']:,.0f} MiB "
+            f"(largest process), {scale['peak_tree_mib']:,.0f} MiB (dvc and its children)"
+        )
+        return 0
     rows = [run_case(name, root) for name in (args.case or list(CASES))]
     print()
     for r in rows:
-        print(f"{r['case']}: {r['images']} images, audit {r['audit_seconds']:.0f}s, "
-              f"prepare+audit peak {r['peak_mib']:,.0f} MiB")  # fmt: skip
-        print(f"  label errors: {r['flipped']} planted in train/val; recall in the top "
-              f"{2 * r['flipped']}: {r['label_recall_at_2x']:.3f} (target >= 0.8); cleanlab "
-              f"flags {r['label_flagged']}: precision {r['label_precision']:.3f}, "
-              f"recall {r['label_recall']:.3f}")  # fmt: skip
-        print(f"  near-duplicates: {r['planted_pairs']} planted pairs, {r['reported_pairs']} "
-              f"reported (besides {r['pairs_in_clean_data']} in the clean data): recall "
-              f"{r['duplicate_recall']:.3f}, precision {r['duplicate_precision']:.3f} "
-              f"(targets >= 0.95); {r['leaks_reported']} of the found are across splits")  # fmt: skip
-        print(f"  outliers: {r['foreign']} foreign images, {r['foreign_in_top_2x']} in the top "
-              f"{2 * r['foreign']}; ranks {r['foreign_ranks']}; {r['outliers_listed']} listed, "
-              f"{r['foreign_listed']} of them foreign")  # fmt: skip
+        print(
+            f"{r['case']}: {r['images']} images, audit {r['audit_seconds']:.0f}s, "
+            f"prepare+audit peak {r['peak_mib']:,.0f} MiB"
+        )
+        print(
+            f"  label errors: {r['flipped']} planted in train/val; recall in the top "
+            f"{2 * r['flipped']}: {r['label_recall_at_2x']:.3f} (target >= 0.8); cleanlab "
+            f"flags {r['label_flagged']}: precision {r['label_precision']:.3f}, "
+            f"recall {r['label_recall']:.3f}"
+        )
+        print(
+            f"  near-duplicates: {r['planted_pairs']} planted pairs, {r['reported_pairs']} "
+            f"reported (besides {r['pairs_in_clean_data']} in the clean data): recall "
+            f"{r['duplicate_recall']:.3f}, precision {r['duplicate_precision']:.3f} "
+            f"(targets >= 0.95); {r['leaks_reported']} of the found are across splits"
+        )
+        print(
+            f"  outliers: {r['foreign']} foreign images, {r['foreign_in_top_2x']} in the top "
+            f"{2 * r['foreign']}; ranks {r['foreign_ranks']}; {r['outliers_listed']} listed, "
+            f"{r['foreign_listed']} of them foreign"
+        )
     print(json.dumps(rows, indent=1, default=str))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

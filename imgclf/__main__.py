@@ -113,10 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     audit = commands.add_parser(
         "audit", help="find likely label errors, near-duplicates and outliers in a folder"
     )
-    audit.add_argument("folder", type=Path, metavar="FOLDER",
-                       help="class folders of images (or train/val/test folders of them)")  # fmt: skip
-    audit.add_argument("--params", type=Path, default=Path("params.yaml"),
-                       help="the project's params file, for audit.* (default: params.yaml here)")  # fmt: skip
+    audit.add_argument(
+        "folder", type=Path, metavar="FOLDER",
+        help="class folders of images (or train/val/test folders of them)",
+    )  # fmt: skip
+    audit.add_argument(
+        "--params", type=Path, default=Path("params.yaml"),
+        help="the project's params file, for audit.* (default: params.yaml here)",
+    )  # fmt: skip
     audit.add_argument("--csv-dir", type=Path, help="also write the CSVs and gallery here")
     audit.add_argument("--limit", type=int, default=20, help="rows shown per finding")
     audit.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's messages")

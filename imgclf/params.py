@@ -216,7 +216,8 @@ class AuditParams(_Group):
     """`audit`: likely label errors, near-duplicates and outliers, on pretrained features."""
 
     variant: _key(
-        Literal["lite0", "lite1", "lite2"], "the EfficientNet-Lite whose ImageNet features it compares"
+        Literal["lite0", "lite1", "lite2"],
+        "the EfficientNet-Lite whose ImageNet features it compares",
     )
     image_size: _input_size("the prepared size, kept within 64-128")
     folds: _key(
@@ -234,7 +235,8 @@ class AuditParams(_Group):
         "image scores about 0.37, one 1.6x as far from its nearest class 0.2)",
     )
     gallery: _key(
-        Annotated[int, Field(ge=0, le=256)], "likeliest label errors drawn in audit/label_issues.png"
+        Annotated[int, Field(ge=0, le=256)],
+        "likeliest label errors drawn in audit/label_issues.png",
     )
     exclude: _key(
         Annotated[

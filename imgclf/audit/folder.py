@@ -39,9 +39,16 @@ def audit_folder(folder: Path, params: Params) -> tuple[Audit, list[tuple[str, s
             sources, rows_file, size, params.prepare.max_pixels, default_workers(len(sources))
         )
         skipped = [(f.path, d.error) for f, d in zip(layout.files, decoded, strict=True) if d.error]
-        rows = np.memmap(rows_file, dtype=np.uint8, mode="r", shape=(
-            sum(d.row is not None for d in decoded), size, size, 3)) if any(
-            d.row is not None for d in decoded) else np.zeros((0, size, size, 3), np.uint8)  # fmt: skip
+        rows = (
+            np.memmap(
+                rows_file,
+                dtype=np.uint8,
+                mode="r",
+                shape=(sum(d.row is not None for d in decoded), size, size, 3),
+            )
+            if any(d.row is not None for d in decoded)
+            else np.zeros((0, size, size, 3), np.uint8)
+        )
         splits: dict[str, list[int]] = {}
         for index, (file, result) in enumerate(zip(layout.files, decoded, strict=True)):
             if result.row is not None:
@@ -59,9 +66,13 @@ def audit_folder(folder: Path, params: Params) -> tuple[Audit, list[tuple[str, s
     model = extractor(params.audit.variant, size, side)
     flat = WHOLE in parts
     audit = run_audit(
-        parts, layout.class_names, params.audit, model, params.prepare.seed,
+        parts,
+        layout.class_names,
+        params.audit,
+        model,
+        params.prepare.seed,
         judged=(WHOLE,) if flat else ("train", "val"),
-    )  # fmt: skip
+    )
     return audit, skipped
 
 
@@ -77,13 +88,19 @@ def print_findings(audit: Audit, skipped: list[tuple[str, str]], out, limit: int
         print(f"  unusable  {path}: {why}", file=out)
     print(f"\nlikely label errors: {len(audit.label_issues)}", file=out)
     for issue in audit.label_issues[:limit]:
-        print(f"  {issue['file']}  given {issue['given']}, suggested {issue['suggested']} "
-              f"({issue['suggested_probability']:.2f})", file=out)  # fmt: skip
+        print(
+            f"  {issue['file']}  given {issue['given']}, suggested {issue['suggested']} "
+            f"({issue['suggested_probability']:.2f})",
+            file=out,
+        )
     leaks = sum(p["leak"] for p in audit.near_duplicates)
     print(f"\nnear-duplicate pairs: {len(audit.near_duplicates)} ({leaks} across splits)", file=out)
     for pair in audit.near_duplicates[:limit]:
-        print(f"  {pair['file']}  ~  {pair['duplicate_file']}  (distance {pair['distance']:.3f}"
-              f"{', across splits' if pair['leak'] else ''})", file=out)  # fmt: skip
+        print(
+            f"  {pair['file']}  ~  {pair['duplicate_file']}  (distance {pair['distance']:.3f}"
+            f"{', across splits' if pair['leak'] else ''})",
+            file=out,
+        )
     print(f"\noutliers: {len(audit.outliers)}", file=out)
     for outlier in audit.outliers[:limit]:
         print(f"  {outlier['file']}  ({outlier['label']}, score {outlier['score']:.3f})", file=out)

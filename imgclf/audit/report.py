@@ -135,8 +135,16 @@ class Audit:
 
 
 LABEL_COLUMNS = ["split", "file", "given", "suggested", "suggested_probability", "quality"]
-PAIR_COLUMNS = ["split", "file", "duplicate_split", "duplicate_file", "label",
-                "duplicate_label", "distance", "leak"]  # fmt: skip
+PAIR_COLUMNS = [
+    "split",
+    "file",
+    "duplicate_split",
+    "duplicate_file",
+    "label",
+    "duplicate_label",
+    "distance",
+    "leak",
+]
 OUTLIER_COLUMNS = ["split", "file", "label", "score"]
 EXCLUDED_COLUMNS = ["split", "file", "reason"]
 
@@ -146,10 +154,12 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         writer = csv.DictWriter(table, columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({
-                key: f"{value:.4f}" if isinstance(value, float) else value
-                for key, value in row.items()
-            })  # fmt: skip
+            writer.writerow(
+                {
+                    key: f"{value:.4f}" if isinstance(value, float) else value
+                    for key, value in row.items()
+                }
+            )
 
 
 def run_audit(
@@ -170,8 +180,10 @@ def run_audit(
     images = [
         Seen(name, row, file, int(label))
         for name in names
-        for row, (file, label) in enumerate(zip(splits[name].files, splits[name].labels, strict=True))
-    ]  # fmt: skip
+        for row, (file, label) in enumerate(
+            zip(splits[name].files, splits[name].labels, strict=True)
+        )
+    ]
     audit = Audit(class_names, {name: len(splits[name].labels) for name in names})
     label = class_names.__getitem__
 
@@ -181,37 +193,56 @@ def run_audit(
         features = np.concatenate([embedded[name].features for name in judged])
         labels = np.array([image.label for image in rows], dtype=np.int64)
         found = findings.label_issues(features, labels, len(class_names), params.folds, seed)
-        audit.label_ranking = [(rows[i].split, rows[i].file) for i in np.argsort(found.quality, kind="stable")]
+        audit.label_ranking = [
+            (rows[i].split, rows[i].file) for i in np.argsort(found.quality, kind="stable")
+        ]
         for index in found.issues:
             image, probabilities = rows[index], found.probabilities[index]
             suggested = int(np.argmax(probabilities))
-            audit.label_issues.append({
-                "split": image.split, "file": image.file, "given": label(image.label),
-                "suggested": label(suggested),
-                "suggested_probability": float(probabilities[suggested]),
-                "quality": float(found.quality[index]),
-            })  # fmt: skip
+            audit.label_issues.append(
+                {
+                    "split": image.split,
+                    "file": image.file,
+                    "given": label(image.label),
+                    "suggested": label(suggested),
+                    "suggested_probability": float(probabilities[suggested]),
+                    "quality": float(found.quality[index]),
+                }
+            )
             audit.gallery_pixels.append(np.asarray(splits[image.split].images[image.row]))
 
     stacked = Embeddings(
         np.concatenate([embedded[n].features for n in names]),
         np.concatenate([embedded[n].pixels for n in names]),
     )
-    for pair in findings.near_duplicates(stacked.features, stacked.pixels, params.duplicate_distance):
+    for pair in findings.near_duplicates(
+        stacked.features, stacked.pixels, params.duplicate_distance
+    ):
         a, b = images[pair.first], images[pair.second]
-        audit.near_duplicates.append({
-            "split": a.split, "file": a.file, "duplicate_split": b.split,
-            "duplicate_file": b.file, "label": label(a.label), "duplicate_label": label(b.label),
-            "distance": pair.distance, "leak": a.split != b.split,
-        })  # fmt: skip
+        audit.near_duplicates.append(
+            {
+                "split": a.split,
+                "file": a.file,
+                "duplicate_split": b.split,
+                "duplicate_file": b.file,
+                "label": label(a.label),
+                "duplicate_label": label(b.label),
+                "distance": pair.distance,
+                "leak": a.split != b.split,
+            }
+        )
 
     scores = findings.outlier_scores(stacked.features, np.array([i.label for i in images]))
     order = np.argsort(scores, kind="stable")
     audit.outlier_ranking = [(images[i].split, images[i].file) for i in order]
     audit.outliers = [
-        {"split": images[i].split, "file": images[i].file, "label": label(images[i].label),
-         "score": float(scores[i])}
+        {
+            "split": images[i].split,
+            "file": images[i].file,
+            "label": label(images[i].label),
+            "score": float(scores[i]),
+        }
         for i in order
         if scores[i] < params.outlier_score
-    ]  # fmt: skip
+    ]
     return audit

@@ -115,7 +115,9 @@ def without(split: PreparedSplit, files: set[str]) -> PreparedSplit:
     if not files:
         return split
     kept = np.array([i for i, f in enumerate(split.files) if f not in files], dtype=np.int64)
-    images = KeptRows(split.images, kept) if isinstance(split.images, np.memmap) else split.images[kept]
+    images = (
+        KeptRows(split.images, kept) if isinstance(split.images, np.memmap) else split.images[kept]
+    )
     return replace(
         split, images=images, labels=split.labels[kept], files=[split.files[i] for i in kept]
     )

@@ -59,7 +59,9 @@ def test_a_pair_only_somewhat_close_in_one_space_and_unrelated_in_the_other_is_n
     assert findings.near_duplicates(features, pixels, distance=0.2) == []
     # Both close at once: a copy.
     features[70] = 0.7 * features[20] + 0.3 * rng.normal(size=32)
-    assert [(p.first, p.second) for p in findings.near_duplicates(features, pixels, 0.2)] == [(20, 70)]
+    assert [(p.first, p.second) for p in findings.near_duplicates(features, pixels, 0.2)] == [
+        (20, 70)
+    ]
 
 
 def test_far_images_get_the_lowest_outlier_scores():

@@ -14,22 +14,58 @@ from imgclf.data.prepared import KeptRows, read_split, read_used_split, write_sp
 def audit() -> Audit:
     found = Audit(["cat", "dog"], {"train": 10, "val": 4, "test": 4})
     found.label_issues = [
-        {"split": "train", "file": "cat/1.png", "given": "cat", "suggested": "dog",
-         "suggested_probability": 0.9, "quality": 0.05},
-        {"split": "val", "file": "dog/7.png", "given": "dog", "suggested": "cat",
-         "suggested_probability": 0.8, "quality": 0.1},
-    ]  # fmt: skip
+        {
+            "split": "train",
+            "file": "cat/1.png",
+            "given": "cat",
+            "suggested": "dog",
+            "suggested_probability": 0.9,
+            "quality": 0.05,
+        },
+        {
+            "split": "val",
+            "file": "dog/7.png",
+            "given": "dog",
+            "suggested": "cat",
+            "suggested_probability": 0.8,
+            "quality": 0.1,
+        },
+    ]
     pair = {"label": "cat", "duplicate_label": "cat", "distance": 0.1}
     found.near_duplicates = [
-        {**pair, "split": "train", "file": "cat/2.png", "duplicate_split": "test",
-         "duplicate_file": "cat/9.png", "leak": True},
-        {**pair, "split": "train", "file": "cat/3.png", "duplicate_split": "train",
-         "duplicate_file": "cat/4.png", "leak": False},
-        {**pair, "split": "val", "file": "cat/5.png", "duplicate_split": "test",
-         "duplicate_file": "cat/6.png", "leak": True},
-        {**pair, "split": "test", "file": "dog/8.png", "duplicate_split": "test",
-         "duplicate_file": "dog/9.png", "leak": False},
-    ]  # fmt: skip
+        {
+            **pair,
+            "split": "train",
+            "file": "cat/2.png",
+            "duplicate_split": "test",
+            "duplicate_file": "cat/9.png",
+            "leak": True,
+        },
+        {
+            **pair,
+            "split": "train",
+            "file": "cat/3.png",
+            "duplicate_split": "train",
+            "duplicate_file": "cat/4.png",
+            "leak": False,
+        },
+        {
+            **pair,
+            "split": "val",
+            "file": "cat/5.png",
+            "duplicate_split": "test",
+            "duplicate_file": "cat/6.png",
+            "leak": True,
+        },
+        {
+            **pair,
+            "split": "test",
+            "file": "dog/8.png",
+            "duplicate_split": "test",
+            "duplicate_file": "dog/9.png",
+            "leak": False,
+        },
+    ]
     found.outliers = [
         {"split": "train", "file": "cat/1.png", "label": "cat", "score": 0.01},
         {"split": "test", "file": "dog/3.png", "label": "dog", "score": 0.02},
@@ -59,14 +95,18 @@ def test_metrics_count_each_finding_per_split_and_class_and_what_is_used():
     excluded = found.exclusions(["near_duplicates"])
     metrics = found.metrics(excluded)
     assert metrics["label_issues"] == {
-        "total": 2, "splits": {"train": 1, "val": 1}, "classes": {"cat": 1, "dog": 1},
-    }  # fmt: skip
+        "total": 2,
+        "splits": {"train": 1, "val": 1},
+        "classes": {"cat": 1, "dog": 1},
+    }
     assert metrics["near_duplicates"]["total"] == 4
     assert metrics["near_duplicates"]["across_splits"] == 2
     assert metrics["outliers"]["splits"] == {"test": 1, "train": 1}
     assert metrics["excluded"] == {
-        "total": 3, "splits": {"train": 2, "val": 1}, "reasons": {"near_duplicate": 3},
-    }  # fmt: skip
+        "total": 3,
+        "splits": {"train": 2, "val": 1},
+        "reasons": {"near_duplicate": 3},
+    }
     assert metrics["used"] == {"train": 8, "val": 3, "test": 4}
     for split, count in metrics["images"].items():
         assert metrics["used"][split] + metrics["excluded"]["splits"].get(split, 0) == count
@@ -76,8 +116,8 @@ def test_write_makes_every_table_and_the_gallery(tmp_path):
     found = audit()
     excluded = found.exclusions(["outliers"])
     found.write(tmp_path, excluded, gallery_size=16)
-    rows = {name: list(csv.DictReader(open(tmp_path / name))) for name in
-            ("label_issues.csv", "near_duplicates.csv", "outliers.csv", "excluded.csv")}  # fmt: skip
+    names = ("label_issues.csv", "near_duplicates.csv", "outliers.csv", "excluded.csv")
+    rows = {name: list(csv.DictReader((tmp_path / name).open())) for name in names}
     assert [r["file"] for r in rows["label_issues.csv"]] == ["cat/1.png", "dog/7.png"]
     assert rows["near_duplicates.csv"][0]["leak"] == "True"
     assert rows["excluded.csv"] == [{"split": "train", "file": "cat/1.png", "reason": "outlier"}]
@@ -92,16 +132,23 @@ def split_on_disk(tmp_path, n: int = 6):
     images = np.arange(n * 4 * 4 * 3, dtype=np.uint8).reshape(n, 4, 4, 3)
     rows_file.write_bytes(images.tobytes())
     files = [f"c/{i}.png" for i in range(n)]
-    write_split(tmp_path / "prepared" / "train", rows_file, list(range(n)), [i % 2 for i in range(n)],
-                files, 4)  # fmt: skip
+    write_split(
+        tmp_path / "prepared" / "train",
+        rows_file,
+        list(range(n)),
+        [i % 2 for i in range(n)],
+        files,
+        4,
+    )
     return images, files
 
 
 def test_training_reads_the_split_less_the_excluded_files(tmp_path):
     images, files = split_on_disk(tmp_path)
     excluded = tmp_path / "excluded.csv"
-    excluded.write_text("split,file,reason\ntrain,c/1.png,outlier\ntrain,c/4.png,label_issue\n"
-                        "val,c/2.png,outlier\n")  # fmt: skip
+    excluded.write_text(
+        "split,file,reason\ntrain,c/1.png,outlier\ntrain,c/4.png,label_issue\nval,c/2.png,outlier\n"
+    )
     used = read_used_split("train", tmp_path / "prepared", excluded=excluded)
     assert used.files == ["c/0.png", "c/2.png", "c/3.png", "c/5.png"]
     assert used.labels.tolist() == [0, 0, 1, 1]

@@ -62,17 +62,25 @@ def plant(data) -> dict[str, str]:
     stripes = np.zeros((40, 40, 3), np.uint8)
     stripes[::4] = 255
     Image.fromarray(stripes).save(data / "circle" / "foreign.png")
-    return {"wrong": "square/wrong.png", "copy": "star/copy.jpg", "original": "star/003.png",
-            "foreign": "circle/foreign.png"}  # fmt: skip
+    return {
+        "wrong": "square/wrong.png",
+        "copy": "star/copy.jpg",
+        "original": "star/003.png",
+        "foreign": "circle/foreign.png",
+    }
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     project = tmp_path_factory.mktemp("audited")
     planted = plant(project / "data")
-    write_params(project, audit={
-        "exclude": ["label_issues", "near_duplicates", "outliers"], "outlier_score": 0.25,
-    })  # fmt: skip
+    write_params(
+        project,
+        audit={
+            "exclude": ["label_issues", "near_duplicates", "outliers"],
+            "outlier_score": 0.25,
+        },
+    )
     with InProject(project):
         prepare.main()
         audit.main()
@@ -82,11 +90,20 @@ def planted(tmp_path_factory):
 def test_planted_faults_are_found(planted):
     project, files = planted
     issues = rows(project / "audit" / "label_issues.csv")
-    split_of = {f: s for s in ("train", "val", "test") for f in read_split(s, project / "prepared").files}
+    split_of = {
+        f: s for s in ("train", "val", "test") for f in read_split(s, project / "prepared").files
+    }
     if split_of[files["wrong"]] != "test":  # labels are judged in train and val only
         first = issues[0]
-        assert (first["file"], first["given"], first["suggested"]) == (files["wrong"], "square", "circle")
-    pairs = {frozenset((p["file"], p["duplicate_file"])) for p in rows(project / "audit" / "near_duplicates.csv")}
+        assert (first["file"], first["given"], first["suggested"]) == (
+            files["wrong"],
+            "square",
+            "circle",
+        )
+    pairs = {
+        frozenset((p["file"], p["duplicate_file"]))
+        for p in rows(project / "audit" / "near_duplicates.csv")
+    }
     assert frozenset((files["copy"], files["original"])) in pairs
     outliers = rows(project / "audit" / "outliers.csv")
     assert outliers and outliers[0]["file"] == files["foreign"]
@@ -113,29 +130,62 @@ def test_excluded_files_are_listed_counted_and_left_out_of_training(planted):
 def test_imgclf_audit_prints_the_findings_of_a_folder(tmp_path):
     files = plant(tmp_path / "photos")
     result = subprocess.run(
-        [sys.executable, "-m", "imgclf", "audit", str(tmp_path / "photos"),
-         "--params", str(ROOT / "params.yaml"), "--csv-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "imgclf",
+            "audit",
+            str(tmp_path / "photos"),
+            "--params",
+            str(ROOT / "params.yaml"),
+            "--csv-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("51 images, 3 classes; 0 unusable")
     issues = out.split("likely label errors:")[1].split("near-duplicate pairs:")[0]
     assert f"{files['wrong']}  given square, suggested circle" in issues
-    assert f"{files['original']}  ~  {files['copy']}" in out or f"{files['copy']}  ~  {files['original']}" in out
+    assert (
+        f"{files['original']}  ~  {files['copy']}" in out
+        or f"{files['copy']}  ~  {files['original']}" in out
+    )
     assert (tmp_path / "out" / "label_issues.png").is_file()
     assert result.stderr == ""
 
 
 def test_imgclf_audit_names_a_missing_folder_and_params(tmp_path):
     missing = subprocess.run(
-        [sys.executable, "-m", "imgclf", "audit", str(tmp_path / "nope"),
-         "--params", str(ROOT / "params.yaml")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "imgclf",
+            "audit",
+            str(tmp_path / "nope"),
+            "--params",
+            str(ROOT / "params.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and str(tmp_path / "nope") in missing.stderr
     no_params = subprocess.run(
-        [sys.executable, "-m", "imgclf", "audit", str(tmp_path), "--params", str(tmp_path / "p.yaml")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "imgclf",
+            "audit",
+            str(tmp_path),
+            "--params",
+            str(tmp_path / "p.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert no_params.returncode == 2 and "p.yaml not found" in no_params.stderr
