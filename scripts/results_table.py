@@ -68,6 +68,16 @@ def table(m: dict[str, dict]) -> str:
         f"{100 * export['test_coverage']:.0f}% of the test images, with accuracy "
         f"{export['test_answered_accuracy']:.3f}.",
     ]
+    if "audit" in m:
+        audit = m["audit"]
+        rows += [
+            "",
+            f"Data audit (`audit/`): {audit['label_issues']['total']} likely label errors in "
+            f"train and val, {audit['near_duplicates']['total']} near-duplicate pairs "
+            f"({audit['near_duplicates']['across_splits']} across splits), "
+            f"{audit['outliers']['total']} outliers, in {sum(audit['images'].values()):,} images; "
+            f"{audit['excluded']['total']} left out of training.",
+        ]
     return "\n".join(rows)
 
 
