@@ -35,6 +35,10 @@ def train_seconds(stage: str) -> str:
     return f"{json.loads(timings.read_text())['train_seconds']:.0f} s"
 
 
+def counted(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
+
+
 def table(m: dict[str, dict]) -> str:
     export, selected = m["export"], m["compare"]["selected"]
     rows = [
@@ -70,13 +74,15 @@ def table(m: dict[str, dict]) -> str:
     ]
     if "audit" in m:
         audit = m["audit"]
+        issues = counted(audit["label_issues"]["total"], "likely label error")
+        pairs = counted(audit["near_duplicates"]["total"], "near-duplicate pair")
         rows += [
             "",
-            f"Data audit (`audit/`): {audit['label_issues']['total']} likely label errors in "
-            f"train and val, {audit['near_duplicates']['total']} near-duplicate pairs "
-            f"({audit['near_duplicates']['across_splits']} across splits), "
-            f"{audit['outliers']['total']} outliers, in {sum(audit['images'].values()):,} images; "
-            f"{audit['excluded']['total']} left out of training.",
+            f"Data audit (`audit/`): {issues} in train and val, {pairs}"
+            f" ({audit['near_duplicates']['across_splits']} across splits), "
+            f"{counted(audit['outliers']['total'], 'outlier')}, in "
+            f"{sum(audit['images'].values()):,} images; {audit['excluded']['total']} left out of "
+            "training.",
         ]
     return "\n".join(rows)
 
