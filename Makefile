@@ -7,7 +7,11 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot clean
+# Containers: podman where it is installed, docker otherwise (ENGINE=docker to choose).
+ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE ?= imgclf:latest
+
+.PHONY: image serve-image venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot clean
 
 venv: $(VENV)/.installed
 
@@ -45,6 +49,16 @@ screenshot: venv
 serve: venv
 	IMGCLF_HOST=$(HOST) IMGCLF_PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \
 		gunicorn --config webapp/gunicorn.conf.py 'webapp:create_app()'
+
+# The web app's container image, with models/best copied in (run `make repro` first).
+image:
+	test -f models/best/metadata.json || { echo "models/best/ not found: run make repro first" >&2; exit 2; }
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker,) --tag $(IMAGE) .
+
+# Serve it on $(HOST):$(PORT), with the current export mounted read-only over the copy.
+serve-image:
+	$(ENGINE) run --rm --name imgclf -p $(HOST):$(PORT):5000 \
+		-v $(CURDIR)/models/best:/models/best:ro $(IMAGE)
 
 lint: venv
 	ruff check .

@@ -50,6 +50,23 @@ def http(
         return error.code, json.loads(error.read())
 
 
+def status_of_oversized_upload(port: int, size: int) -> int:
+    """POST `size` bytes; the server may answer 413 and close before the body is all sent."""
+    import contextlib
+    import socket
+
+    body, content_type = multipart([("huge.jpg", b"\xff" * size)])
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        with contextlib.suppress(OSError):  # the server may stop reading: its answer waits
+            sock.sendall(head + body)
+        answer = sock.recv(4096).decode(errors="replace")
+    return int(answer.split()[1])
+
+
 class Gunicorn:
     """The real server (`make serve`'s gunicorn config) on a free 127.0.0.1 port."""
 

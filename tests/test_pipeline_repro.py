@@ -63,7 +63,7 @@ def test_prepare_alone_then_nothing_to_do(repo):
 def test_whole_pipeline_then_only_what_changed(repo):
     path, env = repo
     first = run(["dvc", "repro"], path, env)
-    assert ran_stages(first.stdout) == {*TRAINERS, "compare", "export"}
+    assert ran_stages(first.stdout) == {"audit", *TRAINERS, "compare", "export"}
     assert (path / "models" / "best" / "model.keras").is_file()
     assert ran_stages(run(["dvc", "repro"], path, env).stdout) == set()
     run(["git", "add", "-A"], path, env)
@@ -91,6 +91,7 @@ def test_whole_pipeline_then_only_what_changed(repo):
     # The mistakes gallery is an image plot, copied beside the page.
     assert "evaluation_mistakes.png" in page
     assert next((path / "plots-html" / "static").glob("*mistakes.png")).stat().st_size > 1000
+    assert "audit_label_issues.png" in page  # and the audit's gallery of likely label errors
 
 
 def test_experiment_reruns_both_trainers_and_is_listed(repo):

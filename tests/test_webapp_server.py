@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from support.images import image_bytes, random_rgb, upload_cases
-from support.server import Gunicorn, http, multipart
+from support.server import Gunicorn, http, multipart, status_of_oversized_upload
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
@@ -38,22 +37,6 @@ def test_bad_uploads_get_clear_errors_and_the_server_keeps_serving(server):
             assert "is not a usable image" in answer["error"]
     assert status_of_oversized_upload(server.port, 10 * 2**20 + 1) == 413
     assert http(f"{server.url}/health") == (200, {"status": "ok"})
-
-
-def status_of_oversized_upload(port: int, size: int) -> int:
-    """POST `size` bytes; the server may answer 413 and close before the body is all sent."""
-    import socket
-
-    body, content_type = multipart([("huge.jpg", b"\xff" * size)])
-    head = (
-        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        with contextlib.suppress(OSError):  # the server may stop reading: its answer waits
-            sock.sendall(head + body)
-        answer = sock.recv(4096).decode(errors="replace")
-    return int(answer.split()[1])
 
 
 def test_load_of_400_requests_from_8_clients_has_no_errors(server):
