@@ -31,7 +31,7 @@ FROM ${BASE_IMAGE}
 # tini as PID 1 forwards SIGTERM to gunicorn, so `docker stop` drains in-flight requests.
 RUN if ! command -v tini >/dev/null; then \
         apt-get update && apt-get install -y --no-install-recommends tini \
-        && rm -rf /var/lib/apt/lists/*; \
+        && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
     fi \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin imgclf
 COPY --from=build /opt/venv /opt/venv

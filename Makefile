@@ -10,6 +10,7 @@ WORKERS ?= 2
 # Containers: podman where it is installed, docker otherwise (ENGINE=docker to choose).
 ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
 IMAGE ?= imgclf:latest
+IMAGE_BUILD_FLAGS ?=
 
 .PHONY: image serve-image venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot clean
 
@@ -53,7 +54,7 @@ serve: venv
 # The web app's container image, with models/best copied in (run `make repro` first).
 image:
 	test -f models/best/metadata.json || { echo "models/best/ not found: run make repro first" >&2; exit 2; }
-	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker,) --tag $(IMAGE) .
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker,) $(IMAGE_BUILD_FLAGS) --tag $(IMAGE) .
 
 # Serve it on $(HOST):$(PORT), with the current export mounted read-only over the copy.
 serve-image:
