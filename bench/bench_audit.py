@@ -96,17 +96,17 @@ def plant(
     return {"flipped": flipped, "copies": copies, "foreign": foreigners}
 
 
-def fashion_case(data: Path) -> tuple[dict, dict]:
+def fashion_case(data: Path) -> dict:
     datasets.write_fashion(data)
     pool = sorted((data / "train").rglob("*.png"))
     rng = np.random.default_rng(7)
     tests = sorted((data / "test").rglob("*.png"))
     copy_from = [tests[i] for i in sorted(rng.choice(len(tests), 100, replace=False))]
     crops = [crop for crop, _ in zip(_photo_crops(7), range(20), strict=False)]
-    return plant(data, pool, copy_from, data / "train", crops, seed=1), {}
+    return plant(data, pool, copy_from, data / "train", crops, seed=1)
 
 
-def photos_case(data: Path) -> tuple[dict, dict]:
+def photos_case(data: Path) -> dict:
     datasets.write_photos(data)
     pool = sorted(p for p in data.rglob("*.*") if p.is_file())
     rng = np.random.default_rng(8)
@@ -118,7 +118,7 @@ def photos_case(data: Path) -> tuple[dict, dict]:
     ]
     copy_set = set(copy_from)
     pool = [p for p in pool if p not in copy_set]  # a copy's original keeps its label
-    return plant(data, pool, copy_from, None, fashion, seed=2), {}
+    return plant(data, pool, copy_from, None, fashion, seed=2)
 
 
 def _photo_crops(seed: int):
@@ -136,6 +136,7 @@ def _photo_crops(seed: int):
 
 
 CASES = {"fashion": fashion_case, "photos": photos_case}
+CLEAN = {"fashion": datasets.write_fashion, "photos": datasets.write_photos}
 SCALE_PER_CLASS = 2084  # 12 classes: 25,008 photo crops, for time and memory only
 
 
@@ -216,8 +217,8 @@ def score(project: Path, planted: dict, clean_pairs: set) -> dict:
     pairs -= clean_pairs
     planted_pairs = {frozenset(p) for p in planted["copies"] if all(f in kept for f in p)}
     found_pairs = pairs & planted_pairs
-    # A copy of an image that was itself flipped or a pair inside the clean data
-    # is neither right nor wrong; everything else reported is a false pair.
+    # A pair the clean data already had is neither right nor wrong (removed above);
+    # every other reported pair that was not planted is a false one.
     outliers = ranking["outliers"]
     foreign_ranks = sorted(outliers.index(f) + 1 for f in planted["foreign"] if f in outliers)
     listed = {row["file"] for row in read_csv(audit / "outliers.csv")}
@@ -249,11 +250,11 @@ def run_case(name: str, root: Path) -> dict:
         copy_tracked_files(project)
         shutil.rmtree(project / "data", ignore_errors=True)
         (project / "data").mkdir()
-        planted = CASES[name](project / "data")[0] if stage == "planted" else None
-        if stage == "clean":  # the same clean data, nothing planted
-            {"fashion": datasets.write_fashion, "photos": datasets.write_photos}[name](
-                project / "data"
-            )
+        planted = None
+        if stage == "planted":
+            planted = CASES[name](project / "data")
+        else:  # the same clean data, nothing planted
+            CLEAN[name](project / "data")
         env = project_env(project)
         commit_copy(project, env)
         print(f"\n== {name} ({stage}): dvc repro audit in {project}", flush=True)

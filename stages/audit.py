@@ -42,7 +42,10 @@ def main() -> None:
     excluded = audit.exclusions(p.exclude)
     audit.write(paths.AUDIT, excluded, p.gallery)
 
-    prepared = json.loads(paths.metrics_file("prepare").read_text(encoding="utf-8"))
+    prepare_metrics = paths.metrics_file("prepare")
+    if not prepare_metrics.is_file():
+        raise FileNotFoundError(f"{prepare_metrics} not found: run `dvc repro prepare` first")
+    prepared = json.loads(prepare_metrics.read_text(encoding="utf-8"))
     metrics = audit.metrics(excluded)
     # Every file found in data/ is accounted for once: used, skipped by prepare, or excluded.
     metrics["files"] = {

@@ -39,16 +39,8 @@ def audit_folder(folder: Path, params: Params) -> tuple[Audit, list[tuple[str, s
             sources, rows_file, size, params.prepare.max_pixels, default_workers(len(sources))
         )
         skipped = [(f.path, d.error) for f, d in zip(layout.files, decoded, strict=True) if d.error]
-        rows = (
-            np.memmap(
-                rows_file,
-                dtype=np.uint8,
-                mode="r",
-                shape=(sum(d.row is not None for d in decoded), size, size, 3),
-            )
-            if any(d.row is not None for d in decoded)
-            else np.zeros((0, size, size, 3), np.uint8)
-        )
+        # Read whole: the parts below are copies of it anyway (a folder, not a data set).
+        rows = np.fromfile(rows_file, dtype=np.uint8).reshape(-1, size, size, 3)
         splits: dict[str, list[int]] = {}
         for index, (file, result) in enumerate(zip(layout.files, decoded, strict=True)):
             if result.row is not None:
@@ -61,7 +53,6 @@ def audit_folder(folder: Path, params: Params) -> tuple[Audit, list[tuple[str, s
             )
             for name, chosen in sorted(splits.items(), key=lambda kv: _order(kv[0]))
         }
-        del rows
     side = input_size(FAMILY, params.audit.image_size, size)
     model = extractor(params.audit.variant, size, side)
     flat = WHOLE in parts

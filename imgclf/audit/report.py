@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from imgclf.audit import findings
-from imgclf.audit.embeddings import Embeddings, embed
+from imgclf.audit.embeddings import embed
 from imgclf.data.prepared import PreparedSplit
 from imgclf.evaluation.gallery import draw_sheet, save_gallery
 from imgclf.params import AuditParams
@@ -190,9 +190,10 @@ def run_audit(
     judged = tuple(name for name in judged if name in splits)
     if judged:
         rows = [image for image in images if image.split in judged]
-        features = np.concatenate([embedded[name].features for name in judged])
+        # In the order of `images` (of `splits`), as `rows` are.
+        judged_features = np.concatenate([embedded[n].features for n in names if n in judged])
         labels = np.array([image.label for image in rows], dtype=np.int64)
-        found = findings.label_issues(features, labels, len(class_names), params.folds, seed)
+        found = findings.label_issues(judged_features, labels, len(class_names), params.folds, seed)
         audit.label_ranking = [
             (rows[i].split, rows[i].file) for i in np.argsort(found.quality, kind="stable")
         ]
@@ -211,13 +212,9 @@ def run_audit(
             )
             audit.gallery_pixels.append(np.asarray(splits[image.split].images[image.row]))
 
-    stacked = Embeddings(
-        np.concatenate([embedded[n].features for n in names]),
-        np.concatenate([embedded[n].pixels for n in names]),
-    )
-    for pair in findings.near_duplicates(
-        stacked.features, stacked.pixels, params.duplicate_distance
-    ):
+    features = np.concatenate([embedded[n].features for n in names])
+    pixels = np.concatenate([embedded[n].pixels for n in names])
+    for pair in findings.near_duplicates(features, pixels, params.duplicate_distance):
         a, b = images[pair.first], images[pair.second]
         audit.near_duplicates.append(
             {
@@ -232,7 +229,7 @@ def run_audit(
             }
         )
 
-    scores = findings.outlier_scores(stacked.features, np.array([i.label for i in images]))
+    scores = findings.outlier_scores(features, np.array([i.label for i in images]))
     order = np.argsort(scores, kind="stable")
     audit.outlier_ranking = [(images[i].split, images[i].file) for i in order]
     audit.outliers = [

@@ -127,23 +127,17 @@ def test_excluded_files_are_listed_counted_and_left_out_of_training(planted):
             assert set(read_split(split).files) - set(used.files) == left_out
 
 
+def imgclf_audit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`imgclf audit ARGS...` with the repository's params, in a subprocess."""
+    command = [sys.executable, "-m", "imgclf", "audit", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 def test_imgclf_audit_prints_the_findings_of_a_folder(tmp_path):
     files = plant(tmp_path / "photos")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imgclf",
-            "audit",
-            str(tmp_path / "photos"),
-            "--params",
-            str(ROOT / "params.yaml"),
-            "--csv-dir",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    params = str(ROOT / "params.yaml")
+    result = imgclf_audit(
+        str(tmp_path / "photos"), "--params", params, "--csv-dir", str(tmp_path / "out")
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -159,33 +153,7 @@ def test_imgclf_audit_prints_the_findings_of_a_folder(tmp_path):
 
 
 def test_imgclf_audit_names_a_missing_folder_and_params(tmp_path):
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imgclf",
-            "audit",
-            str(tmp_path / "nope"),
-            "--params",
-            str(ROOT / "params.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = imgclf_audit(str(tmp_path / "nope"), "--params", str(ROOT / "params.yaml"))
     assert missing.returncode == 2 and str(tmp_path / "nope") in missing.stderr
-    no_params = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imgclf",
-            "audit",
-            str(tmp_path),
-            "--params",
-            str(tmp_path / "p.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    no_params = imgclf_audit(str(tmp_path), "--params", str(tmp_path / "p.yaml"))
     assert no_params.returncode == 2 and "p.yaml not found" in no_params.stderr
