@@ -67,6 +67,9 @@ def status_of_oversized_upload(port: int, size: int) -> int:
     return int(answer.split()[1])
 
 
+READY_IN_A_ROW = 10
+
+
 class Gunicorn:
     """The real server (`make serve`'s gunicorn config) on a free 127.0.0.1 port."""
 
@@ -100,20 +103,24 @@ class Gunicorn:
         )  # fmt: skip
 
     def wait_until_ready(self, seconds: float) -> bool:
-        """Wait until /ready says the model is served, or that none can be (its 503 error)."""
+        """Wait until /ready says the model is served by every worker (each loads its own:
+        ten answers in a row, each a new connection), or that none can be (its 503 error)."""
         import time
 
-        deadline = time.monotonic() + seconds
+        deadline, in_a_row = time.monotonic() + seconds, 0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.output()[-2000:]}")
             try:
                 status, answer = http(f"{self.url}/ready")
-                if status == 200 or answer.get("status") == "not ready":
+                if answer.get("status") == "not ready":
                     return True
+                in_a_row = in_a_row + 1 if status == 200 else 0
             except OSError:
-                pass
-            time.sleep(0.2)
+                in_a_row = 0
+            if in_a_row == READY_IN_A_ROW:
+                return True
+            time.sleep(0.05 if in_a_row else 0.2)
         return False
 
     def output(self) -> str:
