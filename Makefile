@@ -76,7 +76,8 @@ bench: venv
 bench-data:
 	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
 		&& test -f /usr/share/backgrounds/mate/nature/Wood.jpg \
-		|| $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y dataset-fashion-mnist mate-backgrounds
+		&& test -d /usr/share/games/pysiogame/res/images/art4apps/animals \
+		|| $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y dataset-fashion-mnist mate-backgrounds pysiogame
 
 # Default recipe vs the tutorial reference network: accuracy, time, memory (about 10 min).
 bench-quality: venv bench-data

@@ -41,6 +41,7 @@ CASES: dict[str, Callable[[Path], object]] = {
     "fashion": datasets.write_fashion,
     "photos": datasets.write_photos,
     "fewshot": datasets.write_few_photos,
+    "drawings": datasets.write_drawings,
     "unbalanced": lambda data: datasets.write_fashion(data, rare_class=datasets.RARE_CLASS),
 }
 RARE = {"unbalanced": datasets.RARE_CLASS}

@@ -12,6 +12,10 @@
   with an EXIF orientation tag.
 - fewshot: the same kind of photos with few to learn from: 20 training and 20
   validation images per class, and 100 test images per class, in split folders.
+- drawings: few-shot classes told apart by what they show, not by colour or texture:
+  the Art4Apps illustrations of Debian's `pysiogame` (200 px, one illustrator, CC
+  BY-SA), five of its topics as classes, 20 training and 7 validation drawings per
+  class, up to 30 test drawings per class; every drawing is a different subject.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ PHOTO_CLASSES = [
     "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow",
     "LadyBird", "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower",
 ]  # fmt: skip
+DRAWINGS = Path("/usr/share/games/pysiogame/res/images/art4apps")
+# Topics with enough drawings for 20 + 7 + at least 10, and no subject shared between two.
+DRAWING_CLASSES = ["animals", "clothes_n_accessories", "construction", "fruit_n_veg", "jobs"]
+DRAWING_SPLITS = {"train": 20, "val": 7, "test": 30}  # drawings per class, in this order
 RARE_CLASS = "Pullover"
 EXIF_ORIENTATION = 0x0112
 
@@ -108,3 +116,29 @@ FEW_SHOT = {"train": (20, 1), "val": (20, 2), "test": (100, 3)}  # split: (per c
 def write_few_photos(data: Path) -> int:
     """Write data/{train,val,test}/<class>/...: few training photos, a test set to judge by."""
     return sum(write_photos(data / split, count, seed) for split, (count, seed) in FEW_SHOT.items())
+
+
+def write_drawings(data: Path, seed: int = 0) -> dict[str, int]:
+    """Write data/{train,val,test}/<topic>/<subject>.jpg; returns the image count per split.
+
+    Each topic's drawings are shuffled (seeded), then dealt out to train, val and test
+    in that order: a test drawing's subject is never seen in training.
+    """
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(DRAWING_SPLITS, 0)
+    for topic in DRAWING_CLASSES:
+        files = sorted((DRAWINGS / topic).glob("*.jpg"))
+        if not files:
+            raise SystemExit(
+                f"{DRAWINGS}/{topic}/ has no drawings: `make bench-data` (Debian's pysiogame)"
+            )
+        files = [files[i] for i in rng.permutation(len(files))]
+        start = 0
+        for split, count in DRAWING_SPLITS.items():
+            folder = data / split / topic
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in files[start : start + count]:
+                (folder / path.name).write_bytes(path.read_bytes())
+                counts[split] += 1
+            start += count
+    return counts

@@ -143,16 +143,21 @@ def _typical_distance(distances: np.ndarray, indices: np.ndarray) -> float:
     return max(float(np.median(nearest)), 1e-6)
 
 
-def near_duplicates(features: np.ndarray, pixels: np.ndarray, distance: float) -> list[Pair]:
-    """Pairs closer than `distance` (relative, in both spaces; see the module docstring)."""
-    if len(features) < 2:
+def feature_space(features: np.ndarray) -> np.ndarray:
+    """The features as near-duplicates and outliers compare them: unit rows on the top
+    principal components (256 keep the neighbours of 2,000-3,000 dimensions, at a
+    tenth of the cost of searching them). Computed once for both findings."""
+    return _unit_rows(_projected(features))
+
+
+def near_duplicates(space: np.ndarray, pixels: np.ndarray, distance: float) -> list[Pair]:
+    """Pairs closer than `distance` (relative, in both spaces; see the module docstring).
+
+    `space` is the images' `feature_space`; `pixels` their small pixel copies.
+    """
+    if len(space) < 2:
         return []
-    # Each space projected on its top principal components (256 keep the neighbours of
-    # 2,000-3,000 dimensions, at a tenth of the cost of searching them).
-    spaces = [
-        _unit_rows(_projected(features)),
-        _unit_rows(_projected(pixels - pixels.mean(axis=1, keepdims=True))),
-    ]
+    spaces = [space, _unit_rows(_projected(pixels - pixels.mean(axis=1, keepdims=True)))]
     found = [_neighbours(vectors, NEIGHBOURS) for vectors in spaces]
     scale = [_typical_distance(*neighbours) for neighbours in found]
     # Every (row, neighbour) of either search, each unordered pair once.
@@ -175,7 +180,7 @@ def near_duplicates(features: np.ndarray, pixels: np.ndarray, distance: float) -
     return [Pair(int(first[i]), int(second[i]), float(combined[i])) for i in keep]
 
 
-def outlier_scores(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def outlier_scores(space: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """How typical each image is of its nearest class: cleanlab's out-of-distribution score
     against each class, the best of them (1 typical, towards 0 far from every class).
 
@@ -184,8 +189,7 @@ def outlier_scores(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     in any one class they are among strangers. cleanlab leaves an image out of its
     own neighbours.
     """
-    units = _unit_rows(_projected(features))
-    best = np.zeros(len(features))
+    best = np.zeros(len(space))
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         rest = np.flatnonzero(labels != label)
@@ -194,11 +198,11 @@ def outlier_scores(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
             continue
         # Cosine geometry (cleanlab's own default for features) on the top principal
         # components, searched by euclidean distance (see _euclidean_index).
-        detector = OutOfDistribution(params={"knn": _euclidean_index(units[members], k), "k": k})
+        detector = OutOfDistribution(params={"knn": _euclidean_index(space[members], k), "k": k})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            own = detector.fit_score(features=units[members], verbose=False)
+            own = detector.fit_score(features=space[members], verbose=False)
             best[members] = np.maximum(best[members], own)
             if len(rest):
-                best[rest] = np.maximum(best[rest], detector.score(features=units[rest]))
+                best[rest] = np.maximum(best[rest], detector.score(features=space[rest]))
     return best

@@ -214,7 +214,8 @@ def run_audit(
 
     features = np.concatenate([embedded[n].features for n in names])
     pixels = np.concatenate([embedded[n].pixels for n in names])
-    for pair in findings.near_duplicates(features, pixels, params.duplicate_distance):
+    space = findings.feature_space(features)
+    for pair in findings.near_duplicates(space, pixels, params.duplicate_distance):
         a, b = images[pair.first], images[pair.second]
         audit.near_duplicates.append(
             {
@@ -229,7 +230,7 @@ def run_audit(
             }
         )
 
-    scores = findings.outlier_scores(features, np.array([i.label for i in images]))
+    scores = findings.outlier_scores(space, np.array([i.label for i in images]))
     order = np.argsort(scores, kind="stable")
     audit.outlier_ranking = [(images[i].split, images[i].file) for i in order]
     audit.outliers = [

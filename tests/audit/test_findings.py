@@ -45,7 +45,7 @@ def test_near_copies_are_paired_and_distinct_images_are_not():
     for original, copy in copies:
         features[copy] = features[original] + rng.normal(0, 0.01, 64)
         pixels[copy] = pixels[original] + rng.normal(0, 1, 48)  # re-encoding noise
-    pairs = findings.near_duplicates(features, pixels, distance=0.2)
+    pairs = findings.near_duplicates(findings.feature_space(features), pixels, distance=0.2)
     assert {(p.first, p.second) for p in pairs} == set(copies)
     assert all(0 <= p.distance <= 0.2 for p in pairs)
 
@@ -56,10 +56,10 @@ def test_a_pair_only_somewhat_close_in_one_space_and_unrelated_in_the_other_is_n
     # Similar content, other pixels (two photos of one scene); and the other way round.
     features[60] = 0.7 * features[10] + 0.3 * rng.normal(size=32)
     pixels[70] = 0.7 * pixels[20] + 0.3 * rng.uniform(0, 255, 27)
-    assert findings.near_duplicates(features, pixels, distance=0.2) == []
+    assert findings.near_duplicates(findings.feature_space(features), pixels, distance=0.2) == []
     # Both close at once: a copy.
     features[70] = 0.7 * features[20] + 0.3 * rng.normal(size=32)
-    assert [(p.first, p.second) for p in findings.near_duplicates(features, pixels, 0.2)] == [
+    assert [(p.first, p.second) for p in findings.near_duplicates(findings.feature_space(features), pixels, 0.2)] == [
         (20, 70)
     ]
 
@@ -67,7 +67,7 @@ def test_a_pair_only_somewhat_close_in_one_space_and_unrelated_in_the_other_is_n
 def test_far_images_get_the_lowest_outlier_scores():
     features, labels = blobs(50, 2, 16, seed=5)
     far = np.random.default_rng(6).normal(60, 1, (3, 16))
-    scores = findings.outlier_scores(np.concatenate([features, far]), np.r_[labels, 0, 1, 1])
+    scores = findings.outlier_scores(findings.feature_space(np.concatenate([features, far])), np.r_[labels, 0, 1, 1])
     assert scores.shape == (103,)
     assert set(np.argsort(scores)[:3]) == {100, 101, 102}
     assert scores[100:].max() < 0.5 * np.median(scores[:100])
@@ -80,5 +80,5 @@ def test_foreign_images_that_resemble_each_other_are_still_outliers():
     foreign = rng.normal(40, 1, (1, 16)) + rng.normal(0, 0.5, (12, 16))
     features = np.concatenate([features, foreign])
     labels = np.concatenate([labels, np.arange(12) % 4])
-    scores = findings.outlier_scores(features, labels)
+    scores = findings.outlier_scores(findings.feature_space(features), labels)
     assert set(np.argsort(scores)[:12]) == set(range(160, 172))
