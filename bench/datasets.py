@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,7 @@ def write_drawings(data: Path, seed: int = 0) -> dict[str, int]:
             folder = data / split / topic
             folder.mkdir(parents=True, exist_ok=True)
             for path in files[start : start + count]:
-                (folder / path.name).write_bytes(path.read_bytes())
+                shutil.copyfile(path, folder / path.name)
                 counts[split] += 1
             start += count
     return counts

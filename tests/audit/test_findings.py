@@ -59,15 +59,18 @@ def test_a_pair_only_somewhat_close_in_one_space_and_unrelated_in_the_other_is_n
     assert findings.near_duplicates(findings.feature_space(features), pixels, distance=0.2) == []
     # Both close at once: a copy.
     features[70] = 0.7 * features[20] + 0.3 * rng.normal(size=32)
-    assert [(p.first, p.second) for p in findings.near_duplicates(findings.feature_space(features), pixels, 0.2)] == [
-        (20, 70)
-    ]
+    assert [
+        (p.first, p.second)
+        for p in findings.near_duplicates(findings.feature_space(features), pixels, 0.2)
+    ] == [(20, 70)]
 
 
 def test_far_images_get_the_lowest_outlier_scores():
     features, labels = blobs(50, 2, 16, seed=5)
     far = np.random.default_rng(6).normal(60, 1, (3, 16))
-    scores = findings.outlier_scores(findings.feature_space(np.concatenate([features, far])), np.r_[labels, 0, 1, 1])
+    scores = findings.outlier_scores(
+        findings.feature_space(np.concatenate([features, far])), np.r_[labels, 0, 1, 1]
+    )
     assert scores.shape == (103,)
     assert set(np.argsort(scores)[:3]) == {100, 101, 102}
     assert scores[100:].max() < 0.5 * np.median(scores[:100])
