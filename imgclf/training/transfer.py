@@ -17,7 +17,7 @@ from imgclf.models.augmentation import build_augmenter
 from imgclf.models.transfer import WeightsSource, adapt_feature_norm
 from imgclf.params import TransferParams
 from imgclf.training.batches import feature_batches, inference_batch_size, predict_in_batches
-from imgclf.training.feature_cache import cached_training_set
+from imgclf.training.feature_cache import cache_folder, cached_training_set, stored_features
 from imgclf.training.fine_tuning import fine_tune
 from imgclf.training.fit import fit
 from imgclf.training.recipe import compile_for_training, planned_epochs
@@ -50,15 +50,17 @@ def train_transfer(
     forward_batch = inference_batch_size(run.info.image_size)
 
     started = time.perf_counter()
-    train_features, train_labels = cached_training_set(
+    train_features, train_labels, reused = cached_training_set(
         parts.extractor, run.train_split.images, run.train_split.labels, forward_batch,
-        augmenter, views,
+        augmenter, views, augmentation=f"{run.params.augment}|seed {train.seed}",
     )  # fmt: skip
-    val_features = predict_in_batches(parts.extractor, run.val.images, forward_batch)
+    val_features, hit = stored_features(parts.extractor, run.val.images, forward_batch)
+    reused += len(val_features) if hit else 0
     feature_seconds = time.perf_counter() - started
     print(
-        f"{stage}: cached {len(train_features)} training ({views} augmented views) and "
-        f"{len(val_features)} validation feature vectors in {feature_seconds:.0f}s"
+        f"{stage}: features of {len(train_features)} training ({views} augmented views) and "
+        f"{len(val_features)} validation images in {feature_seconds:.0f}s "
+        f"({reused} of them from {cache_folder() or 'no cache'})"
     )
 
     adapt_feature_norm(parts.head, train_features)

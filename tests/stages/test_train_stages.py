@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import keras
 import numpy as np
 import pytest
 
+from imgclf import paths
+from imgclf.training import feature_cache
 from stages import train_cnn, train_resnet
 from support.project import TINY, InProject, model_metrics, write_params
 
@@ -112,6 +115,37 @@ def test_training_is_deterministic(project, tmp_path):
     assert (project / model_file).read_bytes() == (again / model_file).read_bytes()
     second_weights = keras.models.load_model(again / "models/cnn/model.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first_weights, second_weights, strict=True))
+
+
+def test_the_feature_cache_changes_no_metric(project, tmp_path, monkeypatch, capsys):
+    from stages import train_efficientnet
+
+    # The fixture's audit computed the Lite0 features of train and val that
+    # train_efficientnet reads; the stage kept its augmented view beside them.
+    assert len(list((project / paths.FEATURE_CACHE).glob("*.npy"))) >= 4
+    first = model_metrics(project, "efficientnet")
+    model_file = "models/efficientnet/model.keras"
+    runs = {}
+    for cache in ("kept", "off"):
+        again = tmp_path / cache
+        shutil.copytree(project, again, ignore=shutil.ignore_patterns("models", "dvclive"))
+        if cache == "off":
+            monkeypatch.setenv(feature_cache.CACHE_ENV, "")
+        capsys.readouterr()
+        with InProject(again):
+            train_efficientnet.main()
+        runs[cache] = (again, capsys.readouterr().out)
+    counts = re.search(r"features of (\d+) training .* and (\d+) validation .*\((\d+) of them",
+                       runs["kept"][1])  # fmt: skip
+    training, validation, reused = map(int, counts.groups())
+    assert reused == training + validation > 0  # no pass of the base at all
+    assert "(0 of them from no cache)" in runs["off"][1]
+    # Weights, not file bytes: layer names made in one process differ from run to run.
+    weights = keras.models.load_model(project / model_file).get_weights()
+    for again, _ in runs.values():
+        assert model_metrics(again, "efficientnet") == first
+        trained = keras.models.load_model(again / model_file).get_weights()
+        assert all(np.array_equal(a, b) for a, b in zip(weights, trained, strict=True))
 
 
 def test_class_weights_change_training_when_switched_on(project, tmp_path):

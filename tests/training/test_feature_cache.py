@@ -1,0 +1,141 @@
+"""imgclf.training.feature_cache: features kept on disk, keyed by what computes them."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from imgclf.training import feature_cache
+from imgclf.training.batches import predict_in_batches
+from imgclf.training.feature_cache import cached_training_set, prune, stored_features
+
+
+def extractor(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs / 255.0)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+
+
+@pytest.fixture
+def images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "features"
+    monkeypatch.setenv(feature_cache.CACHE_ENV, str(folder))
+    return folder
+
+
+def counting(monkeypatch) -> list[int]:
+    """Replace the base pass by one that counts the images it runs on."""
+    passes: list[int] = []
+
+    def predict(model, images, batch_size, transform=None):
+        passes.append(len(images))
+        return predict_in_batches(model, images, batch_size, transform)
+
+    monkeypatch.setattr(feature_cache, "predict_in_batches", predict)
+    return passes
+
+
+def test_a_second_call_reads_what_the_first_computed(cache, images, monkeypatch):
+    passes = counting(monkeypatch)
+    model = extractor(1)
+    first, hit_first = stored_features(model, images, 4)
+    second, hit_second = stored_features(extractor(1), images, 4)  # rebuilt: same key
+    assert (hit_first, hit_second) == (False, True) and passes == [10]
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first, model.predict(images, batch_size=4, verbose=0))
+    assert len(list(cache.glob("*.npy"))) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["weights", "images", "one pixel", "batch size", "recipe"],
+)
+def test_anything_that_changes_the_features_misses(cache, images, monkeypatch, change):
+    stored_features(extractor(1), images, 4)
+    passes = counting(monkeypatch)
+    model, batch, recipe = extractor(1), 4, ""
+    if change == "weights":
+        model = extractor(2)
+    elif change == "images":
+        images = images[:9]
+    elif change == "one pixel":
+        images = images.copy()
+        images[5, 3, 3, 1] ^= 1
+    elif change == "batch size":
+        batch = 5
+    else:
+        recipe = "flip"
+    _, hit = stored_features(model, images, batch, recipe=recipe)
+    assert not hit and passes == [len(images)]
+
+
+def test_a_broken_entry_is_computed_again(cache, images):
+    expected, _ = stored_features(extractor(1), images, 4)
+    (entry,) = cache.glob("*.npy")
+    entry.write_bytes(entry.read_bytes()[:50])
+    again, hit = stored_features(extractor(1), images, 4)
+    assert not hit
+    np.testing.assert_array_equal(again, expected)
+    assert np.load(entry).shape == expected.shape  # mended
+
+
+def test_an_empty_setting_switches_the_cache_off(tmp_path, images, monkeypatch):
+    monkeypatch.setenv(feature_cache.CACHE_ENV, "")
+    monkeypatch.chdir(tmp_path)
+    assert feature_cache.cache_folder() is None
+    _, hit = stored_features(extractor(1), images, 4)
+    _, hit_again = stored_features(extractor(1), images, 4)
+    assert not hit and not hit_again and not any(tmp_path.rglob("*.npy"))
+
+
+def test_an_unwritable_cache_costs_speed_not_the_run(tmp_path, images, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv(feature_cache.CACHE_ENV, str(blocked / "features"))
+    features, hit = stored_features(extractor(1), images, 4)
+    assert not hit and features.shape == (10, 4)
+
+
+def test_prune_deletes_the_least_recently_used_first(tmp_path):
+    entries = []
+    for age, name in enumerate(["old", "mid", "new"]):
+        entry = tmp_path / f"{name}.npy"
+        entry.write_bytes(b"x" * 100)
+        entries.append(entry)
+        stamp = 1_000_000 + age
+        os.utime(entry, (stamp, stamp))
+    prune(tmp_path, keep=entries[2], max_bytes=250)
+    assert sorted(p.name for p in tmp_path.glob("*.npy")) == ["mid.npy", "new.npy"]
+    prune(tmp_path, keep=entries[0], max_bytes=50)  # the one just written always stays
+    assert [p.name for p in tmp_path.glob("*.npy")] == []
+
+
+def test_augmented_views_are_cached_whole_and_give_the_same_training_set(cache, images):
+    labels = np.arange(10) % 3
+    calls = []
+
+    def augmenter(batch):
+        calls.append(len(batch))
+        return batch[:, ::-1]  # deterministic stand-in for a flip
+
+    model = extractor(1)
+    features, tiled, reused = cached_training_set(model, images, labels, 4, augmenter, 2, "flip")
+    assert features.shape == (30, 4) and reused == 0
+    np.testing.assert_array_equal(tiled, np.tile(labels, 3))
+    augmenter_calls = len(calls)
+    again, _, reused_again = cached_training_set(model, images, labels, 4, augmenter, 2, "flip")
+    assert reused_again == 30 and len(calls) == augmenter_calls  # no base pass, no augmenting
+    np.testing.assert_array_equal(again, features)
+    _, _, reused_three = cached_training_set(model, images, labels, 4, augmenter, 3, "flip")
+    assert reused_three == 10  # the originals only: three views are another entry
+    plain, tiled_plain, _ = cached_training_set(model, images, labels, 4, None, 2, "")
+    assert plain.shape == (10, 4) and len(tiled_plain) == 10
