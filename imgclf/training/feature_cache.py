@@ -33,10 +33,14 @@ HASH_ROWS = 1024
 
 
 def cache_folder() -> Path | None:
-    """Where features are kept: $IMGCLF_FEATURE_CACHE, or the project's own folder."""
+    """Where features are kept: $IMGCLF_FEATURE_CACHE, or the project's own folder.
+
+    None (no cache) when it is set empty, or outside a project (`imgclf audit FOLDER`
+    run elsewhere must not leave a cache folder behind).
+    """
     folder = os.environ.get(CACHE_ENV)
     if folder is None:
-        return paths.FEATURE_CACHE
+        return paths.FEATURE_CACHE if paths.PARAMS.is_file() else None
     return Path(folder) if folder else None
 
 

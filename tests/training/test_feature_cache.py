@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -95,6 +96,14 @@ def test_an_empty_setting_switches_the_cache_off(tmp_path, images, monkeypatch):
     _, hit = stored_features(extractor(1), images, 4)
     _, hit_again = stored_features(extractor(1), images, 4)
     assert not hit and not hit_again and not any(tmp_path.rglob("*.npy"))
+
+
+def test_only_a_project_gets_a_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv(feature_cache.CACHE_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert feature_cache.cache_folder() is None  # `imgclf audit FOLDER` run anywhere
+    (tmp_path / "params.yaml").write_text("prepare: {}\n")
+    assert feature_cache.cache_folder() == Path(".imgclf-cache/features")
 
 
 def test_an_unwritable_cache_costs_speed_not_the_run(tmp_path, images, monkeypatch):
