@@ -24,6 +24,22 @@ def _rounded(value: object) -> object:
     return value
 
 
+@contextlib.contextmanager
+def replaced_whole(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A partial file to write, which then replaces `path` in one step.
+
+    A full disk or a killed run leaves the previous file, never half of a new one;
+    the partial's name is the process's own, so several workers may write at once.
+    `suffix` ends the partial's name, for writers that insist on one (".npy").
+    """
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial{suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_json(path: Path, content: object) -> None:
     """Write JSON with sorted keys, floats rounded to 6 places and a final newline.
 
@@ -34,12 +50,8 @@ def write_json(path: Path, content: object) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_rounded(content), indent=2, sort_keys=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    with replaced_whole(path) as partial:
         partial.write_text(text + "\n", encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def write_timings(stage: str, seconds: dict[str, float], root: Path = Path(".")) -> None:

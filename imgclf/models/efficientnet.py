@@ -36,6 +36,7 @@ from imgclf.models.transfer import (
     build_head,
     build_transfer_model,
 )
+from imgclf.outputs import replaced_whole
 from imgclf.params import EfficientnetParams
 
 HEAD_FILTERS = 1280  # the same in every variant
@@ -273,9 +274,8 @@ def load_base_weights(base: keras.Model, variant: str, weights: str) -> WeightsS
         ) from None
     convert(state, base, variant)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f".{cached.name}.{os.getpid()}.weights.h5")
-    base.save_weights(partial)
-    os.replace(partial, cached)  # whole or not at all, even with several workers
+    with replaced_whole(cached, suffix=".weights.h5") as partial:  # Keras wants the suffix
+        base.save_weights(partial)
     return WeightsSource(True, f"{checkpoint} (converted, cached in {cached})")
 
 

@@ -14,6 +14,7 @@ never changes a metric.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import keras
 import numpy as np
 
 from imgclf import paths
+from imgclf.outputs import replaced_whole
 from imgclf.training.batches import predict_in_batches
 
 CACHE_ENV = "IMGCLF_FEATURE_CACHE"  # another folder for the cache; empty switches it off
@@ -80,7 +82,7 @@ def stored_features(
     """
     folder = cache_folder()
     if compute is None:
-        compute = lambda: predict_in_batches(extractor, images, batch_size)  # noqa: E731
+        compute = functools.partial(predict_in_batches, extractor, images, batch_size)
     if folder is None or len(images) == 0:
         return compute(), False
     key = hashlib.sha256(
@@ -94,19 +96,19 @@ def stored_features(
     features = compute()
     with contextlib.suppress(OSError):  # a full or read-only disk costs speed, not the run
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{key}.{os.getpid()}.npy"
-        np.save(partial, features)
-        os.replace(partial, entry)  # whole or not at all, even with several workers
+        with replaced_whole(entry, suffix=".npy") as partial:  # np.save wants the suffix
+            np.save(partial, features)
         prune(folder, keep=entry)
     return features, False
 
 
 def prune(folder: Path, keep: Path, max_bytes: int = MAX_CACHE_BYTES) -> None:
     """Delete the least recently used entries until the cache is within max_bytes."""
-    entries = sorted(folder.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True)
+    # Entries only: another worker's partial file (a dot name) is not the cache's yet.
+    entries = [(entry, entry.stat()) for entry in folder.glob("[!.]*.npy")]
     total = 0
-    for entry in entries:
-        total += entry.stat().st_size
+    for entry, stat in sorted(entries, key=lambda item: item[1].st_mtime, reverse=True):
+        total += stat.st_size
         if total > max_bytes and entry != keep:
             entry.unlink(missing_ok=True)
 
