@@ -19,7 +19,7 @@ from PIL import Image
 from imgclf.data.prepared import PreparedSplit
 from imgclf.evaluation import calibration, selective
 from imgclf.evaluation.metrics import classification_metrics, confident_mistakes, most_confused
-from imgclf.training.batches import inference_batch_size
+from imgclf.training.batches import inference_batch_size, predict_in_batches
 
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 
@@ -37,12 +37,9 @@ class Interpretation:
     def of(
         cls, model: keras.Model, split: PreparedSplit, split_name: str, class_names: list[str]
     ) -> Interpretation:
-        """Run `model` over every image of `split`."""
-        images = split.images.astype("float32")
-        batch = inference_batch_size(images.shape[1])
-        return cls(
-            split_name, split, class_names, model.predict(images, batch_size=batch, verbose=0)
-        )
+        """Run `model` over every image of `split` (read batch by batch)."""
+        batch = inference_batch_size(split.images.shape[1])
+        return cls(split_name, split, class_names, predict_in_batches(model, split.images, batch))
 
     def with_probabilities(self, probabilities: np.ndarray) -> Interpretation:
         return replace(self, probabilities=probabilities)

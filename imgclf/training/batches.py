@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf.training.distribute import in_multi_worker_mode, predict_locally
 from imgclf.training.recipe import one_hot
+
+PREFETCH = 2  # batches made ahead of the step that takes them
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -57,6 +58,47 @@ class ArrayBatches(keras.utils.PyDataset):
             self.order = self.rng.permutation(len(self.labels))
 
 
+def steady(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with a fixed prefetch and tf.data's autotuning off.
+
+    With autotuning on (tf.data's default, and what Keras builds from arrays or a
+    PyDataset), every iterator runs a thread that re-plans the pipeline and sleeps
+    longer and longer in between; destroying the iterator waits for that thread to
+    wake. Keras makes a new iterator for every epoch and every evaluation, so one epoch
+    in three started with both cores idle for 1-10 s (TensorFlow 2.21): up to 40% of a
+    CNN's training time (docs/benchmarks.md). These pipelines have nothing to tune: one
+    generator, or slices of arrays in memory.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH).with_options(options)
+
+
+def dataset_of(batches: keras.utils.PyDataset) -> tf.data.Dataset:
+    """The batches of `batches`, in order, as a tf.data pipeline; on_epoch_end after each pass."""
+    images, labels = batches[0]
+
+    def generate():
+        for index in range(len(batches)):
+            yield batches[index]
+        batches.on_epoch_end()
+
+    dataset = tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec((None, *images.shape[1:]), tf.as_dtype(images.dtype)),
+            tf.TensorSpec((None, *labels.shape[1:]), tf.as_dtype(labels.dtype)),
+        ),
+    )
+    # A known length: Keras then counts the steps of an epoch instead of running dry.
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
+
+
+def array_batches(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """In-memory arrays in order, `batch_size` at a time (validation during training)."""
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+
+
 def feature_batches(
     features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, seed: int
 ) -> tf.data.Dataset:
@@ -85,14 +127,16 @@ def predict_in_batches(
     batch_size: int,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """model.predict over images read batch by batch (memory-mapped data stays on disk).
+    """The model's outputs for images read batch by batch (memory-mapped data stays on disk).
 
-    `transform` (random augmentation) runs on each batch outside the model's graph, so
-    every call reuses one traced model. Under multi-worker training each worker
-    predicts everything itself: the results are the same on all of them.
+    One traced call of the model per batch, the way predict_on_batch runs it: no tf.data
+    iterator (see `steady` for what destroying one can cost) and, under multi-worker
+    training, no collectives: each worker predicts everything itself, with the same
+    results on all of them. `transform` (random augmentation) runs on each batch
+    outside the model's graph, so every call reuses one traced model.
     """
-    labels = np.zeros(len(images), dtype=np.int32)  # predict() reads only the images
+    labels = np.zeros(len(images), dtype=np.int32)  # only the images are read
     batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False, transform=transform)
-    if in_multi_worker_mode(model.distribute_strategy):
-        return predict_locally(model, batches)
-    return model.predict(batches, verbose=0)
+    call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+    outputs = [call(tf.cast(batches[index][0], tf.float32)) for index in range(len(batches))]
+    return np.concatenate([output.numpy() for output in outputs])

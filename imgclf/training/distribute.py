@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-import numpy as np
 import tensorflow as tf
 
 
@@ -88,42 +86,8 @@ def output_root(role: WorkerRole) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def sharded_batches(batches: keras.utils.PyDataset) -> tf.data.Dataset:
-    """The same global batches as `batches`, as a tf.data pipeline the strategy shards.
-
-    Every worker reads the same seeded sequence of global batches (train.batch_size
-    images each) and keeps its share of each (DATA sharding), so the global batch is
-    split across the workers and shuffling stays deterministic for a given seed.
-    """
-    images, labels = batches[0]
-
-    def generate():
-        for index in range(len(batches)):
-            yield batches[index]
-        batches.on_epoch_end()
-
-    dataset = tf.data.Dataset.from_generator(
-        generate,
-        output_signature=(
-            tf.TensorSpec((None, *images.shape[1:]), tf.as_dtype(images.dtype)),
-            tf.TensorSpec((None, *labels.shape[1:]), tf.as_dtype(labels.dtype)),
-        ),
-    )
-    # A known length: Keras then counts the steps of an epoch instead of running dry.
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
-    return with_data_sharding(dataset)
-
-
 def with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """`dataset` with DATA auto-sharding: each worker takes its share of each batch."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def predict_locally(model: keras.Model, batches: keras.utils.PyDataset) -> np.ndarray:
-    """`model` on every batch, on this worker alone (no collectives: nothing to keep in step)."""
-    call = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
-    return np.concatenate(
-        [call(tf.cast(batches[index][0], tf.float32)).numpy() for index in range(len(batches))]
-    )
