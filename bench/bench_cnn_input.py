@@ -6,8 +6,8 @@ Same model (augmentation layers in front of the CNN, as train_cnn fits it), same
 data, same batch size, validation after every epoch: (a) model.fit(x, y) on NumPy
 arrays held in memory, (b) model.fit on ArrayBatches over the memory-mapped
 prepared/train/images.npy, through Keras' PyDataset adapter, (c) what train_cnn
-runs (imgclf/training/fit.py): the same ArrayBatches as a tf.data pipeline without
-autotuning (batches.steady). (a) and (b) are autotuned tf.data pipelines, which can
+runs (batches.training_pipelines, as fit() calls it): the same ArrayBatches as a
+tf.data pipeline without autotuning. (a) and (b) are autotuned tf.data pipelines, which can
 stall at the start of an epoch. Throughput counts epochs after the first (which
 traces the graph); the median and slowest of those epochs show the stalls. The
 variants alternate so machine noise hits them alike.
@@ -27,7 +27,7 @@ from imgclf.artifacts import PreparedInfo
 from imgclf.data.prepared import read_split
 from imgclf.models.augmentation import build_augmentation, with_augmentation
 from imgclf.models.cnn import build_cnn
-from imgclf.training.batches import ArrayBatches, array_batches, dataset_of, steady
+from imgclf.training.batches import ArrayBatches, training_pipelines
 from imgclf.training.native_memory import KeepFreedMemory
 from imgclf.training.recipe import compile_for_training, make_deterministic, one_hot
 
@@ -72,8 +72,8 @@ def epoch_seconds(params, classes, train, val, epochs: int, variant: str) -> lis
     elif variant == "pydataset":
         model.fit(data, validation_data=val_data, shuffle=False, **run)
     else:
-        validation = steady(array_batches(*val_data, batch))
-        model.fit(steady(dataset_of(data)), validation_data=validation, shuffle=False, **run)
+        pipelines, validation = training_pipelines(data, val_data, batch)
+        model.fit(pipelines, validation_data=validation, shuffle=False, **run)
     return timer.seconds[1:]
 
 

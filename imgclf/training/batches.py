@@ -99,6 +99,21 @@ def array_batches(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
 
 
+def training_pipelines(
+    train_data: keras.utils.PyDataset | tf.data.Dataset,
+    val_data: tuple[np.ndarray, np.ndarray],
+    batch_size: int,
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """What fit() gives model.fit: training and validation batches, both `steady`.
+
+    Keras would build autotuned pipelines from a PyDataset or arrays, which stall at
+    the start of an epoch (see `steady`).
+    """
+    if isinstance(train_data, keras.utils.PyDataset):
+        train_data = dataset_of(train_data)
+    return steady(train_data), steady(array_batches(*val_data, batch_size))
+
+
 def feature_batches(
     features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int, seed: int
 ) -> tf.data.Dataset:

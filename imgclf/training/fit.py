@@ -16,7 +16,7 @@ from dvclive import Live
 from imgclf import paths
 from imgclf.params import TrainParams
 from imgclf.training import keras_mends
-from imgclf.training.batches import array_batches, dataset_of, steady
+from imgclf.training.batches import training_pipelines
 from imgclf.training.distribute import in_multi_worker_mode, with_data_sharding
 from imgclf.training.native_memory import KeepFreedMemory
 
@@ -65,12 +65,7 @@ def fit(
                 start_from_epoch=epochs // 2 if train.lr_schedule == "cosine" else 0,
             )
         )
-    # Both as tf.data pipelines without autotuning (batches.steady): Keras would build
-    # autotuned ones, which stall at the start of an epoch.
-    if isinstance(train_data, keras.utils.PyDataset):
-        train_data = dataset_of(train_data)
-    train_data = steady(train_data)
-    val_batches = steady(array_batches(*val_data, train.batch_size))
+    train_data, val_batches = training_pipelines(train_data, val_data, train.batch_size)
     if in_multi_worker_mode(model.distribute_strategy):
         keras_mends.adapt_keras(model)
         train_data, val_batches = with_data_sharding(train_data), with_data_sharding(val_batches)

@@ -11,6 +11,7 @@ from imgclf.training.batches import (
     dataset_of,
     predict_in_batches,
     steady,
+    training_pipelines,
 )
 
 
@@ -60,3 +61,14 @@ def test_predict_in_batches_matches_model_predict_and_applies_the_transform():
     expected = model.predict(images[:, ::-1].astype("float32"), verbose=0)
     np.testing.assert_allclose(flipped, expected, atol=1e-5)
     assert not np.allclose(flipped, got)
+
+
+def test_training_pipelines_turn_a_pydataset_and_arrays_into_steady_pipelines():
+    batches = numbered()
+    expected = [batches[i][0][:, 0, 0, 0].tolist() for i in range(len(batches))]
+    val = (np.zeros((5, 1, 1, 1), np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1]])
+    train_pipeline, val_pipeline = training_pipelines(numbered(), val, batch_size=4)
+    for pipeline in (train_pipeline, val_pipeline):
+        assert pipeline.options().autotune.enabled is False
+    assert indices(train_pipeline) == expected
+    assert [len(y) for _, y in val_pipeline] == [4, 1]
