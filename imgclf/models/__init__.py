@@ -10,12 +10,10 @@
 - augmentation: training-time augmentation, kept out of saved models
 - saving: saving and loading models reproducibly
 
-Importing this package registers every family.
+Importing this package gives the registry without importing Keras: `compare`
+ranks the families without TensorFlow. Import a family's module for its builder.
 """
 
-from imgclf.models import cnn, efficientnet, resnet
 from imgclf.models.registry import ModelFamily, families, family_of, get, register
 
-__all__ = [
-    "ModelFamily", "cnn", "efficientnet", "families", "family_of", "get", "register", "resnet",
-]  # fmt: skip
+__all__ = ["ModelFamily", "families", "family_of", "get", "register"]

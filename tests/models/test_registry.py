@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from imgclf import models
 from imgclf.models.cnn import build_cnn
 from imgclf.models.registry import ModelFamily
 from imgclf.params import CnnParams
+from support.project import ROOT
 
 
 def test_every_family_is_registered_once_with_a_stage_named_after_it():
@@ -36,3 +40,23 @@ def test_a_second_different_family_under_the_same_name_is_refused():
     )
     with pytest.raises(ValueError, match="registered twice"):
         models.register(clash)
+
+
+def test_the_registry_imports_no_keras_so_compare_runs_without_tensorflow():
+    code = (
+        "import sys; from imgclf import models; import stages.compare; "
+        "print([f.name for f in models.families()], "
+        "sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['cnn', 'resnet', 'efficientnet'] []"
+
+
+def test_a_transfer_family_preprocesses_with_its_own_module():
+    from imgclf.models import efficientnet, resnet
+
+    assert models.get("efficientnet").transfer.preprocess is efficientnet.preprocess
+    assert models.get("resnet").transfer.preprocess is resnet.preprocess
+    assert models.get("cnn").transfer is None
