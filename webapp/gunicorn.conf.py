@@ -29,6 +29,20 @@ def on_starting(server):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
+def post_worker_init(worker):
+    # The first workers start accepting at once, so /health answers while they load. A
+    # worker that replaces one (after a crash, SIGHUP, TTIN or max_requests) accepts nothing
+    # until its model is loaded: connections go to the workers already serving instead of
+    # queueing behind this one's TensorFlow import and model load.
+    if worker.age <= worker.cfg.workers:
+        return
+    from webapp.model_service import model_service
+
+    service = model_service(worker.wsgi)
+    while worker.alive and not service.wait_until_loaded(worker.timeout / 2):
+        worker.notify()  # the master kills a worker silent for `timeout` seconds
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

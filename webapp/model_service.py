@@ -26,6 +26,7 @@ import datetime
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -203,7 +204,7 @@ class ModelService:
             old.batcher.close()
             observability.MODEL_RELOADS.inc()
         log.info(json.dumps({
-            "event": "model_loaded", "model_dir": str(self.model_dir),
+            "event": "model_loaded", "pid": os.getpid(), "model_dir": str(self.model_dir),
             "selected_model": loaded.predictor.metadata.selected_model,
             "export_id": loaded.export_id, "replaced": old.export_id if old else None,
         }))  # fmt: skip
@@ -225,6 +226,10 @@ class ModelService:
     @property
     def loading(self) -> bool:
         return not self._first_load.is_set()
+
+    def wait_until_loaded(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the first load to end (loaded or failed): has it?"""
+        return self._first_load.wait(seconds)
 
     def acquire(self) -> LoadedExport:
         """The export a request uses from start to end; a 503 saying why when there is none.

@@ -138,3 +138,14 @@ def test_loading_in_the_background_answers_health_and_waits_predictions(export):
     assert client.get("/health").status_code == 200
     assert predict(client).status_code == 200  # waited for the model instead of failing
     assert client.get("/ready").status_code == 200
+
+
+def test_waiting_until_loaded_ends_when_the_model_is_served_or_cannot_be(export, tmp_path):
+    service = model_service(create_app({"MODEL_DIR": str(export), "LOAD_IN_BACKGROUND": True}))
+    assert service.wait_until_loaded(120) and service.ready
+    missing = model_service(create_app({"MODEL_DIR": str(tmp_path), "LOAD_IN_BACKGROUND": True}))
+    assert (
+        missing.wait_until_loaded(120)
+        and not missing.ready
+        and "no exported model" in missing.error
+    )
