@@ -21,7 +21,8 @@ checkout and scores audit/*.csv against what was planted:
 - outliers: where the foreign images rank, and how many the report lists.
 
     python -m bench.bench_audit [--keep DIR]
-    python -m bench.bench_audit --scale     # cost only: 25,008 photo crops at 128 px
+    python -m bench.bench_audit --scale     # cost only: 25,008 photo crops at 128 px,
+                                            # the audit and train_efficientnet
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ SCALE_PER_CLASS = 2084  # 12 classes: 25,008 photo crops, for time and memory on
 
 
 def run_scale(root: Path) -> dict:
-    """`dvc repro audit` on 25,008 photo crops at 128 px: the cost, nothing planted."""
+    """On 25,008 photo crops at 128 px, nothing planted: `dvc repro audit`, then
+    `dvc repro train_efficientnet` (which reads the audit's cached features), each
+    measured on its own: the cost."""
     project = root / "photos-25k"
     project.mkdir()
     copy_tracked_files(project)
@@ -149,18 +152,29 @@ def run_scale(root: Path) -> dict:
     datasets.write_photos(project / "data", per_class=SCALE_PER_CLASS, seed=5)
     env = project_env(project)
     commit_copy(project, env)
-    print(f"\n== photos-25k: dvc repro audit in {project}", flush=True)
-    measured = run_measured(["dvc", "repro", "audit"], project, env)
+    measured = {}
+    for target in ("audit", "train_efficientnet"):
+        print(f"\n== photos-25k: dvc repro {target} in {project}", flush=True)
+        measured[target] = run_measured(["dvc", "repro", target], project, env)
     timings = {
         stage: json.loads((project / "timings" / f"{stage}.json").read_text())[f"{stage}_seconds"]
-        for stage in ("prepare", "audit")
+        for stage in ("prepare", "audit", "train_efficientnet")
     }
     return {
         "images": SCALE_PER_CLASS * 12,
         "seconds": timings,
-        "repro_seconds": measured.seconds,
-        "peak_tree_mib": measured.peak_tree_bytes / 2**20,
-        "peak_process_mib": measured.peak_process_bytes / 2**20,
+        "val_accuracy": json.loads((project / "metrics" / "efficientnet.json").read_text())[
+            "val_accuracy"
+        ],
+        **{
+            f"{target}_{key}": value
+            for target, run in measured.items()
+            for key, value in {
+                "repro_seconds": run.seconds,
+                "peak_tree_mib": run.peak_tree_bytes / 2**20,
+                "peak_process_mib": run.peak_process_bytes / 2**20,
+            }.items()
+        },
     }
 
 
@@ -302,8 +316,12 @@ def main() -> None:
         seconds = scale["seconds"]
         print(
             f"\nphotos-25k: {scale['images']:,} images: prepare {seconds['prepare']:.0f}s, "
-            f"audit {seconds['audit']:.0f}s; peak memory {scale['peak_process_mib']:,.0f} MiB "
-            f"(largest process), {scale['peak_tree_mib']:,.0f} MiB (dvc and its children)"
+            f"audit {seconds['audit']:.0f}s; peak memory {scale['audit_peak_process_mib']:,.0f} "
+            f"MiB (largest process), {scale['audit_peak_tree_mib']:,.0f} MiB (dvc and its "
+            f"children)\n  train_efficientnet {seconds['train_efficientnet']:.0f}s "
+            f"(val_accuracy {scale['val_accuracy']:.4f}); peak memory "
+            f"{scale['train_efficientnet_peak_process_mib']:,.0f} MiB (largest process), "
+            f"{scale['train_efficientnet_peak_tree_mib']:,.0f} MiB (dvc and its children)"
         )
         return 0
     rows = [run_case(name, root) for name in (args.case or list(CASES))]
