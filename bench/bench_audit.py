@@ -42,7 +42,7 @@ from PIL import Image, ImageOps
 from bench import datasets
 from bench.fashion_mnist import load_usable
 from bench.measure import run_measured
-from support.project import commit_copy, copy_tracked_files, project_env
+from support.project import commit_copy, copy_tracked_files, project_env, read_timings
 
 FLIP_SHARE = 0.05
 
@@ -156,10 +156,7 @@ def run_scale(root: Path) -> dict:
     for target in ("audit", "train_efficientnet"):
         print(f"\n== photos-25k: dvc repro {target} in {project}", flush=True)
         measured[target] = run_measured(["dvc", "repro", target], project, env)
-    timings = {
-        stage: json.loads((project / "timings" / f"{stage}.json").read_text())[f"{stage}_seconds"]
-        for stage in ("prepare", "audit", "train_efficientnet")
-    }
+    timings = read_timings(project)
     return {
         "images": SCALE_PER_CLASS * 12,
         "seconds": timings,

@@ -35,7 +35,13 @@ from bench import datasets
 from bench.measure import run_measured
 from imgclf import models
 from imgclf.data.ingest import longer_sides
-from support.project import commit_copy, copy_tracked_files, project_env, set_params
+from support.project import (
+    commit_copy,
+    copy_tracked_files,
+    project_env,
+    read_timings,
+    set_params,
+)
 
 CASES: dict[str, Callable[[Path], object]] = {
     "fashion": datasets.write_fashion,
@@ -75,15 +81,6 @@ def parse_sets(pairs: list[str]) -> dict[str, dict]:
 
 def read_metrics(project: Path, name: str) -> dict:
     return json.loads((project / "metrics" / f"{name}.json").read_text())
-
-
-def read_timings(project: Path) -> dict[str, float]:
-    """Each stage's wall time, from timings/<stage>.json (a trainer's: `train_seconds`)."""
-    seconds = {}
-    for path in sorted((project / "timings").glob("*.json")):
-        measured = json.loads(path.read_text())
-        seconds[path.stem] = measured.get("train_seconds", measured.get(f"{path.stem}_seconds"))
-    return seconds
 
 
 def candidate_test_accuracy(project: Path, env: dict[str, str]) -> dict[str, float]:

@@ -95,3 +95,12 @@ class InProject:
 
 def model_metrics(project: Path, name: str) -> dict:
     return json.loads((project / "metrics" / f"{name}.json").read_text())
+
+
+def read_timings(project: Path) -> dict[str, float]:
+    """Each stage's wall time, from timings/<stage>.json (a trainer's: `train_seconds`)."""
+    seconds = {}
+    for path in sorted((project / "timings").glob("*.json")):
+        measured = json.loads(path.read_text())
+        seconds[path.stem] = measured.get("train_seconds", measured.get(f"{path.stem}_seconds"))
+    return seconds
