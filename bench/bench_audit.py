@@ -42,7 +42,13 @@ from PIL import Image, ImageOps
 from bench import datasets
 from bench.fashion_mnist import load_usable
 from bench.measure import run_measured
-from support.project import commit_copy, copy_tracked_files, project_env, read_timings
+from support.project import (
+    commit_copy,
+    copy_tracked_files,
+    model_metrics,
+    project_env,
+    read_timings,
+)
 
 FLIP_SHARE = 0.05
 
@@ -152,26 +158,20 @@ def run_scale(root: Path) -> dict:
     datasets.write_photos(project / "data", per_class=SCALE_PER_CLASS, seed=5)
     env = project_env(project)
     commit_copy(project, env)
-    measured = {}
+    runs = {}
     for target in ("audit", "train_efficientnet"):
         print(f"\n== photos-25k: dvc repro {target} in {project}", flush=True)
-        measured[target] = run_measured(["dvc", "repro", target], project, env)
-    timings = read_timings(project)
+        measured = run_measured(["dvc", "repro", target], project, env)
+        runs[target] = {
+            "repro_seconds": measured.seconds,
+            "peak_tree_mib": measured.peak_tree_bytes / 2**20,
+            "peak_process_mib": measured.peak_process_bytes / 2**20,
+        }
     return {
         "images": SCALE_PER_CLASS * 12,
-        "seconds": timings,
-        "val_accuracy": json.loads((project / "metrics" / "efficientnet.json").read_text())[
-            "val_accuracy"
-        ],
-        **{
-            f"{target}_{key}": value
-            for target, run in measured.items()
-            for key, value in {
-                "repro_seconds": run.seconds,
-                "peak_tree_mib": run.peak_tree_bytes / 2**20,
-                "peak_process_mib": run.peak_process_bytes / 2**20,
-            }.items()
-        },
+        "seconds": read_timings(project),
+        "val_accuracy": model_metrics(project, "efficientnet")["val_accuracy"],
+        "runs": runs,
     }
 
 
@@ -310,15 +310,18 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     if args.scale:
         scale = run_scale(root)
-        seconds = scale["seconds"]
+        seconds, audit, trainer = (
+            scale["seconds"],
+            scale["runs"]["audit"],
+            scale["runs"]["train_efficientnet"],
+        )
         print(
             f"\nphotos-25k: {scale['images']:,} images: prepare {seconds['prepare']:.0f}s, "
-            f"audit {seconds['audit']:.0f}s; peak memory {scale['audit_peak_process_mib']:,.0f} "
-            f"MiB (largest process), {scale['audit_peak_tree_mib']:,.0f} MiB (dvc and its "
-            f"children)\n  train_efficientnet {seconds['train_efficientnet']:.0f}s "
-            f"(val_accuracy {scale['val_accuracy']:.4f}); peak memory "
-            f"{scale['train_efficientnet_peak_process_mib']:,.0f} MiB (largest process), "
-            f"{scale['train_efficientnet_peak_tree_mib']:,.0f} MiB (dvc and its children)"
+            f"audit {seconds['audit']:.0f}s; peak memory {audit['peak_process_mib']:,.0f} MiB "
+            f"(largest process), {audit['peak_tree_mib']:,.0f} MiB (dvc and its children)\n"
+            f"  train_efficientnet {seconds['train_efficientnet']:.0f}s (val_accuracy "
+            f"{scale['val_accuracy']:.4f}); peak memory {trainer['peak_process_mib']:,.0f} MiB "
+            f"(largest process), {trainer['peak_tree_mib']:,.0f} MiB (dvc and its children)"
         )
         return 0
     rows = [run_case(name, root) for name in (args.case or list(CASES))]

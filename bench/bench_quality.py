@@ -38,6 +38,7 @@ from imgclf.data.ingest import longer_sides
 from support.project import (
     commit_copy,
     copy_tracked_files,
+    model_metrics,
     project_env,
     read_timings,
     set_params,
@@ -79,10 +80,6 @@ def parse_sets(pairs: list[str]) -> dict[str, dict]:
     return changes
 
 
-def read_metrics(project: Path, name: str) -> dict:
-    return json.loads((project / "metrics" / f"{name}.json").read_text())
-
-
 def candidate_test_accuracy(project: Path, env: dict[str, str]) -> dict[str, float]:
     """Every trained candidate's accuracy on the prepared test split (a separate process)."""
     out = project / "candidates.json"
@@ -102,9 +99,9 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
 
     print(f"\n== {name}: dvc repro in {project}", flush=True)
     repro = run_measured(["dvc", "repro"], project, env)
-    exported, prepared = read_metrics(project, "export"), read_metrics(project, "prepare")
+    exported, prepared = model_metrics(project, "export"), model_metrics(project, "prepare")
     families = [family.name for family in models.families()]
-    trained = {name: read_metrics(project, name) for name in families}
+    trained = {name: model_metrics(project, name) for name in families}
     tested = candidate_test_accuracy(project, env)
 
     # The reference sees the images at their own size (28 px for Fashion-MNIST), or at
