@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -52,7 +53,6 @@ def http(
 
 def status_of_oversized_upload(port: int, size: int) -> int:
     """POST `size` bytes; the server may answer 413 and close before the body is all sent."""
-    import contextlib
     import socket
 
     body, content_type = multipart([("huge.jpg", b"\xff" * size)])
@@ -127,6 +127,15 @@ class Gunicorn:
         """What gunicorn and the app have logged so far."""
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+    def log_entries(self) -> list[dict]:
+        """The app's JSON log lines so far (one per request, model loads), parsed."""
+        entries = []
+        for line in self.output().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(json.JSONDecodeError):  # another program's line
+                    entries.append(json.loads(line))
+        return entries
 
     def worker_pids(self) -> list[int]:
         """The pids of gunicorn's workers (the master's children, from /proc)."""

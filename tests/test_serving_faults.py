@@ -42,13 +42,7 @@ def served_ids(url: str, count: int) -> list[str]:
 
 def logged_request_ids(server: Gunicorn) -> set[str]:
     """The ids of the /predict requests the server's access log says it handled."""
-    ids = set()
-    for line in server.output().splitlines():
-        if line.startswith("{") and '"request_id"' in line:
-            entry = json.loads(line)
-            if entry["path"] == "/predict":
-                ids.add(entry["request_id"])
-    return ids
+    return {e["request_id"] for e in server.log_entries() if e.get("path") == "/predict"}
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +72,7 @@ def slow_export(trained_project, tmp_path_factory, cnn_export) -> Path:
 
 def loaded_pids(server: Gunicorn) -> set[int]:
     """The workers whose log line says their model is loaded."""
-    pids = set()
-    for line in server.output().splitlines():
-        if line.startswith("{") and '"model_loaded"' in line:
-            pids.add(json.loads(line)["pid"])
-    return pids
+    return {e["pid"] for e in server.log_entries() if e.get("event") == "model_loaded"}
 
 
 def longest_silence(outcomes: list, start: float, end: float) -> float:

@@ -238,7 +238,7 @@ class ModelService:
         REQUEST_TIMEOUT_S) instead of failing: a worker that has just started, or
         restarted, answers once its model is warm.
         """
-        self._first_load.wait(self.request_timeout)
+        self.wait_until_loaded(self.request_timeout)
         current = self.current
         if current is None:
             if self.loading:
