@@ -1,4 +1,4 @@
-"""train_cnn and train_resnet on tiny generated data: outputs, metrics, frozen base, determinism."""
+"""The trainers on tiny generated data: outputs, metrics, frozen bases, fine-tuning, determinism."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf import paths
+from imgclf import models, paths
 from imgclf.training import feature_cache
-from stages import train_cnn, train_resnet
+from stages import train_cnn, train_efficientnet, train_resnet
 from support.project import TINY, InProject, model_metrics, write_params
 
 
@@ -90,13 +90,30 @@ def test_saved_models_take_raw_pixels_and_match_the_metrics(project):
         assert accuracy == pytest.approx(model_metrics(project, name)["val_accuracy"], abs=1e-6)
 
 
-def test_resnet_base_is_really_frozen(project):
-    from imgclf.models.resnet import build_resnet_base
+def original_base(project, family: str) -> keras.Model:
+    """The base a transfer family starts from, with the weights the fixture's stage loaded."""
+    if family == "resnet":
+        from imgclf.models.resnet import build_resnet_base
 
-    original = build_resnet_base(32)
-    original.load_weights(project / "base.weights.h5")
-    saved = keras.models.load_model(project / "models" / "resnet" / "model.keras")
-    base = saved.get_layer("resnet50_features").get_layer("resnet50")
+        base = build_resnet_base(32)
+        base.load_weights(project / "base.weights.h5")
+        return base
+    from imgclf.models.efficientnet import build_base, load_base_weights
+
+    base = build_base("lite0", 64)
+    assert load_base_weights(base, "lite0", "imagenet").pretrained
+    return base
+
+
+def saved_base(project, family: str) -> keras.Model:
+    parts = models.get(family).transfer
+    saved = keras.models.load_model(project / "models" / family / "model.keras")
+    return saved.get_layer(parts.extractor).get_layer(parts.base)
+
+
+@pytest.mark.parametrize("family", ["resnet", "efficientnet"])
+def test_transfer_bases_are_really_frozen(project, family):
+    original, base = original_base(project, family), saved_base(project, family)
     for before, after in zip(original.get_weights(), base.get_weights(), strict=True):
         assert np.array_equal(before, after)
 
@@ -118,8 +135,6 @@ def test_training_is_deterministic(project, tmp_path):
 
 
 def test_the_feature_cache_changes_no_metric(project, tmp_path, monkeypatch, capsys):
-    from stages import train_efficientnet
-
     # The fixture's audit computed the Lite0 features of train and val that
     # train_efficientnet reads; the stage kept its augmented view beside them.
     assert len(list((project / paths.FEATURE_CACHE).glob("*.npy"))) >= 4
@@ -184,25 +199,24 @@ def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):
 
 
 @pytest.mark.slow
-def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path):
+@pytest.mark.parametrize(
+    ("family", "stage"), [("resnet", train_resnet), ("efficientnet", train_efficientnet)]
+)
+def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path, family, stage):
     tuned = tmp_path / "tuned"
     shutil.copytree(project, tuned, ignore=shutil.ignore_patterns("models", "dvclive"))
-    resnet = {
-        **TINY["resnet"],
-        "weights": str(project / "base.weights.h5"),
+    recipe = {
+        **TINY[family],
         "fine_tune_layers": 5,
         "fine_tune_epochs": 1,
         "fine_tune_learning_rate": 0.01,
     }
-    write_params(tuned, resnet=resnet, train={**TINY["train"], "epochs": 1})
+    if family == "resnet":
+        recipe["weights"] = str(project / "base.weights.h5")
+    write_params(tuned, **{family: recipe}, train={**TINY["train"], "epochs": 1})
     with InProject(tuned):
-        train_resnet.main()
-    from imgclf.models.resnet import build_resnet_base
-
-    original = build_resnet_base(32)
-    original.load_weights(project / "base.weights.h5")
-    saved = keras.models.load_model(tuned / "models/resnet/model.keras")
-    base = saved.get_layer("resnet50_features").get_layer("resnet50")
+        stage.main()
+    original, base = original_base(project, family), saved_base(tuned, family)
     changed = {
         layer.name
         for layer, before in zip(base.layers, original.layers, strict=True)
@@ -214,4 +228,6 @@ def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path):
     }
     top = {layer.name for layer in base.layers[-5:]}
     assert changed and changed <= top
-    assert not any("bn" in name for name in changed)
+    # BatchNormalization stays in inference mode: its statistics and scale do not move.
+    assert not any(isinstance(base.get_layer(name), keras.layers.BatchNormalization)
+                   for name in changed)  # fmt: skip
