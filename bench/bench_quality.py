@@ -14,7 +14,8 @@ case: the selected model's and the reference's test accuracy and macro F1, every
 candidate's validation and test accuracy (the benchmark scores the candidates
 compare did not select on test too, which the pipeline never does), the rare
 class's recall where there is one, each stage's time, the project's `dvc repro`
-wall time, the reference's training time and their ratio.
+wall time, the reference's training time and their ratio, and how much of the CPU
+other processes took during each (bench/measure.py).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
         "foreign_not_sure": foreign[1] if foreign else None,
         "repro_seconds": repro.seconds,
         "repro_peak_mib": repro.peak_tree_bytes / 2**20,
+        "repro_others_share": repro.others_share,
         "reference_image_size": size,
         "reference_test_accuracy": reference["test_accuracy"],
         "reference_test_macro_f1": reference["test_macro_f1"],
@@ -155,6 +157,7 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
         "reference_epochs": reference["epochs"],
         "reference_train_seconds": reference["train_seconds"],
         "reference_peak_mib": reference_run.peak_tree_bytes / 2**20,
+        "reference_others_share": reference_run.others_share,
     }
 
 
@@ -187,6 +190,10 @@ def report(r: dict) -> str:
         f"({r['reference_epochs']} epochs, {r['reference_image_size']} px)   ratio {ratio:.2f}x",
         f"  peak memory     project {r['repro_peak_mib']:.0f} MiB   reference "
         f"{r['reference_peak_mib']:.0f} MiB",
+        f"  other load      {100 * r['repro_others_share']:.0f}% of the CPU went to other "
+        f"processes or the hypervisor during dvc repro, "
+        f"{100 * r['reference_others_share']:.0f}% during the reference (above a few %, the "
+        "ratio is unreliable)",
         f"  calibration     {r['calibration']}",
         f"  not sure        below confidence {r['confidence_threshold']:.3f}: "
         f"{100 * (1 - r['test_coverage']):.1f}% of test images (answered accuracy "

@@ -1,7 +1,15 @@
-"""Run a command and measure its wall time and the peak memory of its whole process tree."""
+"""Run a command and measure its wall time, the peak memory of its process tree, and
+how much of the machine others used meanwhile.
+
+A shared machine's other work (another test run, a neighbouring virtual machine)
+stretches a run's wall time: `others_share` says how much of the CPU was busy with
+it, so a ratio measured while it was high is known to be unreliable.
+"""
 
 from __future__ import annotations
 
+import os
+import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -15,6 +23,9 @@ class Measured:
     seconds: float
     peak_tree_bytes: int  # the summed resident memory of the command and all its children
     peak_process_bytes: int  # the largest single process
+    # Share of all cores' time, during the run, that went to other processes or was
+    # stolen by the hypervisor (0: the command had the machine to itself).
+    others_share: float
 
 
 # Sampling is not free: walking the process tree every 50 ms took about a tenth of a
@@ -23,8 +34,27 @@ class Measured:
 SAMPLE_SECONDS = 0.5
 
 
+def _children_cpu_seconds() -> float:
+    """CPU time of this process's ended (and waited-for) descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idling, stolen time included."""
+    times = psutil.cpu_times()
+    return (
+        sum(times)
+        - times.idle
+        - getattr(times, "iowait", 0.0)
+        - getattr(times, "guest", 0.0)
+        - getattr(times, "guest_nice", 0.0)
+    )  # guest time is counted in user time already
+
+
 def run_measured(command: list[str], cwd: Path, env: dict | None = None) -> Measured:
     """Run `command`, sampling memory every SAMPLE_SECONDS; exit if it fails."""
+    busy, tree_cpu = _machine_busy_seconds(), _children_cpu_seconds()
     started = time.perf_counter()
     process = psutil.Popen(command, cwd=cwd, env=env)
     peak_tree = peak_process = 0
@@ -37,4 +67,7 @@ def run_measured(command: list[str], cwd: Path, env: dict | None = None) -> Meas
         time.sleep(SAMPLE_SECONDS)
     if process.returncode != 0:
         sys.exit(f"{' '.join(command)} failed with exit status {process.returncode}")
-    return Measured(time.perf_counter() - started, peak_tree, peak_process)
+    seconds = time.perf_counter() - started
+    others = (_machine_busy_seconds() - busy) - (_children_cpu_seconds() - tree_cpu)
+    share = min(1.0, max(0.0, others / (seconds * (os.cpu_count() or 1))))
+    return Measured(seconds, peak_tree, peak_process, share)
