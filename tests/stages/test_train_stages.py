@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from imgclf import models, paths
+from imgclf import params as params_file
 from imgclf.training import feature_cache
 from stages import train_cnn, train_efficientnet, train_resnet
-from support.project import TINY, InProject, model_metrics, write_params
+from support.project import TINY, InProject, model_metrics, set_params, write_params
 
 
 @pytest.fixture
@@ -91,17 +92,20 @@ def test_saved_models_take_raw_pixels_and_match_the_metrics(project):
 
 
 def original_base(project, family: str) -> keras.Model:
-    """The base a transfer family starts from, with the weights the fixture's stage loaded."""
+    """The base a transfer family starts from: its own loader, with the project's params."""
+    chosen = params_file.load(project / "params.yaml")
+    size = model_metrics(project, family)["input_size"]
     if family == "resnet":
-        from imgclf.models.resnet import build_resnet_base
+        from imgclf.models.resnet import build_resnet_base, load_base_weights
 
-        base = build_resnet_base(32)
-        base.load_weights(project / "base.weights.h5")
+        base = build_resnet_base(size)
+        assert load_base_weights(base, chosen.resnet.weights, require_pretrained=True).pretrained
         return base
     from imgclf.models.efficientnet import build_base, load_base_weights
 
-    base = build_base("lite0", 64)
-    assert load_base_weights(base, "lite0", "imagenet").pretrained
+    recipe = chosen.efficientnet
+    base = build_base(recipe.variant, size)
+    assert load_base_weights(base, recipe.variant, recipe.weights).pretrained
     return base
 
 
@@ -205,15 +209,9 @@ def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):
 def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path, family, stage):
     tuned = tmp_path / "tuned"
     shutil.copytree(project, tuned, ignore=shutil.ignore_patterns("models", "dvclive"))
-    recipe = {
-        **TINY[family],
-        "fine_tune_layers": 5,
-        "fine_tune_epochs": 1,
-        "fine_tune_learning_rate": 0.01,
-    }
-    if family == "resnet":
-        recipe["weights"] = str(project / "base.weights.h5")
-    write_params(tuned, **{family: recipe}, train={**TINY["train"], "epochs": 1})
+    # The copy keeps the fixture's params (its ResNet weights file included).
+    tuning = {"fine_tune_layers": 5, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.01}
+    set_params(tuned, {family: tuning, "train": {"epochs": 1}})
     with InProject(tuned):
         stage.main()
     original, base = original_base(project, family), saved_base(tuned, family)
