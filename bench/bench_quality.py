@@ -8,8 +8,11 @@ Needs Debian's `dataset-fashion-mnist` and `mate-backgrounds` packages (`make
 bench-data` installs them). For each case (see bench/datasets.py) it writes the
 data into a temporary git copy of this checkout's tracked files, runs the whole
 default pipeline there (`dvc repro`: prepare, every candidate, compare, export),
-timed with the peak memory of the process tree, then trains the reference network
-of bench/reference.py on exactly the same train/val/test files. It prints, per
+timed with the peak memory of the process tree, and trains the reference network
+of bench/reference.py on exactly the same train/val/test files twice: after
+`prepare` and after the rest of the pipeline. The time ratio is taken against the
+mean of the two, and a case whose two reference times differ by more than DRIFT
+is flagged: the machine's speed moved during it. It prints, per
 case: the selected model's and the reference's test accuracy and macro F1, every
 candidate's validation and test accuracy (the benchmark scores the candidates
 compare did not select on test too, which the pipeline never does), the rare
@@ -33,9 +36,11 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from bench import datasets
-from bench.measure import run_measured
+from bench.measure import Measured, run_measured
 from imgclf import models
+from imgclf import params as params_file
 from imgclf.data.ingest import longer_sides
+from imgclf.models.input_size import input_size
 from support.project import (
     commit_copy,
     copy_tracked_files,
@@ -52,6 +57,9 @@ CASES: dict[str, Callable[[Path], object]] = {
     "drawings": datasets.write_drawings,
     "unbalanced": lambda data: datasets.write_fashion(data, rare_class=datasets.RARE_CLASS),
 }
+# The reference's runs before and after the pipeline further apart than this: the
+# machine's speed moved, and a ratio against it is not a measurement.
+DRIFT = 1.25
 RARE = {"unbalanced": datasets.RARE_CLASS}
 # Images from another domain, given to a case's model: how many does it call "not sure"?
 FOREIGN = {"fashion": ("RGB nature photos", lambda folder: datasets.write_photos(folder, 50, 1))}
@@ -89,6 +97,24 @@ def candidate_test_accuracy(project: Path, env: dict[str, str]) -> dict[str, flo
     return json.loads(out.read_text())
 
 
+def cnn_input_size(project: Path) -> int:
+    """The side the project's CNN will work at, from its params and the prepared size."""
+    prepared_size = model_metrics(project, "prepare")["image_size"]
+    cnn = params_file.load(project / "params.yaml").cnn
+    return input_size(models.get("cnn"), cnn.image_size, prepared_size)
+
+
+def train_reference(
+    name: str, project: Path, size: int, env: dict[str, str], when: str
+) -> tuple[dict, Measured]:
+    """The reference network trained (in its own process) on the project's prepared splits."""
+    out = project / f"reference-{when}.json"
+    print(f"== {name}: reference network at {size} px ({when} the pipeline)", flush=True)
+    command = [sys.executable, "-m", "bench.reference", str(project), str(size), str(out)]
+    measured = run_measured(command, Path.cwd(), env)
+    return json.loads(out.read_text()), measured
+
+
 def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
     project = root / name
     project.mkdir()
@@ -98,22 +124,24 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
     env = project_env(project)
     commit_copy(project, env)
 
-    print(f"\n== {name}: dvc repro in {project}", flush=True)
-    repro = run_measured(["dvc", "repro"], project, env)
+    # The reference trains twice, right before and right after the rest of the
+    # pipeline, so the ratio is taken against the machine's speed on both sides of it:
+    # a shared machine's speed drifts by up to 2x over minutes, unseen by others_share.
+    print(f"\n== {name}: dvc repro prepare in {project}", flush=True)
+    prepare_run = run_measured(["dvc", "repro", "prepare"], project, env)
+    native = statistics.median(longer_sides(sorted((project / "data").rglob("*.*"))))
+    # The reference sees the images at their own size (28 px for Fashion-MNIST), or at
+    # the size the project's CNN works at when that is smaller (large photos at 64).
+    size = int(min(native, cnn_input_size(project)))
+    before = train_reference(name, project, size, env, "before")
+    print(f"== {name}: dvc repro (the rest of the pipeline)", flush=True)
+    repro = prepare_run.then(run_measured(["dvc", "repro"], project, env))
+    after = train_reference(name, project, size, env, "after")
     exported, prepared = model_metrics(project, "export"), model_metrics(project, "prepare")
     families = [family.name for family in models.families()]
     trained = {name: model_metrics(project, name) for name in families}
     tested = candidate_test_accuracy(project, env)
-
-    # The reference sees the images at their own size (28 px for Fashion-MNIST), or at
-    # the size the project's CNN works at when that is smaller (large photos at 64).
-    native = statistics.median(longer_sides(sorted((project / "data").rglob("*.*"))))
-    size = int(min(native, trained["cnn"]["input_size"]))
-    out = project / "reference.json"
-    print(f"== {name}: reference network at {size} px", flush=True)
-    command = [sys.executable, "-m", "bench.reference", str(project), str(size), str(out)]
-    reference_run = run_measured(command, Path.cwd(), env)
-    reference = json.loads(out.read_text())
+    reference, reference_run = before
 
     foreign = None
     if name in FOREIGN:
@@ -155,14 +183,22 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
         "reference_test_macro_f1": reference["test_macro_f1"],
         "reference_rare_recall": reference["test_recall"][rare] if rare else None,
         "reference_epochs": reference["epochs"],
-        "reference_train_seconds": reference["train_seconds"],
+        "reference_train_seconds": statistics.mean(
+            [before[0]["train_seconds"], after[0]["train_seconds"]]
+        ),
+        "reference_train_seconds_before_after": [
+            before[0]["train_seconds"],
+            after[0]["train_seconds"],
+        ],
+        "reference_same_result": before[0]["test_accuracy"] == after[0]["test_accuracy"],
         "reference_peak_mib": reference_run.peak_tree_bytes / 2**20,
-        "reference_others_share": reference_run.others_share,
+        "reference_others_share": max(before[1].others_share, after[1].others_share),
     }
 
 
 def report(r: dict) -> str:
     ratio = r["repro_seconds"] / r["reference_train_seconds"]
+    before, after = r["reference_train_seconds_before_after"]
     lines = [
         f"{r['case']}: {r['images']} images at {r['image_size']} px, selected {r['selected']}",
         f"  test accuracy   project {r['project_test_accuracy']:.4f}   reference "
@@ -186,14 +222,25 @@ def report(r: dict) -> str:
     stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in r["stage_seconds"].items())
     lines += [
         f"  time            project dvc repro {r['repro_seconds']:.0f} s ({stages})   "
-        f"reference training {r['reference_train_seconds']:.0f} s "
-        f"({r['reference_epochs']} epochs, {r['reference_image_size']} px)   ratio {ratio:.2f}x",
+        f"reference training {r['reference_train_seconds']:.0f} s, the mean of "
+        f"{before:.0f} s before and {after:.0f} s after the pipeline "
+        f"({r['reference_epochs']} epochs, {r['reference_image_size']} px)   ratio {ratio:.2f}x "
+        f"(against each: {r['repro_seconds'] / before:.2f}x, {r['repro_seconds'] / after:.2f}x)",
         f"  peak memory     project {r['repro_peak_mib']:.0f} MiB   reference "
         f"{r['reference_peak_mib']:.0f} MiB",
         f"  other load      {100 * r['repro_others_share']:.0f}% of the CPU went to other "
         f"processes or the hypervisor during dvc repro, "
         f"{100 * r['reference_others_share']:.0f}% during the reference (above a few %, the "
         "ratio is unreliable)",
+    ]
+    if max(before, after) > DRIFT * min(before, after):
+        lines.append(
+            f"                  the reference's two runs differ by more than {DRIFT:.2f}x: the "
+            "machine's speed changed during the case, so its ratio is not a measurement"
+        )
+    if not r["reference_same_result"]:
+        lines.append("                  the reference's two runs disagree on test accuracy")
+    lines += [
         f"  calibration     {r['calibration']}",
         f"  not sure        below confidence {r['confidence_threshold']:.3f}: "
         f"{100 * (1 - r['test_coverage']):.1f}% of test images (answered accuracy "

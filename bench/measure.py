@@ -27,6 +27,16 @@ class Measured:
     # stolen by the hypervisor (0: the command had the machine to itself).
     others_share: float
 
+    def then(self, later: Measured) -> Measured:
+        """This run and a `later` one as one: times added, the larger peaks, shares weighed."""
+        seconds = self.seconds + later.seconds
+        return Measured(
+            seconds,
+            max(self.peak_tree_bytes, later.peak_tree_bytes),
+            max(self.peak_process_bytes, later.peak_process_bytes),
+            (self.others_share * self.seconds + later.others_share * later.seconds) / seconds,
+        )
+
 
 # Sampling is not free: walking the process tree every 50 ms took about a tenth of a
 # core, and on 2 cores that pushed TensorFlow's two-thread kernels of the project's
