@@ -107,7 +107,11 @@ def cnn_input_size(project: Path) -> int:
 def train_reference(
     name: str, project: Path, size: int, env: dict[str, str], when: str
 ) -> tuple[dict, Measured]:
-    """The reference network trained (in its own process) on the project's prepared splits."""
+    """The reference network trained (in its own process) on the project's prepared splits.
+
+    It inherits this process's environment, with the TensorFlow settings importing imgclf
+    set (oneDNN kernels on): both sides run on the same kernels.
+    """
     out = project / f"reference-{when}.json"
     print(f"== {name}: reference network at {size} px ({when} the pipeline)", flush=True)
     command = [sys.executable, "-m", "bench.reference", str(project), str(size), str(out)]

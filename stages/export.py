@@ -10,8 +10,8 @@ confusion matrix and reliability, the validation risk-coverage curve that sets t
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-import keras
 from ruamel.yaml import YAML
 
 from imgclf import models, paths
@@ -24,6 +24,10 @@ from imgclf.evaluation.interpretation import Interpretation
 from imgclf.models.saving import export_saved_model, load_trained_model, save_model
 from imgclf.outputs import staged_directory, write_json, write_timings
 from imgclf.stage import run
+from imgclf.training.recipe import make_deterministic
+
+if TYPE_CHECKING:  # imgclf is imported before Keras: it sets TensorFlow's defaults
+    import keras
 
 CONFUSED_PAIRS = 10  # listed in the model card and plotted
 CURVE_POINTS = 200  # at most, in the risk-coverage plot
@@ -70,7 +74,7 @@ def write_plots(
 def main() -> None:
     started = time.perf_counter()
     export = params_file.load().export
-    keras.utils.set_random_seed(SEED)
+    make_deterministic(SEED)
     comparison = Comparison.load()
     family = models.get(comparison.selected)
     model = load_trained_model(family.name)
