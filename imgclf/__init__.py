@@ -11,7 +11,6 @@ import os
 # run; Python exceptions still report real failures. Set the variable to see them.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow's x86 wheels turn their oneDNN kernels on by default only on CPUs with
-# AVX-512 VNNI, BF16 or AMX. On an AVX2-only CPU, turning them on trains the Fashion-MNIST
-# CNN 1.6x as fast (docs/benchmarks.md); where TensorFlow already turns them on, this
-# changes nothing. Runs stay deterministic: same inputs, same metrics.
+# AVX-512 VNNI, BF16 or AMX; on other CPUs they train faster with them (docs/pipeline.md,
+# "Speed on a CPU"). Where TensorFlow already turns them on, this changes nothing.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
