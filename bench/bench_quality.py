@@ -36,7 +36,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from bench import datasets
-from bench.measure import Measured, run_measured
+from bench.measure import Measured, run_measured, stage_script
 from imgclf import models
 from imgclf import params as params_file
 from imgclf.data.ingest import longer_sides
@@ -132,14 +132,14 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
     # pipeline, so the ratio is taken against the machine's speed on both sides of it:
     # a shared machine's speed drifts by up to 2x over minutes, unseen by others_share.
     print(f"\n== {name}: dvc repro prepare in {project}", flush=True)
-    prepare_run = run_measured(["dvc", "repro", "prepare"], project, env)
+    prepare_run = run_measured(["dvc", "repro", "prepare"], project, env, stage_script)
     native = statistics.median(longer_sides(sorted((project / "data").rglob("*.*"))))
     # The reference sees the images at their own size (28 px for Fashion-MNIST), or at
     # the size the project's CNN works at when that is smaller (large photos at 64).
     size = int(min(native, cnn_input_size(project)))
     before = train_reference(name, project, size, env, "before")
     print(f"== {name}: dvc repro (the rest of the pipeline)", flush=True)
-    repro = prepare_run.then(run_measured(["dvc", "repro"], project, env))
+    repro = prepare_run.then(run_measured(["dvc", "repro"], project, env, stage_script))
     after = train_reference(name, project, size, env, "after")
     exported, prepared = model_metrics(project, "export"), model_metrics(project, "prepare")
     families = [family.name for family in models.families()]
@@ -173,6 +173,7 @@ def run_case(name: str, root: Path, changes: dict[str, dict]) -> dict:
             for name in families
         },
         "stage_seconds": read_timings(project),
+        "stage_wall_seconds": repro.labelled_seconds,
         "calibration": exported["calibration_reason"],
         "confidence_threshold": exported["confidence_threshold"],
         "test_coverage": exported["test_coverage"],
@@ -222,12 +223,17 @@ def report(r: dict) -> str:
             + ("   <- selected" if name == r["selected"] else "")
         )
     stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in r["stage_seconds"].items())
+    walls = r["stage_wall_seconds"]
     lines += [
         f"  time            project dvc repro {r['repro_seconds']:.0f} s ({stages})   "
         f"reference training {reference_seconds:.0f} s, the mean of "
         f"{before:.0f} s before and {after:.0f} s after the pipeline "
         f"({r['reference_epochs']} epochs, {r['reference_image_size']} px)   ratio {ratio:.2f}x "
         f"(against each: {r['repro_seconds'] / before:.2f}x, {r['repro_seconds'] / after:.2f}x)",
+        "  stage processes "
+        + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in walls.items())
+        + f"   (each from its start to its end, imports included; DVC and the hand-overs "
+        f"{r['repro_seconds'] - sum(walls.values()):.0f} s)",
         f"  peak memory     project {r['repro_peak_mib']:.0f} MiB   reference "
         f"{r['reference_peak_mib']:.0f} MiB",
         f"  other load      {100 * r['repro_others_share']:.0f}% of the CPU went to other "

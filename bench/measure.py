@@ -12,10 +12,14 @@ import os
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+# The label of a process of the tree (its command line) whose lifetime is timed, or None.
+Labeller = Callable[[list[str]], str | None]
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,9 @@ class Measured:
     # Share of all cores' time, during the run, that went to other processes or was
     # stolen by the hypervisor (0: the command had the machine to itself).
     others_share: float
+    # Wall seconds of each labelled process (see run_measured), from the first sample
+    # that saw it to the last: to within SAMPLE_SECONDS.
+    labelled_seconds: dict[str, float] = field(default_factory=dict)
 
     def then(self, later: Measured) -> Measured:
         """This run and a `later` one as one: times added, the larger peaks, shares weighed."""
@@ -35,6 +42,7 @@ class Measured:
             max(self.peak_tree_bytes, later.peak_tree_bytes),
             max(self.peak_process_bytes, later.peak_process_bytes),
             (self.others_share * self.seconds + later.others_share * later.seconds) / seconds,
+            {**self.labelled_seconds, **later.labelled_seconds},
         )
 
 
@@ -62,17 +70,35 @@ def _machine_busy_seconds() -> float:
     )  # guest time is counted in user time already
 
 
-def run_measured(command: list[str], cwd: Path, env: dict | None = None) -> Measured:
-    """Run `command`, sampling memory every SAMPLE_SECONDS; exit if it fails."""
+def stage_script(cmdline: list[str]) -> str | None:
+    """A Labeller: the pipeline stage a process runs (`python stages/<stage>.py`), if any."""
+    scripts = [Path(arg) for arg in cmdline if arg.endswith(".py")]
+    return next((s.stem for s in scripts if s.parent.name == "stages"), None)
+
+
+def run_measured(
+    command: list[str], cwd: Path, env: dict | None = None, label: Labeller | None = None
+) -> Measured:
+    """Run `command`, sampling memory every SAMPLE_SECONDS; exit if it fails.
+
+    With `label`, also times each process of the tree that `label` names (for example
+    each stage `dvc repro` starts: its whole life, interpreter start and imports too).
+    """
     busy, tree_cpu = _machine_busy_seconds(), _children_cpu_seconds()
     started = time.perf_counter()
     process = psutil.Popen(command, cwd=cwd, env=env)
     peak_tree = peak_process = 0
+    seen: dict[str, list[float]] = {}  # label: [first, last] sample time
     while process.poll() is None:
         try:
-            sizes = [p.memory_info().rss for p in [process, *process.children(recursive=True)]]
+            tree = [process, *process.children(recursive=True)]
+            sizes = [p.memory_info().rss for p in tree]
+            labels = [label(p.cmdline()) for p in tree[1:]] if label else []
         except psutil.Error:
             continue  # a child ended between listing and reading it
+        now = time.perf_counter()
+        for name in filter(None, labels):
+            seen.setdefault(name, [now, now])[1] = now
         peak_tree, peak_process = max(peak_tree, sum(sizes)), max(peak_process, max(sizes))
         time.sleep(SAMPLE_SECONDS)
     if process.returncode != 0:
@@ -80,4 +106,5 @@ def run_measured(command: list[str], cwd: Path, env: dict | None = None) -> Meas
     seconds = time.perf_counter() - started
     others = (_machine_busy_seconds() - busy) - (_children_cpu_seconds() - tree_cpu)
     share = min(1.0, max(0.0, others / (seconds * (os.cpu_count() or 1))))
-    return Measured(seconds, peak_tree, peak_process, share)
+    lifetimes = {name: last - first for name, (first, last) in seen.items()}
+    return Measured(seconds, peak_tree, peak_process, share, lifetimes)
