@@ -5,17 +5,23 @@
 Each base (no top, frozen, inference mode, as the feature cache runs it) predicts
 the same random images in batches as the pipeline does (batches.inference_batch_size),
 after one warm-up call; the best of three timed rounds is reported, with the ratio to
-ResNet50 at the same size.
+ResNet50 at the same size. Then the converted ImageNet classifier of each
+EfficientNet-Lite variant names its top three classes for two of scikit-image's photos
+(`chelsea`, a tabby cat, and `coffee`, a cup of espresso), as the conversion tests see
+them: a check that the weights were ported right.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import time
 
 import numpy as np
+from PIL import Image
 
+from imgclf.images import load_image
 from imgclf.models import efficientnet, resnet
 from imgclf.training.batches import inference_batch_size
 
@@ -30,6 +36,29 @@ def images_per_second(base, size: int, count: int, rounds: int = 3) -> float:
         base.predict(images, batch_size=batch, verbose=0)
         best = min(best, time.perf_counter() - started)
     return count / best
+
+
+def imagenet_photo(name: str, size: int) -> np.ndarray:
+    """scikit-image's bundled photo, centre-cropped to a square, as the decoder fits it."""
+    import skimage.data
+
+    image = Image.fromarray(getattr(skimage.data, name)())
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    square = image.crop((left, top, left + side, top + side))
+    buffer = io.BytesIO()
+    square.save(buffer, "PNG")
+    return load_image(buffer.getvalue(), size)
+
+
+def print_imagenet_classes(variant: str, size: int = 224) -> None:
+    names = ("chelsea", "coffee")
+    images = np.stack([imagenet_photo(name, size) for name in names]).astype("float32")
+    probabilities = efficientnet.imagenet_classifier(variant, size).predict(images, verbose=0)
+    for name, row in zip(names, probabilities, strict=True):
+        top = np.argsort(-row)[:3]
+        classes = ", ".join(f"{index} {row[index]:.4f}" for index in top)
+        print(f"  EfficientNet-{variant} at {size} px: {name:<8} -> {classes}")
 
 
 def main() -> None:
@@ -48,6 +77,9 @@ def main() -> None:
             speed = images_per_second(base, size, args.images)
             print(f"  {size:>3} px  EfficientNet-{variant:<5}{speed:8.1f} images/s   "
                   f"{speed / reference:4.1f}x ResNet50")  # fmt: skip
+    print("ImageNet classes of the converted weights (top three: class index, probability)")
+    for variant in args.variants:
+        print_imagenet_classes(variant)
 
 
 if __name__ == "__main__":

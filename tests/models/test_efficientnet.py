@@ -8,13 +8,10 @@ reference written from the raw checkpoint tensors computes.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
-from imgclf.images import load_image
+from bench.bench_backbones import imagenet_photo
 from imgclf.models import efficientnet
 from imgclf.models.efficientnet import (
     VARIANTS,
@@ -39,19 +36,6 @@ PARAMS = EfficientnetParams(
 )  # fmt: skip
 
 
-def photo(name: str, size: int) -> np.ndarray:
-    """scikit-image's bundled photo, centre-cropped to a square, as the decoder fits it."""
-    import skimage.data
-
-    image = Image.fromarray(getattr(skimage.data, name)())
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.crop((left, top, left + side, top + side))
-    buffer = io.BytesIO()
-    square.save(buffer, "PNG")
-    return load_image(buffer.getvalue(), size)
-
-
 @pytest.fixture(scope="module")
 def classifier():
     return imagenet_classifier("lite0", 224)
@@ -63,7 +47,9 @@ def state():
 
 
 def test_real_photos_land_in_their_imagenet_classes(classifier):
-    images = np.stack([photo("chelsea", 224), photo("coffee", 224)]).astype("float32")
+    images = np.stack([imagenet_photo("chelsea", 224), imagenet_photo("coffee", 224)]).astype(
+        "float32"
+    )
     cat, coffee = classifier.predict(images, verbose=0)
     assert int(cat.argmax()) in CATS and cat[list(CATS)].sum() > 0.8, np.argsort(-cat)[:5]
     assert int(coffee.argmax()) == ESPRESSO and coffee[ESPRESSO] > 0.8, np.argsort(-coffee)[:5]
@@ -75,7 +61,7 @@ def test_the_checkpoints_preprocessing_is_inside_the_model(classifier):
     mean, std = np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255
     losses = {"own": [], "imagenet mean/std": []}
     for name, classes in (("chelsea", list(CATS)), ("coffee", [ESPRESSO])):
-        pixels = photo(name, 224).astype("float32")
+        pixels = imagenet_photo(name, 224).astype("float32")
         # Fed so that the model's (x - 127) / 128 gives ImageNet-normalised values.
         other = (pixels - mean) / std * 128 + 127
         for kind, batch in (("own", pixels), ("imagenet mean/std", other)):
