@@ -51,9 +51,14 @@ def imagenet_photo(name: str, size: int) -> np.ndarray:
     return load_image(buffer.getvalue(), size)
 
 
+def imagenet_photos(names: tuple[str, ...], size: int) -> np.ndarray:
+    """A float32 batch of imagenet_photo(name, size) for each name, in order."""
+    return np.stack([imagenet_photo(name, size) for name in names]).astype("float32")
+
+
 def print_imagenet_classes(variant: str, size: int = 224) -> None:
     names = ("chelsea", "coffee")
-    images = np.stack([imagenet_photo(name, size) for name in names]).astype("float32")
+    images = imagenet_photos(names, size)
     probabilities = efficientnet.imagenet_classifier(variant, size).predict(images, verbose=0)
     for name, row in zip(names, probabilities, strict=True):
         top = np.argsort(-row)[:3]

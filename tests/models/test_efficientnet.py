@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.bench_backbones import imagenet_photo
+from bench.bench_backbones import imagenet_photo, imagenet_photos
 from imgclf.models import efficientnet
 from imgclf.models.efficientnet import (
     VARIANTS,
@@ -47,10 +47,7 @@ def state():
 
 
 def test_real_photos_land_in_their_imagenet_classes(classifier):
-    images = np.stack([imagenet_photo("chelsea", 224), imagenet_photo("coffee", 224)]).astype(
-        "float32"
-    )
-    cat, coffee = classifier.predict(images, verbose=0)
+    cat, coffee = classifier.predict(imagenet_photos(("chelsea", "coffee"), 224), verbose=0)
     assert int(cat.argmax()) in CATS and cat[list(CATS)].sum() > 0.8, np.argsort(-cat)[:5]
     assert int(coffee.argmax()) == ESPRESSO and coffee[ESPRESSO] > 0.8, np.argsort(-coffee)[:5]
 
