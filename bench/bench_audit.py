@@ -193,12 +193,12 @@ def rankings(project: Path) -> dict[str, list[str]]:
     """Every judged image by label quality, every image by outlier score (the audit's own
     ranking, recomputed in this process: the stage writes only what it flags)."""
     from imgclf import params as params_file
-    from imgclf.artifacts import PreparedInfo
     from imgclf.audit.embeddings import extractor
     from imgclf.audit.report import run_audit
     from imgclf.data.prepared import read_split
     from imgclf.models.efficientnet import FAMILY
     from imgclf.models.input_size import input_size
+    from imgclf.stage_files import PreparedInfo
 
     params = params_file.load(project / "params.yaml")
     info = PreparedInfo.load(project / "prepared")

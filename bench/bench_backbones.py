@@ -3,7 +3,7 @@
     python -m bench.bench_backbones [--sizes 64 128 224] [--images 256]
 
 Each base (no top, frozen, inference mode, as the feature cache runs it) predicts
-the same random images in batches as the pipeline does (batches.inference_batch_size),
+the same random images in batches as the pipeline does (models.inference.inference_batch_size),
 after one warm-up call; the best of three timed rounds is reported, with the ratio to
 ResNet50 at the same size. Then the converted ImageNet classifier of each
 EfficientNet-Lite variant names its top three classes for two of scikit-image's photos
@@ -23,7 +23,7 @@ from PIL import Image
 
 from imgclf.images import load_image
 from imgclf.models import efficientnet, resnet
-from imgclf.training.batches import inference_batch_size
+from imgclf.models.inference import inference_batch_size
 
 
 def images_per_second(base, size: int, count: int, rounds: int = 3) -> float:
@@ -75,10 +75,10 @@ def main() -> None:
     print(f"forward pass of each base, {args.images} images, best of 3 rounds, "
           f"{len(os.sched_getaffinity(0))} cores")  # fmt: skip
     for size in args.sizes:
-        reference = images_per_second(resnet.build_resnet_base(size), size, args.images)
+        reference = images_per_second(resnet.build_base(size), size, args.images)
         print(f"  {size:>3} px  ResNet50          {reference:7.1f} images/s")
         for variant in args.variants:
-            base = efficientnet.build_base(variant, size)
+            base = efficientnet.build_lite(variant, size)
             speed = images_per_second(base, size, args.images)
             print(f"  {size:>3} px  EfficientNet-{variant:<5}{speed:8.1f} images/s   "
                   f"{speed / reference:4.1f}x ResNet50")  # fmt: skip

@@ -23,13 +23,14 @@ import keras
 import numpy as np
 
 from imgclf import params as params_file
-from imgclf.artifacts import PreparedInfo
 from imgclf.data.prepared import read_split
 from imgclf.models.augmentation import build_augmentation, with_augmentation
-from imgclf.models.cnn import build_cnn
+from imgclf.models.cnn import build_model
+from imgclf.seeding import make_deterministic
+from imgclf.stage_files import PreparedInfo
 from imgclf.training.batches import ArrayBatches, training_pipelines
-from imgclf.training.native_memory import KeepFreedMemory
-from imgclf.training.recipe import compile_for_training, make_deterministic, one_hot
+from imgclf.training.malloc_tuning import KeepFreedMemory
+from imgclf.training.recipe import compile_for_training, one_hot
 
 VARIANTS = {
     "arrays": "model.fit on in-memory arrays (Keras' autotuned pipeline)",
@@ -54,7 +55,7 @@ def epoch_seconds(params, classes, train, val, epochs: int, variant: str) -> lis
     make_deterministic(params.train.seed)
     size, count = classes.image_size, classes.num_classes
     model = with_augmentation(
-        build_cnn(size, count, params.cnn),
+        build_model(size, count, params.cnn),
         build_augmentation(params.augment, params.train.seed),
     )
     batch = params.train.batch_size
@@ -63,7 +64,7 @@ def epoch_seconds(params, classes, train, val, epochs: int, variant: str) -> lis
     )
     compile_for_training(model, params.train, params.cnn.learning_rate, len(data), epochs)
     timer = EpochTimer()
-    callbacks = [timer, KeepFreedMemory()]  # as train_cnn fits (imgclf/training/native_memory.py)
+    callbacks = [timer, KeepFreedMemory()]  # as train_cnn fits (imgclf/training/malloc_tuning.py)
     val_data = (np.asarray(val.images, dtype="float32"), one_hot(val.labels, count))
     run = dict(epochs=epochs, callbacks=callbacks, verbose=0)
     if variant == "arrays":

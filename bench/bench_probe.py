@@ -25,7 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from bench import datasets
 from imgclf.images import load_image
-from imgclf.models.efficientnet import build_base, load_base_weights, preprocess
+from imgclf.models.efficientnet import build_lite, load_base_weights, preprocess
 
 FEW = 20
 
@@ -54,7 +54,7 @@ def main() -> None:
         print(f"linear probe on EfficientNet-Lite0 features, {len(files)} photos, "
               f"{len(np.unique(labels))} classes")  # fmt: skip
         for size in args.sizes:
-            base = build_base("lite0", size)
+            base = build_lite("lite0", size)
             load_base_weights(base, "lite0", "imagenet")
             inputs = keras.Input((size, size, 3))
             pooled = [keras.layers.GlobalAveragePooling2D()(m) for m in base(preprocess(inputs))]

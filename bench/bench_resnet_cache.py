@@ -14,22 +14,25 @@ import argparse
 import os
 import time
 
+from imgclf import models
 from imgclf import params as params_file
-from imgclf.artifacts import PreparedInfo
 from imgclf.data.prepared import read_split
 from imgclf.models.augmentation import build_augmentation, build_augmenter, with_augmentation
-from imgclf.models.resnet import build_resnet, build_resnet_base
-from imgclf.models.transfer import adapt_feature_norm
-from imgclf.training.batches import ArrayBatches, predict_in_batches
+from imgclf.models.inference import predict_in_batches
+from imgclf.models.resnet import build_base
+from imgclf.models.transfer import adapt_feature_norm, build_transfer
+from imgclf.seeding import make_deterministic
+from imgclf.stage_files import PreparedInfo
+from imgclf.training.batches import ArrayBatches
 from imgclf.training.feature_cache import CACHE_ENV, cached_training_set
-from imgclf.training.recipe import compile_for_training, make_deterministic, one_hot
+from imgclf.training.recipe import compile_for_training, one_hot
 
 
 def build(params, image_size: int, num_classes: int):
     make_deterministic(params.train.seed)
-    base = build_resnet_base(image_size)
+    base = build_base(image_size)
     base.trainable = False
-    return build_resnet(base, image_size, num_classes, params.resnet)
+    return build_transfer(models.get("resnet"), base, image_size, num_classes, params.resnet)
 
 
 def val_accuracy(model, val) -> float:

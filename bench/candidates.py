@@ -16,7 +16,7 @@ import keras
 
 from imgclf import models, paths
 from imgclf.data.prepared import read_split
-from imgclf.training.batches import inference_batch_size
+from imgclf.models.inference import inference_batch_size
 
 
 def main() -> None:

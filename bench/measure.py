@@ -71,9 +71,15 @@ def _machine_busy_seconds() -> float:
 
 
 def stage_script(cmdline: list[str]) -> str | None:
-    """A Labeller: the pipeline stage a process runs (`python stages/<stage>.py`), if any."""
-    scripts = [Path(arg) for arg in cmdline if arg.endswith(".py")]
-    return next((s.stem for s in scripts if s.parent.name == "stages"), None)
+    """A Labeller: the pipeline stage a process runs (`python stages/<stage>.py`, or
+    `python stages/train.py <family>` for train_<family>), if any."""
+    for index, arg in enumerate(cmdline):
+        script = Path(arg)
+        if script.suffix == ".py" and script.parent.name == "stages":
+            if script.stem == "train" and index + 1 < len(cmdline):
+                return f"train_{cmdline[index + 1]}"
+            return script.stem
+    return None
 
 
 def run_measured(

@@ -5,7 +5,7 @@ softmax, Adam at its default learning rate, batch 64, early stopping with patien
 validation loss (best weights restored), at most 15 epochs. It reads exactly the images
 the project's `prepare` put in each split, decoded by the project's own decoder, and
 is fed as the project's trainers are: tf.data pipelines without autotuning
-(imgclf.training.batches.steady), so neither side loses time to tf.data's stalls
+(imgclf.training.batches.without_autotuning), so neither side loses time to tf.data's stalls
 between epochs.
 """
 
@@ -22,7 +22,7 @@ from keras import layers
 
 from imgclf.data.prepared import read_split
 from imgclf.images import load_image
-from imgclf.training.batches import array_batches, steady
+from imgclf.training.batches import array_batches, without_autotuning
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ def train_reference(project: Path, image_size: int, num_classes: int) -> Referen
     # Reshuffled every epoch, as model.fit(x, y) does by default.
     shuffled = tf.data.Dataset.from_tensor_slices(train).shuffle(len(train[1]), seed=42)
     history = model.fit(
-        steady(shuffled.batch(64)), epochs=15, validation_data=steady(array_batches(*val, 64)),
+        without_autotuning(shuffled.batch(64)), epochs=15,
+        validation_data=without_autotuning(array_batches(*val, 64)),
         callbacks=[stop], verbose=0,
     )  # fmt: skip
     seconds = time.perf_counter() - started
@@ -83,7 +84,7 @@ def main() -> None:
 
     from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-    from imgclf.artifacts import PreparedInfo
+    from imgclf.stage_files import PreparedInfo
 
     project, image_size, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
     class_names = PreparedInfo.load(project / "prepared").class_names

@@ -15,7 +15,7 @@ DATA = Path("data")
 DATA_DVC = Path("data.dvc")
 
 PREPARED = Path("prepared")
-PREPARED_INFO = PREPARED / "classes.json"  # class names and image size (artifacts.PreparedInfo)
+PREPARED_INFO = PREPARED / "classes.json"  # class names and image size (stage_files.PreparedInfo)
 PREPARE_REPORT = PREPARED / "report.json"  # every skipped file and why
 
 AUDIT = Path("audit")  # the data audit's findings, kept in git

@@ -17,16 +17,16 @@ import time
 
 from imgclf import params as params_file
 from imgclf import paths
-from imgclf.artifacts import PreparedInfo
+from imgclf.atomic_io import write_json, write_timings
 from imgclf.audit.embeddings import extractor
 from imgclf.audit.report import run_audit
 from imgclf.data.layout import SPLITS
 from imgclf.data.prepared import read_split
 from imgclf.models.efficientnet import FAMILY
 from imgclf.models.input_size import input_size
-from imgclf.outputs import write_json, write_timings
-from imgclf.stage import run
-from imgclf.training.recipe import make_deterministic
+from imgclf.seeding import make_deterministic
+from imgclf.stage_errors import run_stage
+from imgclf.stage_files import PreparedInfo
 
 
 def main() -> None:
@@ -70,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, "audit", writes=f"{paths.AUDIT}/")
+    run_stage(main, "audit", writes=f"{paths.AUDIT}/")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from imgclf import models
 from imgclf import params as params_file
-from imgclf.artifacts import Comparison, TrainedMetrics
-from imgclf.stage import run
+from imgclf.stage_errors import run_stage
+from imgclf.stage_files import Comparison, TrainedMetrics
 
 LOWER_IS_BETTER = {"val_loss"}
 
@@ -22,17 +22,17 @@ def main() -> None:
     # Best score first; on a tie, fewer parameters first.
     ranked = sorted(trained, key=lambda name: (-sign * trained[name].score(metric),
                                                trained[name].params_total))  # fmt: skip
-    selected, runner_up = ranked[0], ranked[1]
+    selected, runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
     scores = {name: metrics.score(metric) for name, metrics in trained.items()}
-    margin = sign * (scores[selected] - scores[runner_up])
+    # With a single family registered there is nobody to beat: the margin is 0.
+    margin = sign * (scores[selected] - scores[runner_up]) if runner_up else 0.0
     Comparison(metric=metric, scores=scores, margin=margin, selected=selected).write()
     print(
-        f"compare: {selected} wins on {metric} ({scores[selected]:.4f}; runner-up {runner_up} "
-        f"{scores[runner_up]:.4f}; "
+        f"compare: {selected} wins on {metric} ("
         + ", ".join(f"{name} {score:.4f}" for name, score in scores.items())
-        + ")"
+        + (f"; margin over {runner_up} {margin:.4f})" if runner_up else "; the only candidate)")
     )
 
 
 if __name__ == "__main__":
-    run(main, "compare")
+    run_stage(main, "compare")

@@ -16,15 +16,16 @@ from ruamel.yaml import YAML
 
 from imgclf import models, paths
 from imgclf import params as params_file
-from imgclf.artifacts import Calibration, Comparison, ExportMetadata, PreparedInfo, TrainedMetrics
+from imgclf.atomic_io import staged_directory, write_json, write_timings
 from imgclf.data.prepared import read_split, read_used_split
 from imgclf.evaluation import calibration, model_card, selective
 from imgclf.evaluation.gallery import save_gallery
 from imgclf.evaluation.interpretation import Interpretation
 from imgclf.models.saving import export_saved_model, load_trained_model, save_model
-from imgclf.outputs import staged_directory, write_json, write_timings
-from imgclf.stage import run
-from imgclf.training.recipe import make_deterministic
+from imgclf.models.temperature import with_temperature
+from imgclf.seeding import make_deterministic
+from imgclf.stage_errors import run_stage
+from imgclf.stage_files import Calibration, Comparison, ExportMetadata, PreparedInfo, TrainedMetrics
 
 if TYPE_CHECKING:  # imgclf is imported before Keras: it sets TensorFlow's defaults
     import keras
@@ -90,7 +91,7 @@ def main() -> None:
         calibration.apply_temperature(test_raw.probabilities, decision.temperature)
     )
     if decision.applied:
-        model = calibration.with_temperature(model, decision.temperature)
+        model = with_temperature(model, decision.temperature)
     # Everything below is read from the probabilities the exported model will serve.
     val = val_raw.with_probabilities(decision.served(val_raw.probabilities))
     test = test_raw.with_probabilities(decision.served(test_raw.probabilities))
@@ -154,4 +155,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, "export", writes=f"{paths.EXPORT}/ and {paths.EVALUATION}/")
+    run_stage(main, "export", writes=f"{paths.EXPORT}/ and {paths.EVALUATION}/")

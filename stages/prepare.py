@@ -11,13 +11,13 @@ import time
 
 from imgclf import params as params_file
 from imgclf import paths
-from imgclf.artifacts import PreparedInfo
+from imgclf.atomic_io import staged_directory, write_json, write_timings
 from imgclf.data.ingest import auto_image_size, decode_to_rows, default_workers, longer_sides
 from imgclf.data.layout import SPLITS, find_layout
 from imgclf.data.prepared import write_split
 from imgclf.data.split import count_files, plan_splits
-from imgclf.outputs import staged_directory, write_json, write_timings
-from imgclf.stage import run
+from imgclf.stage_errors import run_stage
+from imgclf.stage_files import PreparedInfo
 
 DATA_DIR, OUT_DIR = paths.DATA, paths.PREPARED
 
@@ -105,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, "prepare", writes=f"{OUT_DIR}/")
+    run_stage(main, "prepare", writes=f"{OUT_DIR}/")

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from imgclf.outputs import replace_directory
+from imgclf.atomic_io import replace_directory
 
 BREAKAGES = ["truncated model", "no metadata", "class count", "image size"]
 

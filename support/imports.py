@@ -19,7 +19,7 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path) -> set[str]:
     """Project modules `path` imports anywhere (module level or inside functions)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -44,7 +44,7 @@ def project_imports(script: Path) -> set[Path]:
     pending = [Path(script)]
     while pending:
         path = pending.pop()
-        for module in _imported_modules(path):
+        for module in imported_modules(path):
             file = _module_file(module)
             if file is not None and file not in seen:
                 seen.add(file)

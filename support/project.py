@@ -11,6 +11,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from imgclf import models
+
 ROOT = Path(__file__).resolve().parents[1]
 # Results of the committed run: a copy makes its own.
 LEFT_OUT = ("dvc-sample-remote/", "metrics/", "audit/", "dvc.lock")
@@ -45,7 +47,7 @@ def set_params(repo: Path, changes: dict[str, dict]) -> None:
     yaml = YAML(typ="rt")
     params = yaml.load((repo / "params.yaml").read_text())
     for group, values in changes.items():
-        params[group].update(values)
+        params.setdefault(group, {}).update(values)
     with open(repo / "params.yaml", "w") as f:
         yaml.dump(params, f)
 
@@ -63,19 +65,23 @@ def commit_copy(repo: Path, env: dict[str, str]) -> None:
             raise RuntimeError(f"{command} failed:\n{result.stdout}\n{result.stderr}")
 
 
-TINY = {
+SHARED_TINY = {
     "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
     "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
-    "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
-    "resnet": {"dense_units": 8, "augmented_views": 1},
-    "efficientnet": {"dense_units": 8, "augmented_views": 1},
 }
 
 
+def tiny_params() -> dict[str, dict]:
+    """Params changes for a project that trains in seconds: every registered family's own
+    `tiny_params` (its registry entry), and small shared groups."""
+    return {**SHARED_TINY, **{f.name: dict(f.tiny_params) for f in models.families()}}
+
+
 def write_params(project: Path, **changes: dict) -> None:
-    """The repository's params.yaml in `project`, with TINY and `changes` applied."""
+    """The repository's params.yaml in `project`, with tiny_params() and `changes` applied
+    (a group params.yaml lacks, such as a test's own family's, is added)."""
     shutil.copy(ROOT / "params.yaml", project / "params.yaml")
-    set_params(project, {**TINY, **changes})
+    set_params(project, {**tiny_params(), **changes})
 
 
 class InProject:

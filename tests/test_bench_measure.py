@@ -8,7 +8,8 @@ from bench.measure import run_measured, stage_script
 
 
 def test_stage_script_names_the_stage_a_process_runs():
-    assert stage_script(["python", "stages/train_cnn.py"]) == "train_cnn"
+    assert stage_script(["python", "stages/train.py", "cnn"]) == "train_cnn"
+    assert stage_script(["python", "stages/prepare.py"]) == "prepare"
     assert stage_script(["/venv/bin/python3", "/tmp/p/stages/audit.py", "--x"]) == "audit"
     assert stage_script(["python", "-m", "bench.reference"]) is None
     assert stage_script(["python", "scripts/stages.py"]) is None

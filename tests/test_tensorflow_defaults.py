@@ -68,4 +68,4 @@ def test_the_probe_sees_tensorflow_loaded_first():
 
 
 def test_a_users_own_setting_wins():
-    assert probe("stages.train_cnn", TF_ENABLE_ONEDNN_OPTS="0")["value"] == "0"
+    assert probe("stages.train", TF_ENABLE_ONEDNN_OPTS="0")["value"] == "0"

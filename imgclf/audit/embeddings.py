@@ -29,10 +29,10 @@ class Embeddings:
 
 def extractor(variant: str, prepared_size: int, input_size: int):
     """The frozen pretrained features model: prepared pixels in, pooled features out."""
-    from imgclf.models.efficientnet import build_base, load_base_weights, preprocess
+    from imgclf.models.efficientnet import build_lite, load_base_weights, preprocess
     from imgclf.models.transfer import build_feature_extractor
 
-    base = build_base(variant, input_size)
+    base = build_lite(variant, input_size)
     load_base_weights(base, variant, "imagenet")
     base.trainable = False
     return build_feature_extractor(base, prepared_size, preprocess, "audit_features")
@@ -54,7 +54,7 @@ def small_pixels(images: np.ndarray) -> np.ndarray:
 
 def embed(model, images: np.ndarray) -> Embeddings:
     """Features (a batch at a time) and small pixels of `images`."""
-    from imgclf.training.batches import inference_batch_size
+    from imgclf.models.inference import inference_batch_size
     from imgclf.training.feature_cache import stored_features
 
     if len(images) == 0:

@@ -23,7 +23,7 @@ from imgclf.audit import findings
 from imgclf.audit.embeddings import embed
 from imgclf.data.prepared import PreparedSplit
 from imgclf.evaluation.gallery import draw_sheet, save_gallery
-from imgclf.params import AuditParams
+from imgclf.param_groups import AuditParams
 
 FINDINGS = ("label_issues", "near_duplicates", "outliers")
 EXCLUDABLE_SPLITS = ("train", "val", "all")  # never test

@@ -16,7 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from imgclf.images import ImageDecodeError, decode
-from imgclf.params import MIN_IMAGE_SIZE
+from imgclf.param_groups import MIN_IMAGE_SIZE
 
 # prepare.image_size: auto picks the data's typical size within these bounds: never
 # below what ResNet50 accepts, and up to the largest size a family's `image_size: auto`

@@ -13,18 +13,16 @@ when validation has fewer than MIN_ERRORS misclassified images (see decide()).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import keras
 import numpy as np
-from keras import layers
 from scipy.optimize import minimize_scalar
+
+from imgclf.models.temperature import EPSILON
 
 BINS = 15
 TEMPERATURE_RANGE = (0.25, 4.0)  # sharpen or soften at most 4-fold
 MIN_ERRORS = 10
-EPSILON = 1e-7
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -86,32 +84,6 @@ def expected_calibration_error(
     return float(
         sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in rows) / total
     )
-
-
-def _log(probabilities: object) -> object:
-    """Log-probabilities as the calibrated model computes them (clipped away from 0)."""
-    return keras.ops.log(keras.ops.clip(probabilities, EPSILON, 1.0))
-
-
-def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
-    """The same model with its output probabilities temperature-scaled."""
-    inputs = keras.Input(model.input_shape[1:], name="pixels")
-    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(_log(model(inputs)))
-    outputs = layers.Softmax(name="calibrated_probabilities")(scaled)
-    return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
-
-
-def unwrap(model: keras.Model) -> tuple[keras.Model, Callable]:
-    """The uncalibrated model inside `model`, and the step from its output to `model`'s.
-
-    For a model made by `with_temperature`, the step is the wrapper's own layers (the
-    same operations the served model runs); for any other model it is the identity.
-    """
-    if not any(layer.name == "temperature" for layer in model.layers):
-        return model, lambda probabilities: probabilities
-    inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    scale, softmax = model.get_layer("temperature"), model.get_layer("calibrated_probabilities")
-    return inner, lambda probabilities: softmax(scale(_log(probabilities)))
 
 
 @dataclass(frozen=True)

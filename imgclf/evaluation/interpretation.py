@@ -19,7 +19,7 @@ from PIL import Image
 from imgclf.data.prepared import PreparedSplit
 from imgclf.evaluation import calibration, selective
 from imgclf.evaluation.metrics import classification_metrics, confident_mistakes, most_confused
-from imgclf.training.batches import inference_batch_size, predict_in_batches
+from imgclf.models.inference import inference_batch_size, predict_in_batches
 
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 

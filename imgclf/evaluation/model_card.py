@@ -9,9 +9,9 @@ from pathlib import Path
 
 import jinja2
 
-from imgclf.artifacts import ExportMetadata
 from imgclf.evaluation.selective import Threshold
 from imgclf.models.registry import ModelFamily
+from imgclf.stage_files import ExportMetadata
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),

@@ -23,8 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf.evaluation.calibration import unwrap
 from imgclf.models import family_of
+from imgclf.models.temperature import unwrap
 
 MIN_MAP_SIDE = 4
 
@@ -60,7 +60,7 @@ class GradCam:
 
             def forward(pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
                 sized = resize(pixels) if resize is not None else pixels
-                feature_map, *outputs = base_maps(parts.preprocess(sized), training=False)
+                feature_map, *outputs = base_maps(family.preprocess(sized), training=False)
                 pooled = tf.concat([tf.reduce_mean(o, axis=(1, 2)) for o in outputs], axis=-1)
                 return feature_map, head(pooled, training=False)
 

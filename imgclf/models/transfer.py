@@ -17,9 +17,29 @@ import numpy as np
 from keras import layers
 
 from imgclf.models.input_size import resize_to
-from imgclf.params import ParamsError
+from imgclf.models.registry import ModelFamily
+from imgclf.param_groups import ParamsError, TransferParams
 
 VARIANCE_FLOOR = 0.01  # of the median feature variance (see adapt_feature_norm)
+
+
+def build_transfer(
+    family: ModelFamily,
+    base: keras.Model,
+    image_size: int,
+    num_classes: int,
+    params: TransferParams,
+) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(feature extractor, head, whole model) around a family's base, sharing their layers.
+
+    The model takes pixels at the prepared `image_size`; the base's own input size may
+    differ (the family's image_size), and the extractor resizes to it.
+    """
+    parts = family.transfer
+    extractor = build_feature_extractor(base, image_size, family.preprocess, parts.extractor)
+    features = extractor.output_shape[-1]
+    head = build_head(features, num_classes, params.dense_units, params.dropout)
+    return extractor, head, build_transfer_model(extractor, head, image_size, family.keras_name)
 
 
 def build_feature_extractor(

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from imgclf import paths
-from imgclf.artifacts import ArtifactError, ExportMetadata
 from imgclf.evaluation.selective import is_uncertain
 from imgclf.explain.heatmap import overlay
 from imgclf.images import DEFAULT_MAX_PIXELS, load_image
+from imgclf.stage_files import ExportMetadata, StageFileError
 
 DEFAULT_EXPORT_DIR = paths.EXPORT
 
@@ -62,7 +62,7 @@ class Predictor:
 
         try:
             metadata = ExportMetadata.read(metadata_file, "dvc repro export")
-        except ArtifactError as exc:
+        except StageFileError as exc:
             raise ModelNotExportedError(f"no usable export in {export_dir}/: {exc}") from None
         try:
             model = keras.models.load_model(model_file)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 
 import keras
@@ -59,7 +58,7 @@ class ArrayBatches(keras.utils.PyDataset):
             self.order = self.rng.permutation(len(self.labels))
 
 
-def steady(dataset: tf.data.Dataset) -> tf.data.Dataset:
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """`dataset` with a fixed prefetch and tf.data's autotuning off.
 
     With autotuning on (tf.data's default, and what Keras builds from arrays or a
@@ -105,14 +104,14 @@ def training_pipelines(
     val_data: tuple[np.ndarray, np.ndarray],
     batch_size: int,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """What fit() gives model.fit: training and validation batches, both `steady`.
+    """What fit() gives model.fit: training and validation batches, both `without_autotuning`.
 
     Keras would build autotuned pipelines from a PyDataset or arrays, which stall at
-    the start of an epoch (see `steady`).
+    the start of an epoch (see `without_autotuning`).
     """
     if isinstance(train_data, keras.utils.PyDataset):
         train_data = dataset_of(train_data)
-    return steady(train_data), steady(array_batches(*val_data, batch_size))
+    return without_autotuning(train_data), without_autotuning(array_batches(*val_data, batch_size))
 
 
 def feature_batches(
@@ -125,56 +124,3 @@ def feature_batches(
     """
     dataset = tf.data.Dataset.from_tensor_slices((features, one_hot(labels, num_classes)))
     return dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-
-
-def inference_batch_size(image_size: int) -> int:
-    """Images per forward pass at inference: large batches for small images.
-
-    At 32-64 px a batch of 64 leaves a deep base's many small ops dominated by per-op
-    overhead (256 runs about twice as fast); at 224 px 32 images already fill the
-    cores and keep activation memory under a gigabyte.
-    """
-    return max(32, min(256, 256 * 64 * 64 // image_size**2))
-
-
-# One traced forward call per model and input shape, for every predict_in_batches call.
-_TRACED: weakref.WeakKeyDictionary[keras.Model, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
-
-
-def traced_forward(model: keras.Model, item_shape: tuple[int, ...]) -> Callable:
-    """`model(batch, training=False)` as a tf.function traced once for any batch size.
-
-    Tracing a base such as EfficientNet-Lite0 takes about 2 s on 2 cores, longer than
-    predicting a few hundred images; a function made per call (and traced again for
-    the smaller last batch) paid it several times per stage. The function holds the
-    model weakly, so caching it keeps no model alive.
-    """
-    by_shape = _TRACED.setdefault(model, {})
-    if item_shape not in by_shape:
-        held = weakref.ref(model)
-        spec = tf.TensorSpec((None, *item_shape), tf.float32)
-        by_shape[item_shape] = tf.function(
-            lambda batch: held()(batch, training=False), input_signature=[spec]
-        )
-    return by_shape[item_shape]
-
-
-def predict_in_batches(
-    model: keras.Model,
-    images: np.ndarray,
-    batch_size: int,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> np.ndarray:
-    """The model's outputs for images read batch by batch (memory-mapped data stays on disk).
-
-    One traced call of the model per batch, the way predict_on_batch runs it: no tf.data
-    iterator (see `steady` for what destroying one can cost) and, under multi-worker
-    training, no collectives: each worker predicts everything itself, with the same
-    results on all of them. `transform` (random augmentation) runs on each batch
-    outside the model's graph, so every call reuses one traced model (traced_forward).
-    """
-    labels = np.zeros(len(images), dtype=np.int32)  # only the images are read
-    batches = ArrayBatches(images, labels, batch_size, seed=0, shuffle=False, transform=transform)
-    call = traced_forward(model, tuple(images.shape[1:]))
-    outputs = [call(tf.cast(batches[index][0], tf.float32)) for index in range(len(batches))]
-    return np.concatenate([output.numpy() for output in outputs])

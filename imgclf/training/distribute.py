@@ -4,7 +4,7 @@
 worker runs the same stage script (TF_CONFIG names the cluster and this worker):
 only the chief writes the stage's declared outputs (`WorkerRole`, `output_root`),
 the others write their copies into a temporary directory and remove it. The Keras
-mends that let `model.fit` run under that strategy are in keras_mends.py; starting
+mends that let `model.fit` run under that strategy are in multi_worker_fixes.py; starting
 several local workers is launcher.py.
 """
 

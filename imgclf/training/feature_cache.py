@@ -24,8 +24,8 @@ import keras
 import numpy as np
 
 from imgclf import paths
-from imgclf.outputs import replaced_whole
-from imgclf.training.batches import predict_in_batches
+from imgclf.atomic_io import replaced_whole
+from imgclf.models.inference import predict_in_batches
 
 CACHE_ENV = "IMGCLF_FEATURE_CACHE"  # another folder for the cache; empty switches it off
 # Entries past this total are deleted, least recently used first (never the newest).

@@ -14,11 +14,11 @@ from dvclive.keras import DVCLiveCallback
 
 from dvclive import Live
 from imgclf import paths
-from imgclf.params import TrainParams
-from imgclf.training import keras_mends
+from imgclf.param_groups import TrainParams
+from imgclf.training import multi_worker_fixes
 from imgclf.training.batches import training_pipelines
 from imgclf.training.distribute import in_multi_worker_mode, with_data_sharding
-from imgclf.training.native_memory import KeepFreedMemory
+from imgclf.training.malloc_tuning import KeepFreedMemory
 
 
 def open_live(family: str, root: Path = Path(".")) -> Live:
@@ -67,7 +67,7 @@ def fit(
         )
     train_data, val_batches = training_pipelines(train_data, val_data, train.batch_size)
     if in_multi_worker_mode(model.distribute_strategy):
-        keras_mends.adapt_keras(model)
+        multi_worker_fixes.adapt_keras(model)
         train_data, val_batches = with_data_sharding(train_data), with_data_sharding(val_batches)
     started = time.perf_counter()
     history = model.fit(

@@ -1,6 +1,6 @@
 """Start N local training workers for tf.distribute.MultiWorkerMirroredStrategy.
 
-    python -m imgclf.training.launcher --workers 2 stages/train_cnn.py
+    python -m imgclf.training.launcher --workers 2 stages/train.py cnn
 
 Each worker runs the same stage script with a generated TF_CONFIG (the whole
 cluster on free 127.0.0.1 ports, its own task index); worker 0 is the chief and
@@ -102,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="local workers (default 2)")
     parser.add_argument("--timeout", type=float, default=None, help="stop all after this many s")
-    parser.add_argument("script", help="the stage script, e.g. stages/train_cnn.py")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    parser.add_argument("script", help="the stage script, e.g. stages/train.py")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments, e.g. cnn")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if not Path(args.script).is_file():
         parser.error(
-            f"{args.script} not found: run from the project root, e.g. stages/train_cnn.py"
+            f"{args.script} not found: run from the project root, e.g. stages/train.py cnn"
         )
     return launch([sys.executable, args.script, *args.args], args.workers, args.timeout)
 

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from imgclf.params import TrainParams
+from imgclf.param_groups import TrainParams
 from imgclf.training.distribute import in_multi_worker_mode
 
 IMBALANCE_RATIO = 1.5  # train.class_weight auto: weigh classes above this size ratio
@@ -24,12 +24,6 @@ AUTO_EPOCHS = (10, 30)
 # Optimizer steps per call into TensorFlow: amortizes Keras' per-step Python work, which
 # dominates small steps (a head on cached features); the updates are the same.
 STEPS_PER_EXECUTION = 16
-
-
-def make_deterministic(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def planned_epochs(train: TrainParams, steps_per_epoch: int) -> int:

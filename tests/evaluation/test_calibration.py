@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from imgclf.evaluation import calibration
+from imgclf.models.temperature import with_temperature
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -55,7 +56,7 @@ def test_keras_wrapper_matches_the_numpy_scaling():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
     x = np.random.default_rng(1).normal(size=(6, 4)).astype("float32")
-    wrapped = calibration.with_temperature(model, 2.5)
+    wrapped = with_temperature(model, 2.5)
     expected = calibration.apply_temperature(model.predict(x, verbose=0), 2.5)
     np.testing.assert_allclose(wrapped.predict(x, verbose=0), expected, atol=1e-5)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from imgclf import models
-from imgclf.artifacts import Calibration, ExportMetadata
 from imgclf.evaluation import model_card
 from imgclf.evaluation.selective import Threshold
+from imgclf.stage_files import Calibration, ExportMetadata
 
 CLASSES = ["cat", "dog"]
 PER_CLASS = {name: {"precision": 0.9, "recall": 0.8, "f1": 0.85} for name in CLASSES}

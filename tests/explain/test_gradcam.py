@@ -6,12 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.evaluation.calibration import with_temperature
+from imgclf import models
 from imgclf.explain.gradcam import GradCam, map_layer
 from imgclf.explain.heatmap import overlay
-from imgclf.models.cnn import build_cnn
-from imgclf.models.resnet import build_resnet, build_resnet_base
-from imgclf.params import CnnParams, ResnetParams
+from imgclf.models.cnn import build_model
+from imgclf.models.registry import CnnParams, ResnetParams
+from imgclf.models.resnet import build_base
+from imgclf.models.temperature import with_temperature
+from imgclf.models.transfer import build_transfer
 
 SIZE = 32
 RESNET = ResnetParams(
@@ -46,7 +48,7 @@ def quadrant_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def quadrant_model():
     keras.utils.set_random_seed(3)
     images, labels = quadrant_images(256, seed=1)
-    model = build_cnn(SIZE, 2, CNN)
+    model = build_model(SIZE, 2, CNN)
     model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
     model.fit(images, labels, epochs=12, batch_size=32, verbose=0)
@@ -90,9 +92,9 @@ def test_one_pass_explains_the_class_the_served_model_predicts(quadrant_model, t
 
 
 def test_resnet_map_is_the_last_block_output_still_4_cells_wide():
-    base = build_resnet_base(SIZE)
+    base = build_base(SIZE)
     base.trainable = False
-    model = build_resnet(base, SIZE, 3, RESNET)[2]
+    model = build_transfer(models.get("resnet"), base, SIZE, 3, RESNET)[2]
     assert map_layer(base).name == "conv3_block4_out"  # conv4 is 2x2, conv5 1x1 at 32 px
     images, _ = quadrant_images(2, seed=5)
     explainer = GradCam(model)

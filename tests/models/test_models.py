@@ -7,11 +7,13 @@ import keras
 import numpy as np
 import pytest
 
+from imgclf import models
 from imgclf.models.augmentation import build_augmentation, build_augmenter, with_augmentation
-from imgclf.models.cnn import build_cnn
-from imgclf.models.resnet import FEATURES, build_resnet, build_resnet_base
-from imgclf.models.transfer import adapt_feature_norm, build_head
-from imgclf.params import AugmentParams, CnnParams, ResnetParams
+from imgclf.models.cnn import build_model
+from imgclf.models.registry import CnnParams, ResnetParams
+from imgclf.models.resnet import FEATURES, build_base
+from imgclf.models.transfer import adapt_feature_norm, build_head, build_transfer
+from imgclf.param_groups import AugmentParams
 
 CNN = CnnParams(
     image_size="auto",
@@ -41,7 +43,7 @@ def pixels(count: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def test_cnn_shape_and_parameter_count():
-    model = build_cnn(32, 5, CNN)
+    model = build_model(32, 5, CNN)
     assert model.output_shape == (None, 5)
     expected, channels = 0, 3
     for filters in CNN.filters:
@@ -57,7 +59,7 @@ def test_cnn_shape_and_parameter_count():
 
 @pytest.mark.parametrize(("size", "last_map"), [(32, 2), (48, 3), (64, 4)])
 def test_cnn_blocks_hold_two_convolutions_and_pool_once(size, last_map):
-    model = build_cnn(size, 3, CNN.model_copy(update={"convs_per_block": 2}))
+    model = build_model(size, 3, CNN.model_copy(update={"convs_per_block": 2}))
     kinds = [layer.__class__.__name__ for layer in model.layers]
     assert kinds.count("Conv2D") == 8 and kinds.count("BatchNormalization") == 8
     assert kinds.count("MaxPooling2D") == 4
@@ -68,7 +70,7 @@ def test_augmentation_changes_training_batches_but_is_not_in_the_models(resnet_p
     images = pixels(4, 32)
     augmented = build_augmenter(STRONG, 0)(images)
     assert augmented.shape == images.shape and not np.array_equal(augmented, images)
-    cnn = build_cnn(32, 3, CNN)
+    cnn = build_model(32, 3, CNN)
     models = [cnn, *resnet_parts]
     random_layers = [
         layer.name
@@ -81,7 +83,7 @@ def test_augmentation_changes_training_batches_but_is_not_in_the_models(resnet_p
 
 
 def test_the_fitted_model_shares_the_saved_models_layers():
-    cnn = build_cnn(32, 3, CNN)
+    cnn = build_model(32, 3, CNN)
     trainer = with_augmentation(cnn, build_augmentation(STRONG, 0))
     assert trainer is not cnn and trainer.layers[-1] is cnn
     assert {id(w) for w in cnn.trainable_weights} == {id(w) for w in trainer.trainable_weights}
@@ -102,7 +104,7 @@ def test_translation_alone_shifts_images():
 
 
 def test_saved_cnn_takes_raw_pixels_like_the_in_memory_one(tmp_path):
-    model = build_cnn(32, 3, CNN)
+    model = build_model(32, 3, CNN)
     images = pixels(3, 32)
     model.save(tmp_path / "cnn.keras")
     loaded = keras.models.load_model(tmp_path / "cnn.keras")
@@ -115,9 +117,9 @@ def test_saved_cnn_takes_raw_pixels_like_the_in_memory_one(tmp_path):
 
 @pytest.fixture(scope="module")
 def resnet_parts():
-    base = build_resnet_base(32)
+    base = build_base(32)
     base.trainable = False
-    extractor, head, model = build_resnet(base, 32, 4, RESNET)
+    extractor, head, model = build_transfer(models.get("resnet"), base, 32, 4, RESNET)
     return base, extractor, head, model
 
 

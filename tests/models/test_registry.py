@@ -8,9 +8,8 @@ import sys
 import pytest
 
 from imgclf import models
-from imgclf.models.cnn import build_cnn
-from imgclf.models.registry import ModelFamily
-from imgclf.params import CnnParams
+from imgclf.models.cnn import build_model
+from imgclf.models.registry import CnnParams, ModelFamily
 from support.project import ROOT
 
 
@@ -30,14 +29,15 @@ def test_an_unknown_family_names_the_known_ones():
 def test_a_built_model_is_recognised_as_its_family():
     params = CnnParams(image_size="auto", filters=[4, 4, 4, 4], convs_per_block=1, dense_units=4,
                        dropout=0.0, learning_rate=0.01)  # fmt: skip
-    cnn = build_cnn(32, 3, params)
+    cnn = build_model(32, 3, params)
     assert models.family_of(cnn) is models.get("cnn")
 
 
 def test_a_second_different_family_under_the_same_name_is_refused():
     clash = ModelFamily(
-        name="cnn", title="other", description="other", keras_name="other", auto_input_size=(32, 64)
-    )
+        name="cnn", title="other", description="other", keras_name="other",
+        module="imgclf.models.cnn", params=CnnParams, auto_input_size=(32, 64),
+    )  # fmt: skip
     with pytest.raises(ValueError, match="registered twice"):
         models.register(clash)
 
@@ -54,9 +54,27 @@ def test_the_registry_imports_no_keras_so_compare_runs_without_tensorflow():
     assert out.strip() == "['cnn', 'resnet', 'efficientnet'] []"
 
 
+@pytest.mark.parametrize("family", models.families(), ids=lambda family: family.name)
+def test_every_family_module_answers_the_contract_of_its_kind(family):
+    builder = family.builder
+    if family.transfer is None:
+        expected = {"build_model"}
+    else:
+        expected = {"preprocess", "build_base", "load_weights"}
+        family.transfer.backbone.format(**tiny_defaults(family))  # names only keys it has
+    assert {name for name in expected if callable(getattr(builder, name, None))} == expected
+    assert set(family.tiny_params) <= set(family.params.model_fields)
+
+
+def tiny_defaults(family) -> dict:
+    from imgclf import params
+
+    return params.load(ROOT / "params.yaml").family(family.name).model_dump()
+
+
 def test_a_transfer_family_preprocesses_with_its_own_module():
     from imgclf.models import efficientnet, resnet
 
-    assert models.get("efficientnet").transfer.preprocess is efficientnet.preprocess
-    assert models.get("resnet").transfer.preprocess is resnet.preprocess
+    assert models.get("efficientnet").preprocess is efficientnet.preprocess
+    assert models.get("resnet").preprocess is resnet.preprocess
     assert models.get("cnn").transfer is None

@@ -19,12 +19,12 @@ SAVE = textwrap.dedent(
     import sys
     from pathlib import Path
     import keras
-    from imgclf.models.cnn import build_cnn
+    from imgclf.models.cnn import build_model
     from imgclf.models.saving import export_saved_model, save_model
-    from imgclf.params import CnnParams
+    from imgclf.models.registry import CnnParams
 
     keras.utils.set_random_seed(3)
-    model = build_cnn(32, 3, CnnParams(image_size="auto", filters=[4, 8, 8, 8], convs_per_block=1,
+    model = build_model(32, 3, CnnParams(image_size="auto", filters=[4, 8, 8, 8], convs_per_block=1,
                                        dense_units=8, dropout=0.3, learning_rate=0.01))
     out = Path(sys.argv[1])
     save_model(model, out / "model.keras")

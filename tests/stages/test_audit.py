@@ -24,6 +24,7 @@ def rows(path) -> list[dict]:
         return list(csv.DictReader(table))
 
 
+@pytest.mark.slow  # the whole pipeline's fixture
 def test_the_pipeline_audit_writes_every_output_and_excludes_nothing(trained_project):
     folder = trained_project / "audit"
     for name in ("label_issues.csv", "near_duplicates.csv", "outliers.csv", "excluded.csv"):
@@ -133,6 +134,7 @@ def imgclf_audit(*args: str, timeout: float = 300) -> subprocess.CompletedProces
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # CLI processes
 def test_imgclf_audit_prints_the_findings_of_a_folder(tmp_path):
     files = plant(tmp_path / "photos")
     params = str(ROOT / "params.yaml")
@@ -152,6 +154,7 @@ def test_imgclf_audit_prints_the_findings_of_a_folder(tmp_path):
     assert result.stderr == ""
 
 
+@pytest.mark.slow  # CLI processes
 def test_imgclf_audit_names_a_missing_folder_and_params(tmp_path):
     missing = imgclf_audit(str(tmp_path / "nope"), "--params", str(ROOT / "params.yaml"))
     assert missing.returncode == 2 and str(tmp_path / "nope") in missing.stderr

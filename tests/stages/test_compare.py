@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from imgclf import models
-from imgclf.outputs import write_json
+from imgclf.atomic_io import write_json
 from stages import compare
 from support.project import ROOT
 
@@ -67,11 +67,11 @@ def test_missing_metrics_say_which_stage_to_run(tmp_path, monkeypatch):
         compare.main()
 
 
-def test_every_allowed_metric_exists_in_the_training_metrics(trained_project):
+def test_every_allowed_metric_exists_in_the_training_metrics(tiny_project):
     from typing import get_args
 
-    from imgclf.params import CompareParams
+    from imgclf.param_groups import CompareParams
 
-    trained = json.loads((trained_project / "metrics" / "cnn.json").read_text())
+    trained = json.loads((tiny_project / "metrics" / "cnn.json").read_text())
     for metric in get_args(CompareParams.model_fields["metric"].annotation):
         assert isinstance(trained[metric], float)

@@ -15,26 +15,26 @@ from support.project import model_metrics
 
 
 @pytest.fixture
-def best(trained_project):
-    return trained_project / "models" / "best"
+def best(tiny_project):
+    return tiny_project / "models" / "best"
 
 
-def test_export_holds_what_serving_needs_and_nothing_half_written(trained_project, best):
+def test_export_holds_what_serving_needs_and_nothing_half_written(tiny_project, best):
     assert sorted(p.name for p in best.iterdir()) == [
         "MODEL_CARD.md", "metadata.json", "model.keras", "saved_model",
     ]  # fmt: skip
     assert (best / "saved_model" / "1" / "saved_model.pb").is_file()
-    assert not any(p.name.startswith(".best") for p in (trained_project / "models").iterdir())
+    assert not any(p.name.startswith(".best") for p in (tiny_project / "models").iterdir())
 
 
-def test_metadata_describes_the_selected_model(trained_project, best):
+def test_metadata_describes_the_selected_model(tiny_project, best):
     metadata = json.loads((best / "metadata.json").read_text())
-    selected = json.loads((trained_project / "metrics" / "compare.json").read_text())["selected"]
+    selected = json.loads((tiny_project / "metrics" / "compare.json").read_text())["selected"]
     assert metadata["selected_model"] == selected
     assert metadata["class_names"] == ["circle", "square", "star"]
     assert metadata["image_size"] == 32
-    assert metadata["val_accuracy"] == model_metrics(trained_project, selected)["val_accuracy"]
-    exported = model_metrics(trained_project, "export")
+    assert metadata["val_accuracy"] == model_metrics(tiny_project, selected)["val_accuracy"]
+    exported = model_metrics(tiny_project, "export")
     assert metadata["test_accuracy"] == exported["test_accuracy"]
     assert set(metadata["calibration"]) >= {
         "temperature",
@@ -51,7 +51,7 @@ def test_metadata_describes_the_selected_model(trained_project, best):
     assert metadata["calibration"]["reason"] in card
 
 
-def test_calibration_is_skipped_when_validation_is_too_small_to_support_it(trained_project, best):
+def test_calibration_is_skipped_when_validation_is_too_small_to_support_it(tiny_project, best):
     # 6 validation images: fewer than calibration.MIN_ERRORS mistakes are even possible.
     metadata = json.loads((best / "metadata.json").read_text())
     assert metadata["calibration"]["applied"] is False
@@ -60,19 +60,19 @@ def test_calibration_is_skipped_when_validation_is_too_small_to_support_it(train
     assert "too few to fit a temperature" in (best / "MODEL_CARD.md").read_text()
 
 
-def test_savedmodel_and_keras_model_give_the_same_probabilities(trained_project, best):
-    images = read_split("test", trained_project / "prepared").images[:6].astype("float32")
+def test_savedmodel_and_keras_model_give_the_same_probabilities(tiny_project, best):
+    images = read_split("test", tiny_project / "prepared").images[:6].astype("float32")
     from_keras = keras.models.load_model(best / "model.keras").predict(images, verbose=0)
     served = tf.saved_model.load(str(best / "saved_model" / "1"))
     from_savedmodel = served.serve(tf.constant(images)).numpy()
     np.testing.assert_allclose(from_savedmodel, from_keras, atol=1e-5)
 
 
-def test_exported_probabilities_are_the_calibrated_ones(trained_project, best):
+def test_exported_probabilities_are_the_calibrated_ones(tiny_project, best):
     metadata = json.loads((best / "metadata.json").read_text())
     selected = metadata["selected_model"]
-    images = read_split("test", trained_project / "prepared").images.astype("float32")
-    raw = keras.models.load_model(trained_project / "models" / selected / "model.keras")
+    images = read_split("test", tiny_project / "prepared").images.astype("float32")
+    raw = keras.models.load_model(tiny_project / "models" / selected / "model.keras")
     exported = keras.models.load_model(best / "model.keras").predict(images, verbose=0)
     expected = raw.predict(images, verbose=0)
     if metadata["calibration"]["applied"]:
@@ -80,24 +80,24 @@ def test_exported_probabilities_are_the_calibrated_ones(trained_project, best):
     np.testing.assert_allclose(exported, expected, atol=1e-5)
 
 
-def test_test_split_plots_are_written(trained_project):
-    confusion = json.loads((trained_project / "evaluation" / "test_confusion.json").read_text())
-    test_size = len(read_split("test", trained_project / "prepared").labels)
+def test_test_split_plots_are_written(tiny_project):
+    confusion = json.loads((tiny_project / "evaluation" / "test_confusion.json").read_text())
+    test_size = len(read_split("test", tiny_project / "prepared").labels)
     assert len(confusion) == test_size
     for curve in ("uncalibrated", "calibrated"):
-        path = trained_project / "evaluation" / f"reliability_{curve}.json"
+        path = tiny_project / "evaluation" / f"reliability_{curve}.json"
         rows = json.loads(path.read_text())
         assert sum(row["count"] for row in rows) == test_size
         assert all(0 <= row["confidence"] <= 1 and 0 <= row["accuracy"] <= 1 for row in rows)
 
 
-def test_mistakes_gallery_and_confused_pairs_match_the_test_predictions(trained_project, best):
+def test_mistakes_gallery_and_confused_pairs_match_the_test_predictions(tiny_project, best):
     metadata = json.loads((best / "metadata.json").read_text())
-    test = read_split("test", trained_project / "prepared")
+    test = read_split("test", tiny_project / "prepared")
     exported = keras.models.load_model(best / "model.keras")
     probabilities = exported.predict(test.images.astype("float32"), verbose=0)
     wrong = probabilities.argmax(axis=1) != test.labels
-    evaluation = trained_project / "evaluation"
+    evaluation = tiny_project / "evaluation"
     mistakes = json.loads((evaluation / "mistakes.json").read_text())
     assert len(mistakes) == min(int(wrong.sum()), 16)
     names = metadata["class_names"]
@@ -118,17 +118,17 @@ def test_mistakes_gallery_and_confused_pairs_match_the_test_predictions(trained_
     assert "Most confused classes" in card and "When it is not sure" in card
 
 
-def test_threshold_is_chosen_on_validation_and_measured_on_test(trained_project, best):
+def test_threshold_is_chosen_on_validation_and_measured_on_test(tiny_project, best):
     metadata = json.loads((best / "metadata.json").read_text())
-    exported = model_metrics(trained_project, "export")
+    exported = model_metrics(tiny_project, "export")
     threshold = metadata["confidence_threshold"]
     assert threshold == exported["confidence_threshold"] and 0 <= threshold <= 1
-    test = read_split("test", trained_project / "prepared")
+    test = read_split("test", tiny_project / "prepared")
     probabilities = keras.models.load_model(best / "model.keras").predict(
         test.images.astype("float32"), verbose=0
     )
     confident = probabilities.max(axis=1) >= threshold
     assert exported["test_coverage"] == pytest.approx(confident.mean(), abs=1e-6)
-    curve = json.loads((trained_project / "evaluation" / "risk_coverage.json").read_text())
+    curve = json.loads((tiny_project / "evaluation" / "risk_coverage.json").read_text())
     assert curve[-1]["coverage"] == 1.0
     assert all(0 <= point["accuracy"] <= 1 for point in curve)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgclf.artifacts import PreparedInfo
 from imgclf.data.prepared import read_split
 from imgclf.images import load_image
+from imgclf.stage_files import PreparedInfo
 from stages import prepare
 from support.images import image_bytes, random_rgb, write_class_folders
 from support.project import ROOT

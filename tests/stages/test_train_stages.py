@@ -13,8 +13,10 @@ import pytest
 from imgclf import models, paths
 from imgclf import params as params_file
 from imgclf.training import feature_cache
-from stages import train_cnn, train_efficientnet, train_resnet
-from support.project import TINY, InProject, model_metrics, set_params, write_params
+from stages import train
+from support.project import InProject, model_metrics, set_params, tiny_params, write_params
+
+pytestmark = pytest.mark.slow  # every family trained: `make test-fast` leaves them out
 
 
 @pytest.fixture
@@ -93,19 +95,10 @@ def test_saved_models_take_raw_pixels_and_match_the_metrics(project):
 
 def original_base(project, family: str) -> keras.Model:
     """The base a transfer family starts from: its own loader, with the project's params."""
-    chosen = params_file.load(project / "params.yaml")
-    size = model_metrics(project, family)["input_size"]
-    if family == "resnet":
-        from imgclf.models.resnet import build_resnet_base, load_base_weights
-
-        base = build_resnet_base(size)
-        assert load_base_weights(base, chosen.resnet.weights, require_pretrained=True).pretrained
-        return base
-    from imgclf.models.efficientnet import build_base, load_base_weights
-
-    recipe = chosen.efficientnet
-    base = build_base(recipe.variant, size)
-    assert load_base_weights(base, recipe.variant, recipe.weights).pretrained
+    params = params_file.load(project / "params.yaml").family(family)
+    builder = models.get(family).builder
+    base = builder.build_base(model_metrics(project, family)["input_size"], params)
+    assert builder.load_weights(base, params).pretrained
     return base
 
 
@@ -128,7 +121,7 @@ def test_training_is_deterministic(project, tmp_path):
     again = tmp_path / "again"
     shutil.copytree(project, again, ignore=shutil.ignore_patterns("models", "dvclive"))
     with InProject(again):
-        train_cnn.main()
+        train.main("cnn")
     second = model_metrics(again, "cnn")
     assert first == second  # wall times are in timings/, not in the metrics
     # The saved model is the same file, byte for byte: dvc.lock does not change on a re-run.
@@ -152,7 +145,7 @@ def test_the_feature_cache_changes_no_metric(project, tmp_path, monkeypatch, cap
             monkeypatch.setenv(feature_cache.CACHE_ENV, "")
         capsys.readouterr()
         with InProject(again):
-            train_efficientnet.main()
+            train.main("efficientnet")
         runs[cache] = (again, capsys.readouterr().out)
     counts = re.search(r"features of (\d+) training .* and (\d+) validation .*\((\d+) of them",
                        runs["kept"][1])  # fmt: skip
@@ -180,9 +173,9 @@ def test_class_weights_change_training_when_switched_on(project, tmp_path):
     (train_dir / "files.txt").write_text("".join(files[i] + "\n" for i in keep))
     results = {}
     for mode in ("none", "auto"):
-        write_params(weighted, train={**TINY["train"], "class_weight": mode})
+        write_params(weighted, train={**tiny_params()["train"], "class_weight": mode})
         with InProject(weighted):
-            train_cnn.main()
+            train.main("cnn")
         results[mode] = (
             model_metrics(weighted, "cnn")["class_weighted"],
             keras.models.load_model(weighted / "models/cnn/model.keras").get_weights(),
@@ -196,24 +189,21 @@ def test_class_weights_change_training_when_switched_on(project, tmp_path):
 def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):
     mirrored = tmp_path / "mirrored"
     shutil.copytree(project, mirrored, ignore=shutil.ignore_patterns("models", "dvclive"))
-    write_params(mirrored, train={**TINY["train"], "distribute": "mirrored", "epochs": 1})
+    write_params(mirrored, train={**tiny_params()["train"], "distribute": "mirrored", "epochs": 1})
     with InProject(mirrored):
-        train_cnn.main()
+        train.main("cnn")
     assert model_metrics(mirrored, "cnn")["epochs_trained"] == 1
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("family", "stage"), [("resnet", train_resnet), ("efficientnet", train_efficientnet)]
-)
-def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path, family, stage):
+@pytest.mark.parametrize("family", ["resnet", "efficientnet"])
+def test_fine_tuning_changes_only_the_unfrozen_top(project, tmp_path, family):
     tuned = tmp_path / "tuned"
     shutil.copytree(project, tuned, ignore=shutil.ignore_patterns("models", "dvclive"))
     # The copy keeps the fixture's params (its ResNet weights file included).
     tuning = {"fine_tune_layers": 5, "fine_tune_epochs": 1, "fine_tune_learning_rate": 0.01}
     set_params(tuned, {family: tuning, "train": {"epochs": 1}})
     with InProject(tuned):
-        stage.main()
+        train.main(family)
     original, base = original_base(project, family), saved_base(tuned, family)
     changed = {
         layer.name

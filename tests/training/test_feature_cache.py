@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
+from imgclf.models.inference import predict_in_batches
 from imgclf.training import feature_cache
-from imgclf.training.batches import predict_in_batches
 from imgclf.training.feature_cache import cached_training_set, prune, stored_features
 
 

@@ -16,10 +16,11 @@ import keras
 import numpy as np
 import pytest
 
+from imgclf import models
 from imgclf.data.prepared import read_split
 from imgclf.training.distribute import WorkerRole, worker_role
 from support.images import write_class_folders
-from support.project import ROOT, TINY, InProject, write_params
+from support.project import ROOT, InProject, tiny_params, write_params
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
@@ -32,8 +33,8 @@ def prepared_project(tmp_path_factory) -> Path:
     write_class_folders(root / "data", ["circle", "square", "star"], per_class=24)
     write_params(
         root,
-        train={**TINY["train"], "epochs": 3, "batch_size": 12},
-        resnet={**TINY["resnet"], "weights": "none"},
+        train={**tiny_params()["train"], "epochs": 3, "batch_size": 12},
+        resnet={**tiny_params()["resnet"], "weights": "none"},
     )
     from stages import prepare
 
@@ -45,7 +46,8 @@ def prepared_project(tmp_path_factory) -> Path:
 def launch(project: Path, workers: int, stage: str) -> subprocess.CompletedProcess:
     command = [
         sys.executable, "-m", "imgclf.training.launcher", "--workers", str(workers),
-        "--timeout", str(TIMEOUT - 30), str(ROOT / "stages" / f"{stage}.py"),
+        "--timeout", str(TIMEOUT - 30), str(ROOT / "stages" / "train.py"),
+        stage.removeprefix("train_"),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
@@ -60,7 +62,7 @@ def worker_scratch() -> set[str]:
 
 @pytest.mark.parametrize(
     "stage, model_name",
-    [("train_cnn", "cnn"), ("train_resnet", "resnet"), ("train_efficientnet", "efficientnet")],
+    [(family.stage, family.name) for family in models.families()],
 )
 def test_two_workers_train_and_only_the_chief_writes(prepared_project, stage, model_name):
     before = worker_scratch()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgclf.params import TrainParams
+from imgclf.param_groups import TrainParams
 from imgclf.training.batches import ArrayBatches
 from imgclf.training.recipe import (
     class_weights,

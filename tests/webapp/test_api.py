@@ -149,10 +149,10 @@ def test_unexpected_errors_do_not_leak(client, app, monkeypatch):
     assert "secret" not in body and "Traceback" not in body and "error" in response.get_json()
 
 
-def test_same_file_gives_the_same_tensor_as_prepare(app, trained_project):
+def test_same_file_gives_the_same_tensor_as_prepare(app, tiny_project):
     predictor = model_service(app).current.predictor
-    test = read_split("test", trained_project / "prepared")
-    path = trained_project / "data" / test.files[1]
+    test = read_split("test", tiny_project / "prepared")
+    path = tiny_project / "data" / test.files[1]
     assert np.array_equal(predictor.pixels(path.read_bytes()), test.images[1])
     assert np.array_equal(
         predictor.pixels(path.read_bytes()), load_image(path, predictor.image_size)

@@ -40,14 +40,14 @@ def changed_copy(export, change, tmp_path):
     return copy
 
 
-def test_a_replaced_export_is_swapped_in_and_model_names_it(export, trained_project, tmp_path):
+def test_a_replaced_export_is_swapped_in_and_model_names_it(export, tiny_project, tmp_path):
     app = app_for(export)
     service, client = model_service(app), app.test_client()
     first = client.get("/model").get_json()
     assert len(first["export_id"]) == 16 and first["reload_error"] is None
     assert not service.check_for_new_export()  # nothing changed
     old_batcher = service.current.batcher
-    uncalibrated = trained_project / "models/cnn/model.keras"
+    uncalibrated = tiny_project / "models/cnn/model.keras"
     swap_in(export, changed_copy(export, lambda c: shutil.copy(uncalibrated, c), tmp_path))
     assert service.check_for_new_export()
     second = client.get("/model").get_json()

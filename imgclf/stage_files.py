@@ -18,12 +18,12 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from imgclf import paths
-from imgclf.outputs import write_json
+from imgclf.atomic_io import write_json
 
 Artifact = TypeVar("Artifact", bound="_File")
 
 
-class ArtifactError(ValueError):
+class StageFileError(ValueError):
     """A file between stages is unreadable or does not match its definition."""
 
 
@@ -45,14 +45,14 @@ class _File(BaseModel):
         try:
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except json.JSONDecodeError as exc:
-            raise ArtifactError(
+            raise StageFileError(
                 f"{path} is not valid JSON ({exc}): run `{made_by}` again"
             ) from None
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
-            raise ArtifactError(
+            raise StageFileError(
                 f"{path} does not match what this version expects ({problems}): "
                 f"run `{made_by}` again"
             ) from None
@@ -144,7 +144,7 @@ class Comparison(_File):
         try:
             return cls.model_validate({**raw, "scores": scores})
         except ValidationError as exc:
-            raise ArtifactError(
+            raise StageFileError(
                 f"{path} is not a comparison ({exc}): run `dvc repro compare`"
             ) from None
 

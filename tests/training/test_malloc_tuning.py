@@ -1,4 +1,4 @@
-"""imgclf.training.native_memory: a PyDataset fit keeps its freed memory for the next step."""
+"""imgclf.training.malloc_tuning: a PyDataset fit keeps its freed memory for the next step."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from imgclf.training.native_memory import pin_malloc_thresholds
+from imgclf.training.malloc_tuning import pin_malloc_thresholds
 
 # Fits a small CNN on an ArrayBatches PyDataset (Keras hands it to TensorFlow's
 # generator op, which sets glibc's trim threshold), then counts the page faults of
@@ -23,7 +23,7 @@ FIT = textwrap.dedent(
     """
     import ctypes, json, resource, sys
     import keras, numpy as np
-    from imgclf.training.native_memory import KeepFreedMemory
+    from imgclf.training.malloc_tuning import KeepFreedMemory
     from imgclf.training.batches import ArrayBatches
 
     rng = np.random.default_rng(0)

@@ -36,7 +36,7 @@ def check_keras_version(version: str = keras.__version__) -> None:
             f"multi-worker training mends Keras {', '.join(v + 'x' for v in WRITTEN_FOR)} "
             f"internals (keras-team/keras#20585), but Keras {version} is installed: install the "
             "pinned version (constraints.txt), or check whether the bug is fixed in this one "
-            "and update imgclf/training/keras_mends.py"
+            "and update imgclf/training/multi_worker_fixes.py"
         )
 
 

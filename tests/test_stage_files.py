@@ -1,4 +1,4 @@
-"""imgclf.artifacts: the files between stages read back as written, and say what is wrong."""
+"""imgclf.stage_files: the files between stages read back as written, and say what is wrong."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from imgclf.artifacts import ArtifactError, Comparison, PreparedInfo, TrainedMetrics
+from imgclf.stage_files import Comparison, PreparedInfo, StageFileError, TrainedMetrics
 
 TRAINED = {
     "val_accuracy": 0.8, "val_loss": 0.5, "val_macro_f1": 0.79,
@@ -34,10 +34,10 @@ def test_a_missing_file_names_the_stage_that_makes_it(tmp_path):
 
 def test_a_file_that_does_not_match_names_the_key(tmp_path):
     (tmp_path / "classes.json").write_text(json.dumps({"class_names": ["a", "b"]}))
-    with pytest.raises(ArtifactError, match=r"image_size: Field required.*dvc repro prepare"):
+    with pytest.raises(StageFileError, match=r"image_size: Field required.*dvc repro prepare"):
         PreparedInfo.load(tmp_path)
     (tmp_path / "classes.json").write_text("{not json")
-    with pytest.raises(ArtifactError, match="is not valid JSON"):
+    with pytest.raises(StageFileError, match="is not valid JSON"):
         PreparedInfo.load(tmp_path)
 
 

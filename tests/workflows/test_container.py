@@ -171,13 +171,13 @@ def test_it_runs_as_a_user_and_reports_healthy(container):
 
 
 def test_a_mounted_export_is_served_instead_of_the_copied_one(
-    image, trained_project, cnn_export, tmp_path
+    image, tiny_project, cnn_export, tmp_path
 ):
     from webapp.model_service import export_id
 
     mounted = tmp_path / "best"
     shutil.copytree(cnn_export, mounted)
-    shutil.copy(trained_project / "models" / "cnn" / "model.keras", mounted / "model.keras")
+    shutil.copy(tiny_project / "models" / "cnn" / "model.keras", mounted / "model.keras")
     running = start(image, "--volume", f"{mounted}:/models/best:ro")
     try:
         served = http(f"{running.url}/model")[1]["export_id"]

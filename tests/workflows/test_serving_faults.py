@@ -52,10 +52,10 @@ def export(cnn_export, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def second_export(trained_project, tmp_path_factory, cnn_export) -> Path:
+def second_export(tiny_project, tmp_path_factory, cnn_export) -> Path:
     """Another export of the same classes: the uncalibrated CNN (another export_id)."""
     folder = copy_export(cnn_export, tmp_path_factory.mktemp("n") / "b")
-    shutil.copy(trained_project / "models" / "cnn" / "model.keras", folder / "model.keras")
+    shutil.copy(tiny_project / "models" / "cnn" / "model.keras", folder / "model.keras")
     return folder
 
 

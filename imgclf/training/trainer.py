@@ -1,11 +1,11 @@
-"""One train stage's run, from params.yaml to its outputs: the skeleton every trainer shares.
+"""One train stage's run, from params.yaml to its outputs: the skeleton every family shares.
 
-    with trainer_run(FAMILY) as run:
+    with open_trainer(family) as trainer:
         ... build, fit ...
-        run.finish(model, val_probabilities, epochs_trained=..., train_seconds=...,
-                   images_seen=...)
+        trainer.finish(model, val_probabilities, epochs_trained=..., train_seconds=...,
+                       images_seen=...)
 
-`trainer_run` seeds everything, reads the prepared splits, chooses the
+`open_trainer` seeds everything, reads the prepared splits, chooses the
 tf.distribute strategy and this worker's role, and opens the DVCLive run under
 the right output root; `finish` writes the stage's declared outputs (the
 validation confusion matrix, models/<family>/model.keras, metrics/<family>.json),
@@ -27,20 +27,22 @@ import tensorflow as tf
 from dvclive import Live
 from imgclf import params as params_file
 from imgclf import paths
-from imgclf.artifacts import PreparedInfo, TrainedMetrics
+from imgclf.atomic_io import write_timings
 from imgclf.data.prepared import PreparedSplit, read_used_split
 from imgclf.evaluation.metrics import classification_metrics, log_confusion
 from imgclf.models.registry import ModelFamily
 from imgclf.models.saving import save_model
-from imgclf.outputs import write_timings
+from imgclf.param_groups import Group
 from imgclf.params import Params
+from imgclf.seeding import make_deterministic
+from imgclf.stage_files import PreparedInfo, TrainedMetrics
 from imgclf.training.distribute import WorkerRole, choose_strategy, output_root, worker_role
 from imgclf.training.fit import open_live
-from imgclf.training.recipe import class_weights, make_deterministic, one_hot
+from imgclf.training.recipe import class_weights, one_hot
 
 
 @dataclass
-class TrainerRun:
+class Trainer:
     """What a train stage works with, and where its outputs go."""
 
     family: ModelFamily
@@ -56,6 +58,11 @@ class TrainerRun:
     @property
     def num_classes(self) -> int:
         return self.info.num_classes
+
+    @property
+    def family_params(self) -> Group:
+        """The family's own params group (`cnn`, `resnet`, ...)."""
+        return self.params.family(self.family.name)
 
     @functools.cached_property
     def class_weight(self) -> dict[int, float] | None:
@@ -117,7 +124,7 @@ class TrainerRun:
 
 
 @contextlib.contextmanager
-def trainer_run(family: ModelFamily) -> Iterator[TrainerRun]:
+def open_trainer(family: ModelFamily) -> Iterator[Trainer]:
     """Everything a train stage starts from (see the module docstring)."""
     params = params_file.load()
     make_deterministic(params.train.seed)
@@ -128,7 +135,7 @@ def trainer_run(family: ModelFamily) -> Iterator[TrainerRun]:
     role = worker_role()
     with output_root(role) as out:
         live = open_live(family.name, out)
-        yield TrainerRun(family, params, info, train_split, val, strategy, role, out, live)
+        yield Trainer(family, params, info, train_split, val, strategy, role, out, live)
 
 
 def parameter_counts(model: keras.Model) -> dict:

@@ -13,17 +13,19 @@ from ruamel.yaml import YAML
 
 from imgclf import models
 from support.images import write_class_folders
-from support.project import ROOT, commit_copy, copy_tracked_files, project_env, set_params
+from support.project import (
+    ROOT,
+    commit_copy,
+    copy_tracked_files,
+    project_env,
+    set_params,
+    tiny_params,
+)
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
-SMALL = {
-    "prepare": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
-    "train": {"epochs": 2, "batch_size": 8, "early_stopping_patience": 0},
-    "cnn": {"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
-    "resnet": {"weights": "none", "dense_units": 8, "augmented_views": 1},
-    "efficientnet": {"dense_units": 8, "augmented_views": 1},
-}
+# Every family at its tiny settings; ResNet50 from a random base (no weights file here).
+SMALL = {**tiny_params(), "resnet": {**tiny_params()["resnet"], "weights": "none"}}
 
 
 TRAINERS = {family.stage for family in models.families()}

@@ -143,11 +143,11 @@ def test_a_terminal_gets_a_progress_bar(trained_project, tmp_path):
 
 
 @pytest.mark.parametrize("decode_threads", [1, 3])
-def test_batches_keep_order_and_errors_in_place(trained_project, decode_threads):
+def test_batches_keep_order_and_errors_in_place(tiny_project, decode_threads):
     from imgclf.serving import batch_predict
 
-    predictor = Predictor.load(trained_project / "models" / "best")
-    good = sorted(str(p) for p in (trained_project / "data").rglob("*.png"))[:13]
+    predictor = Predictor.load(tiny_project / "models" / "best")
+    good = sorted(str(p) for p in (tiny_project / "data").rglob("*.png"))[:13]
     # Batches of 2: more batches than are decoded ahead, one of them all errors.
     files = [good[0], "/no/such/file.png", "/no/such/other.png", "/no/such/third.png", *good[1:]]
     answers = list(
@@ -169,14 +169,14 @@ def test_without_an_export_it_says_how_to_make_one(tmp_path):
     assert "no exported model in models/best/" in result.stderr and "dvc repro" in result.stderr
 
 
-def test_predictor_matches_the_exported_model_on_prepared_pixels(trained_project, tmp_path):
-    predictor = Predictor.load(trained_project / "models" / "best")
+def test_predictor_matches_the_exported_model_on_prepared_pixels(tiny_project, tmp_path):
+    predictor = Predictor.load(tiny_project / "models" / "best")
     path = tmp_path / "photo.jpg"
     path.write_bytes(image_bytes(random_rgb(3, (70, 50)), "JPEG"))
     # The CLI, prepare and the web app share one decoder: same file, same model input.
     assert np.array_equal(predictor.pixels(path), load_image(path, predictor.image_size))
-    test = read_split("test", trained_project / "prepared")
-    first = trained_project / "data" / test.files[0]
+    test = read_split("test", tiny_project / "prepared")
+    first = tiny_project / "data" / test.files[0]
     assert np.array_equal(predictor.pixels(first), test.images[0])
     answer = predictor.predict(first)
     assert sum(answer["probabilities"].values()) == pytest_approx_one(answer)

@@ -6,16 +6,16 @@ import errno
 import sys
 from collections.abc import Callable
 
-from imgclf.artifacts import ArtifactError
+from imgclf.atomic_io import no_space_message
 from imgclf.data.layout import DataError
-from imgclf.outputs import no_space_message
-from imgclf.params import ParamsError
+from imgclf.param_groups import ParamsError
+from imgclf.stage_files import StageFileError
 
 # Errors a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ParamsError, DataError, ArtifactError, FileNotFoundError)
+USER_ERRORS = (ParamsError, DataError, StageFileError, FileNotFoundError)
 
 
-def run(main: Callable[[], None], stage: str, writes: str = "outputs") -> None:
+def run_stage(main: Callable[[], None], stage: str, writes: str = "outputs") -> None:
     """Run a stage's main(); a user error prints one clear message and exits with status 2.
 
     `writes` names what the stage writes, for the message a full disk gives.
