@@ -3,7 +3,7 @@
 Paths are relative to the project root, where `dvc repro` runs the stages; dvc.yaml
 names the same paths (tests/test_dvc_yaml.py holds the two together). A stage run
 by a worker that is not the chief writes under another root (see
-training/multi_worker.output_root), so the per-family paths take one.
+training/distribute.output_root), so the per-family paths take one.
 """
 
 from __future__ import annotations

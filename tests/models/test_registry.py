@@ -61,12 +61,12 @@ def test_every_family_module_answers_the_contract_of_its_kind(family):
         expected = {"build_model"}
     else:
         expected = {"preprocess", "build_base", "load_weights"}
-        family.transfer.backbone.format(**tiny_defaults(family))  # names only keys it has
+        family.transfer.backbone.format(**default_group(family))  # names only keys it has
     assert {name for name in expected if callable(getattr(builder, name, None))} == expected
     assert set(family.tiny_params) <= set(family.params.model_fields)
 
 
-def tiny_defaults(family) -> dict:
+def default_group(family) -> dict:
     from imgclf import params
 
     return params.load(ROOT / "params.yaml").family(family.name).model_dump()
