@@ -19,6 +19,7 @@ from pathlib import Path
 
 from imgclf.serving import batch_predict
 from imgclf.serving.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
+from imgclf.serving.runtimes import RUNTIMES, RuntimeUnavailable
 
 
 def silence_native_stderr() -> None:
@@ -62,7 +63,11 @@ def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | Non
     if isinstance(decoded, str):
         print(f"error: {decoded}", file=sys.stderr)
         return 1
-    answer, heatmap = predictor.explain_pixels(decoded, top_k)
+    try:
+        answer, heatmap = predictor.explain_pixels(decoded, top_k)
+    except RuntimeUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         heatmap.save(output, format="PNG")
     except OSError as exc:
@@ -135,13 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument(
             "-v", "--verbose", action="store_true", help="show TensorFlow's own messages"
         )
+        command.add_argument(
+            "--runtime", choices=("auto", *RUNTIMES), default="auto",
+            help="onnx (onnxruntime), tflite (LiteRT) or keras (TensorFlow); "
+            "default auto: the fastest installed whose file the export has",
+        )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.verbose:
         silence_native_stderr()
     if args.command == "audit":
         return audit_command(args)
     try:
-        predictor = Predictor.load(args.model_dir)
+        predictor = Predictor.load(args.model_dir, args.runtime)
     except ModelNotExportedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

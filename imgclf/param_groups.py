@@ -207,6 +207,9 @@ class CompareParams(Group):
     )
 
 
+ExportFormat = Literal["onnx", "tflite", "tflite_int8"]
+
+
 class ExportParams(Group):
     """`export`: calibration, "not sure", and what the export shows."""
 
@@ -220,3 +223,22 @@ class ExportParams(Group):
     mistakes: key(
         Annotated[int, Field(ge=0, le=256)], "most confidently wrong test images in the gallery"
     )
+    formats: key(
+        Annotated[
+            list[ExportFormat],
+            Allowed("a list of onnx, tflite, tflite_int8 (each once); [] for Keras only"),
+        ],
+        "formats written beside model.keras and the SavedModel, each checked against it on "
+        "the test split (docs/deploying.md)",
+    )
+    quantization_images: key(
+        Annotated[int, Field(ge=1, le=10_000)],
+        "training images that calibrate tflite_int8's ranges",
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _formats_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("should name each format at most once")
+        return value

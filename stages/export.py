@@ -1,8 +1,10 @@
 """Stage `export`: calibrate the selected model, evaluate it once on the test split, export it.
 
 Reads params `export.*`, metrics/compare.json and the selected model; writes
-models/best/ (model.keras, saved_model/1/ for TF Serving, metadata.json,
-MODEL_CARD.md), metrics/export.json and the plots in evaluation/: the test
+models/best/ (model.keras, saved_model/1/ for TF Serving, the formats of
+export.formats for onnxruntime and LiteRT, each checked against the Keras model on
+the test split, metadata.json, MODEL_CARD.md), metrics/export.json and the plots in
+evaluation/: the test
 confusion matrix and reliability, the validation risk-coverage curve that sets the
 "not sure" threshold, and the gallery of the most confidently wrong test images.
 """
@@ -10,19 +12,23 @@ confusion matrix and reliability, the validation risk-coverage curve that sets t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
 from ruamel.yaml import YAML
 
 from imgclf import models, paths
 from imgclf import params as params_file
 from imgclf.atomic_io import staged_directory, write_json, write_timings
 from imgclf.data.prepared import read_split, read_used_split
+from imgclf.deploy.parity import FormatReport, write_formats
 from imgclf.evaluation import calibration, model_card, selective
 from imgclf.evaluation.gallery import save_gallery
 from imgclf.evaluation.interpretation import Interpretation
 from imgclf.models.saving import export_saved_model, load_trained_model, save_model
 from imgclf.models.temperature import with_temperature
+from imgclf.param_groups import ExportParams
 from imgclf.seeding import make_deterministic
 from imgclf.stage_errors import run_stage
 from imgclf.stage_files import Calibration, Comparison, ExportMetadata, PreparedInfo, TrainedMetrics
@@ -42,14 +48,29 @@ def data_version() -> str | None:
     return YAML(typ="safe", pure=True).load(paths.DATA_DVC.read_text())["outs"][0]["md5"]
 
 
-def write_export(model: keras.Model, metadata: ExportMetadata, card: str) -> None:
+def calibration_images(count: int) -> np.ndarray:
+    """`count` training images (a fixed sample) that calibrate the int8 file's ranges."""
+    train = read_used_split("train")
+    chosen = np.random.default_rng(SEED).permutation(len(train.labels))[:count]
+    return train.images[np.sort(chosen)]
+
+
+def write_export(
+    model: keras.Model, metadata: ExportMetadata, render_card: Callable[[list], str],
+    export: ExportParams, test: tuple[np.ndarray, np.ndarray],
+) -> tuple[list[FormatReport], dict[str, float]]:  # fmt: skip
     """models/best/, built beside its destination and swapped in whole (staged_directory):
-    a server watching it, or a run killed midway, never sees half an export."""
+    a server watching it, or a run killed midway, never sees half an export. The other
+    runtimes' formats are written and checked inside it, and the card shows their figures."""
     with staged_directory(paths.EXPORT) as staging:
         save_model(model, staging / "model.keras")
         export_saved_model(model, staging / "saved_model" / "1")
+        reports, latency = write_formats(
+            staging, model, export.formats, calibration_images(export.quantization_images), test
+        )
         metadata.write(staging / "metadata.json")
-        (staging / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+        (staging / "MODEL_CARD.md").write_text(render_card(reports), encoding="utf-8")
+    return reports, latency
 
 
 def write_plots(
@@ -127,10 +148,15 @@ def main() -> None:
 
     counts = {name: len(read_used_split(name).labels) for name in ("train", "val", "test")}
     pairs = test.most_confused(CONFUSED_PAIRS)
-    card = model_card.render(
-        metadata, family, test_metrics, counts, pairs, threshold, test_answered
+
+    def render_card(reports: list[FormatReport]) -> str:
+        return model_card.render(
+            metadata, family, test_metrics, counts, pairs, threshold, test_answered, reports
+        )
+
+    reports, latency = write_export(
+        model, metadata, render_card, export, (test.split.images, test.labels)
     )
-    write_export(model, metadata, card)
     write_plots(model, test, test_raw, test_calibrated, val, pairs, export.mistakes, family.name)
     calibration_metrics = {
         f"calibration_{key}": value for key, value in calibration_summary.model_dump().items()
@@ -142,9 +168,13 @@ def main() -> None:
         "val_coverage": threshold.val_coverage, "val_answered_accuracy": threshold.val_accuracy,
         "test_coverage": test_answered["coverage"],
         "test_answered_accuracy": test_answered["accuracy"],
+        "formats": {report.format: report.metrics() for report in reports},
     })  # fmt: skip
     seconds = time.perf_counter() - started
-    write_timings("export", {"export_seconds": seconds})
+    write_timings("export", {
+        "export_seconds": seconds,
+        **{f"{fmt}_batch1_seconds": value for fmt, value in latency.items()},
+    })  # fmt: skip
     print(
         f"export: {family.name}, test_accuracy {test_metrics['test_accuracy']:.4f}, test ECE "
         f"{calibration_summary.test_ece_before:.4f} -> {calibration_summary.test_ece_after:.4f} "

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from imgclf.atomic_io import replace_directory
 
-BREAKAGES = ["truncated model", "no metadata", "class count", "image size"]
+BREAKAGES = ["truncated model", "truncated onnx", "no metadata", "class count", "image size"]
 
 
 def spoil(export: Path, breakage: str) -> None:
-    """Break an export folder in one of the ways BREAKAGES names."""
-    if breakage == "truncated model":
-        data = (export / "model.keras").read_bytes()
-        (export / "model.keras").write_bytes(data[: len(data) // 2])
+    """Break an export folder in one of the ways BREAKAGES names (its Keras or ONNX file)."""
+    if breakage.startswith("truncated"):
+        model = export / ("model.onnx" if breakage == "truncated onnx" else "model.keras")
+        data = model.read_bytes()
+        model.write_bytes(data[: len(data) // 2])
     elif breakage == "no metadata":
         (export / "metadata.json").unlink()
     else:

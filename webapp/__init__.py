@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, Request
 
 from imgclf import paths
+from imgclf.serving.runtimes import RUNTIMES
 from webapp import api, errors, model_service, observability, page
 
 DEFAULTS = {
@@ -26,6 +27,7 @@ DEFAULTS = {
     "REQUEST_TIMEOUT_S": 30,  # a request that waited this long for the model gets 503
     "RELOAD_INTERVAL_S": 2,  # how often a worker looks for a new export (0: never)
     "LOAD_IN_BACKGROUND": False,  # True: answer /health while the model loads (gunicorn)
+    "RUNTIME": "auto",  # onnx, tflite or keras; auto: the fastest installed (serving/runtimes.py)
 }
 
 
@@ -50,6 +52,10 @@ def _check(app: Flask) -> None:
         if wrong or value < minimum or (key in whole and value != int(value)):
             kind = f"a whole number >= {minimum}" if key in whole else "a number >= 0"
             raise ConfigError(f"IMGCLF_{key} = {value!r}: give {kind}")
+    if app.config["RUNTIME"] not in ("auto", *RUNTIMES):
+        raise ConfigError(
+            f"IMGCLF_RUNTIME = {app.config['RUNTIME']!r}: give auto, " + ", ".join(RUNTIMES)
+        )
     if not isinstance(app.config["LOAD_IN_BACKGROUND"], bool):
         raise ConfigError(
             f"IMGCLF_LOAD_IN_BACKGROUND = {app.config['LOAD_IN_BACKGROUND']!r}: give true or false"

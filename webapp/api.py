@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from imgclf.explain.heatmap import png_bytes
 from imgclf.images import ImageDecodeError
 from imgclf.serving.predictor import Predictor
+from imgclf.serving.runtimes import RuntimeUnavailable
 from webapp.errors import ApiError
 from webapp.model_service import model_service
 from webapp.observability import PREDICTIONS, metrics_response
@@ -64,7 +65,10 @@ def predict():
         answers = []
         with service.admitted():
             for pixels in inputs:
-                answer, heatmap = predictor.explain_pixels(pixels, top_k)
+                try:
+                    answer, heatmap = predictor.explain_pixels(pixels, top_k)
+                except RuntimeUnavailable as exc:
+                    raise ApiError(501, f"explain: {exc}") from None
                 answer["heatmap_png"] = base64.b64encode(png_bytes(heatmap)).decode("ascii")
                 answers.append(answer)
     else:

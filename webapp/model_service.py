@@ -43,7 +43,8 @@ from webapp.batching import MicroBatcher
 from webapp.errors import ApiError
 
 log = logging.getLogger("webapp")
-EXPORT_FILES = ("metadata.json", "model.keras")
+# What an export is: its metadata and whichever model files it has (serving/runtimes.py).
+EXPORT_FILES = ("metadata.json", "model.keras", "model.onnx", "model.tflite")
 RETRY_AFTER_S = 1  # what a refused client is told to wait
 
 
@@ -76,7 +77,7 @@ def export_id(model_dir: Path) -> str:
     """A digest of the export's files: the same export gives the same id on every worker."""
     digest = hashlib.sha256()
     for name in EXPORT_FILES:
-        with open(model_dir / name, "rb") as file:
+        with contextlib.suppress(FileNotFoundError), open(model_dir / name, "rb") as file:
             for block in iter(lambda: file.read(2**20), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
@@ -112,8 +113,10 @@ class ModelService:
         max_queue: int,
         request_timeout: float,
         reload_interval: float,
+        runtime: str = "auto",
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.runtime = runtime  # serving/runtimes.py: auto, onnx, tflite or keras
         self.max_batch, self.max_queue = max_batch, max_queue
         self.request_timeout, self.reload_interval = request_timeout, reload_interval
         self.current: LoadedExport | None = None
@@ -176,7 +179,7 @@ class ModelService:
 
     def _load(self, stamp: tuple | None) -> LoadedExport:
         started = time.perf_counter()
-        predictor = Predictor.load(self.model_dir)
+        predictor = Predictor.load(self.model_dir, self.runtime)
         size = predictor.image_size
         for batch in (1, 2):  # a second batch size makes Keras trace one graph for any size, now
             predictor.probabilities(np.zeros((batch, size, size, 3), dtype=np.uint8))
@@ -287,6 +290,7 @@ class ModelService:
         return {
             **loaded.predictor.metadata.model_dump(mode="json"),
             **loaded.describe(),
+            "runtime": loaded.predictor.runtime.name,
             "reload_error": self.reload_error,
         }
 
@@ -297,6 +301,7 @@ def install(app: Flask) -> ModelService:
     service = ModelService(
         str(config["MODEL_DIR"]), config["MAX_BATCH"], config["MAX_QUEUE"],
         float(config["REQUEST_TIMEOUT_S"]), float(config["RELOAD_INTERVAL_S"]),
+        config["RUNTIME"],
     )  # fmt: skip
     service.start(background=bool(config["LOAD_IN_BACKGROUND"]))
     app.extensions["imgclf"] = service

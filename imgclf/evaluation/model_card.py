@@ -31,8 +31,9 @@ def render(
     confused_pairs: list[dict],
     threshold: Threshold,
     test_answered: dict,
+    formats: list | None = None,
 ) -> str:
-    """The model card as Markdown."""
+    """The model card as Markdown; `formats` are the deploy.parity reports of the export."""
     return _TEMPLATES.get_template("model_card.md.j2").render(
         metadata=metadata,
         family=family,
@@ -43,4 +44,5 @@ def render(
         confused_pairs=confused_pairs,
         threshold=threshold,
         test_answered=test_answered,
+        formats=formats or [],
     )

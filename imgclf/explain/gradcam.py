@@ -74,7 +74,7 @@ class GradCam:
         self.layer_name = layer.name
         self._forward = forward
         self._heatmaps = tf.function(self._for_classes, reduce_retracing=True)
-        self._explain = tf.function(self._for_predicted, reduce_retracing=True)
+        self._explain = tf.function(self.explain_graph, reduce_retracing=True)
 
     def _cam(self, pixels: tf.Tensor, choose: Callable) -> tuple[tf.Tensor, tf.Tensor]:
         """The model's probabilities, and the map for the class `choose` picks from them."""
@@ -92,7 +92,8 @@ class GradCam:
     def _for_classes(self, pixels: tf.Tensor, class_indices: tf.Tensor) -> tf.Tensor:
         return self._cam(pixels, lambda _: class_indices)[1]
 
-    def _for_predicted(self, pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def explain_graph(self, pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The graph of explain(): pixels to (served probabilities, maps of the predicted class)."""
         # Temperature scaling keeps the order of the classes: the inner model's most
         # likely class is the served model's.
         probabilities, cam = self._cam(pixels, lambda p: tf.argmax(p, axis=1, output_type=tf.int32))

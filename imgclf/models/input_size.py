@@ -27,7 +27,10 @@ def resize_to(pixels, size: int):
     """`pixels` resized to `size` x `size` inside the model (a named layer), or as they are."""
     if pixels.shape[1] == size and pixels.shape[2] == size:
         return pixels
-    # antialias: shrinking averages the pixels a sample covers, as the decoder's fit does.
-    return layers.Resizing(size, size, interpolation="bilinear", antialias=True, name="resize")(
-        pixels
-    )
+    # Shrinking averages the pixels a sample covers, as the decoder's fit does. Enlarging
+    # needs no such filter (TensorFlow's antialiased resize gives the same pixels), and
+    # plain bilinear resizing converts to every runtime: LiteRT has no antialiased op.
+    shrinking = size < pixels.shape[1]
+    return layers.Resizing(
+        size, size, interpolation="bilinear", antialias=shrinking, name="resize"
+    )(pixels)

@@ -1,7 +1,7 @@
 """Load an exported model once and predict images with it: the one call users need.
 
 from imgclf.serving import Predictor
-predictor = Predictor.load("models/best")
+predictor = Predictor.load("models/best")  # runtime="onnx", "tflite" or "keras"; default auto
 predictor.predict("photo.jpg")  # {"prediction": "Cat", "confidence": 0.94, "uncertain": false,
                                #  "answer": "Cat", "probabilities": {...}}
 answer, heatmap = predictor.explain("photo.jpg")  # the same answer, and a PIL image of
@@ -14,8 +14,7 @@ guess, "answer" reads "not sure — maybe Cat".
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ from imgclf import paths
 from imgclf.evaluation.selective import is_uncertain
 from imgclf.explain.heatmap import overlay
 from imgclf.images import DEFAULT_MAX_PIXELS, load_image
+from imgclf.serving import runtimes
+from imgclf.serving.runtimes import Runtime
 from imgclf.stage_files import ExportMetadata, StageFileError
 
 DEFAULT_EXPORT_DIR = paths.EXPORT
@@ -35,53 +36,42 @@ class ModelNotExportedError(FileNotFoundError):
 
 @dataclass
 class Predictor:
-    """An exported model with its class names and input size."""
+    """An exported model, in one of its runtimes, with its class names and input size."""
 
-    model: object  # keras.Model; typed loosely so importing this module stays light
+    runtime: Runtime  # onnxruntime, LiteRT or Keras (serving/runtimes.py)
     metadata: ExportMetadata
     max_pixels: int = DEFAULT_MAX_PIXELS
-    _gradcam: object = field(default=None, repr=False)  # built on the first explain()
-    _gradcam_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        # Keras makes its compiled predict step on first use; made here, once, threads
-        # (the web app's, the CLI's) never race to make it.
-        self.model.make_predict_function()
 
     @classmethod
-    def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR) -> Predictor:
-        """Load models/best (or another export directory)."""
+    def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR, runtime: str = "auto") -> Predictor:
+        """Load models/best (or another export directory) in `runtime` (auto: the fastest
+        installed runtime whose file the export has; runtimes.RUNTIMES)."""
         export_dir = Path(export_dir)
-        metadata_file, model_file = export_dir / "metadata.json", export_dir / "model.keras"
-        if not (metadata_file.is_file() and model_file.is_file()):
+        metadata_file = export_dir / "metadata.json"
+        if not metadata_file.is_file():
             raise ModelNotExportedError(
-                f"no exported model in {export_dir}/ (needs model.keras and metadata.json): "
+                f"no exported model in {export_dir}/ (needs metadata.json and a model file): "
                 "run `dvc repro` (or `make repro`) to train and export one"
             )
-        import keras
-
         try:
             metadata = ExportMetadata.read(metadata_file, "dvc repro export")
-        except StageFileError as exc:
-            raise ModelNotExportedError(f"no usable export in {export_dir}/: {exc}") from None
-        try:
-            model = keras.models.load_model(model_file)
-        except Exception as exc:  # a truncated or foreign file fails in many ways inside Keras
+            opened = runtimes.open_runtime(export_dir, runtimes.choose(export_dir, runtime))
+        except (StageFileError, runtimes.RuntimeUnavailable) as exc:
             raise ModelNotExportedError(
-                f"{model_file} cannot be loaded ({type(exc).__name__}: {exc}): run `dvc repro "
-                "export` again"
+                f"no usable export in {export_dir}/: {exc}; run `dvc repro export` again"
             ) from None
         expected = (
             (None, metadata.image_size, metadata.image_size, 3),
             (None, metadata.num_classes),
         )
-        if (tuple(model.input_shape), tuple(model.output_shape)) != expected:
+        found = opened.io_shapes()
+        if found != expected:
             raise ModelNotExportedError(
-                f"{export_dir}/ does not hang together: the model takes {model.input_shape} and "
-                f"gives {model.output_shape}, metadata.json says {metadata.image_size} px and "
-                f"{metadata.num_classes} classes: run `dvc repro export` again"
+                f"{export_dir}/ does not hang together: its {opened.name} model takes "
+                f"{found[0]} and gives {found[1]}, metadata.json says {metadata.image_size} px "
+                f"and {metadata.num_classes} classes: run `dvc repro export` again"
             )
-        return cls(model, metadata)
+        return cls(opened, metadata)
 
     @property
     def class_names(self) -> list[str]:
@@ -102,9 +92,7 @@ class Predictor:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model inputs."""
-        # Keras' compiled predict step: about a tenth of the time of an eager call for a
-        # lone image (docs/benchmarks.md), with the same numbers.
-        return np.asarray(self.model.predict_on_batch(batch.astype("float32")))
+        return self.runtime.probabilities(batch)
 
     def describe(self, probabilities: np.ndarray, top_k: int | None = None) -> dict:
         """The answer users see: label, its confidence and the (top-k) probabilities."""
@@ -132,18 +120,10 @@ class Predictor:
         batch = self.pixels(image)[None]
         return self.describe(self.probabilities(batch)[0], top_k)
 
-    def _explainer(self) -> object:
-        with self._gradcam_lock:
-            if self._gradcam is None:
-                from imgclf.explain.gradcam import GradCam
-
-                self._gradcam = GradCam(self.model)
-        return self._gradcam
-
     def explain_pixels(self, pixels: np.ndarray, top_k: int | None = None) -> tuple[dict, object]:
         """The answer for one model input, and Grad-CAM of its predicted class over it."""
-        probabilities, heatmaps = self._explainer().explain(pixels[None])
-        return self.describe(probabilities[0], top_k), overlay(pixels, heatmaps[0])
+        probabilities, heatmap = self.runtime.explain(pixels)
+        return self.describe(probabilities, top_k), overlay(pixels, heatmap)
 
     def explain(self, image: bytes | str | Path, top_k: int | None = None) -> tuple[dict, object]:
         """predict(), plus a PIL image of the heatmap of what drove it, laid over the image."""

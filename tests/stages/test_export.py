@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from imgclf.data.prepared import read_split
 from imgclf.evaluation import calibration
+from imgclf import params as params_file
+from imgclf.deploy.formats import EXPLAIN_FILE, FILES
 from support.project import model_metrics
 
 
@@ -20,9 +22,13 @@ def best(tiny_project):
 
 
 def test_export_holds_what_serving_needs_and_nothing_half_written(tiny_project, best):
-    assert sorted(p.name for p in best.iterdir()) == [
-        "MODEL_CARD.md", "metadata.json", "model.keras", "saved_model",
-    ]  # fmt: skip
+    formats = model_metrics(tiny_project, "export")["formats"]
+    wanted = params_file.load(tiny_project / "params.yaml").export.formats
+    assert set(formats) == {*wanted, "explain_onnx"}
+    shipped = {FILES.get(name, EXPLAIN_FILE) for name, f in formats.items() if f["passed"]}
+    assert sorted(p.name for p in best.iterdir()) == sorted([
+        "MODEL_CARD.md", "metadata.json", "model.keras", "saved_model", *shipped,
+    ])  # fmt: skip
     assert (best / "saved_model" / "1" / "saved_model.pb").is_file()
     assert not any(p.name.startswith(".best") for p in (tiny_project / "models").iterdir())
 

@@ -23,6 +23,9 @@ def app_for(export, **config):
     return create_app({"MODEL_DIR": str(export), "RELOAD_INTERVAL_S": 0, **config})
 
 
+RUNTIME_OF = {"truncated model": "keras", "truncated onnx": "onnx"}  # which file each spoils
+
+
 def predict(client):
     data = {"file": [(io.BytesIO(PNG), "a.png")]}
     return client.post("/predict", data=data, content_type="multipart/form-data")
@@ -58,7 +61,7 @@ def test_a_replaced_export_is_swapped_in_and_model_names_it(export, tiny_project
 
 @pytest.mark.parametrize("breakage", BREAKAGES)
 def test_a_broken_export_is_refused_and_the_old_one_keeps_serving(export, breakage, tmp_path):
-    app = app_for(export)
+    app = app_for(export, RUNTIME=RUNTIME_OF.get(breakage, "auto"))
     service, client = model_service(app), app.test_client()
     working = service.current.export_id
     swap_in(export, changed_copy(export, lambda c: spoil(c, breakage), tmp_path))
@@ -70,13 +73,14 @@ def test_a_broken_export_is_refused_and_the_old_one_keeps_serving(export, breaka
 
 
 def test_a_server_that_starts_with_a_broken_export_says_why(export):
-    (export / "model.keras").write_bytes(b"not a model")
-    client = app_for(export).test_client()
-    ready = client.get("/ready")
-    assert ready.status_code == 503 and "model.keras cannot be loaded" in ready.get_json()["error"]
-    page = client.get("/").get_data(as_text=True)
-    assert "none can be used" in page and "model.keras cannot be loaded" in page
-    assert predict(client).status_code == 503
+    for runtime, name in (("keras", "model.keras"), ("onnx", "model.onnx")):
+        (export / name).write_bytes(b"not a model")
+        client = app_for(export, RUNTIME=runtime).test_client()
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and f"{name} cannot be loaded" in ready.get_json()["error"]
+        page = client.get("/").get_data(as_text=True)
+        assert "none can be used" in page and f"{name} cannot be loaded" in page
+        assert predict(client).status_code == 503
 
 
 def test_a_directory_missing_for_a_moment_is_not_a_failure(export, tmp_path):
