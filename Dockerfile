@@ -1,12 +1,17 @@
-# The web app serving an exported model (docs/serving.md#container):
-#   make image                 build imgclf:latest with models/best copied in
+# The web app serving an exported model (docs/serving.md#container, docs/deploying.md):
+#   make image                 build imgclf:latest with models/best copied in: the web app
+#                              on onnxruntime, no TensorFlow (EXTRAS=serve)
+#   make image-full            build imgclf:full with TensorFlow too (EXTRAS=pipeline), for
+#                              serving model.keras itself
 #   make serve-image           run it on 127.0.0.1:5000
 # Builds with Docker and with Podman/Buildah alike. BASE_IMAGE is any Debian-based
 # Python 3.10+ image; the default is the official slim one.
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
+ARG EXTRAS=serve
 
 # ---- 1. The virtual environment: the pinned dependencies, then the package ----------
 FROM ${BASE_IMAGE} AS build
+ARG EXTRAS
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/venv
 WORKDIR /src
@@ -14,13 +19,14 @@ WORKDIR /src
 # the code (or the README the package metadata reads) re-runs only the last install.
 COPY pyproject.toml constraints.txt ./
 RUN mkdir -p imgclf webapp && touch README.md imgclf/__init__.py webapp/__init__.py \
-    && /opt/venv/bin/pip install --constraint constraints.txt . \
+    && /opt/venv/bin/pip install --constraint constraints.txt ".[${EXTRAS}]" \
     && /opt/venv/bin/pip uninstall --yes imgclf
 COPY README.md ./
 COPY imgclf ./imgclf
 COPY webapp ./webapp
 # (setuptools' build/ still holds the stub package of the layer above: start afresh.)
-# Not needed to serve: TensorFlow's C++ headers (287 MB, for building custom ops), pip.
+# Not needed to serve: TensorFlow's C++ headers (287 MB, for building custom ops, in the
+# full image), pip.
 RUN rm -rf build ./*.egg-info \
     && /opt/venv/bin/pip install --no-deps --constraint constraints.txt . \
     && site=$(echo /opt/venv/lib/python3*/site-packages) \

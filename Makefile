@@ -12,7 +12,7 @@ ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docke
 IMAGE ?= imgclf:latest
 IMAGE_BUILD_FLAGS ?=
 
-.PHONY: image serve-image venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot clean
+.PHONY: image image-full serve-image venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot clean
 
 venv: $(VENV)/.installed
 
@@ -51,10 +51,14 @@ serve: venv
 	IMGCLF_HOST=$(HOST) IMGCLF_PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \
 		gunicorn --config webapp/gunicorn.conf.py 'webapp:create_app()'
 
-# The web app's container image, with models/best copied in (run `make repro` first).
+# The web app's container image, with models/best copied in (run `make repro` first):
+# onnxruntime, no TensorFlow. `make image-full`: imgclf:full, with TensorFlow.
 image:
 	test -f models/best/metadata.json || { echo "models/best/ not found: run make repro first" >&2; exit 2; }
 	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker,) $(IMAGE_BUILD_FLAGS) --tag $(IMAGE) .
+
+image-full:
+	$(MAKE) image IMAGE=imgclf:full IMAGE_BUILD_FLAGS="$(IMAGE_BUILD_FLAGS) --build-arg EXTRAS=pipeline"
 
 # Serve it on $(HOST):$(PORT), with the current export mounted read-only over the copy.
 serve-image:

@@ -1,0 +1,177 @@
+"""Command line for the exported model.
+
+imgclf predict DIR_OR_FILE...               one JSON object per image (folders are walked)
+imgclf predict photos/ --csv photos.csv     the same as a table
+imgclf explain IMAGE -o IMAGE_heatmap.png   the JSON answer, and a PNG of what drove it
+imgclf audit FOLDER                         likely label errors, near-duplicates, outliers
+
+Quiet by default: a successful run writes nothing on stderr (-v shows TensorFlow's
+own start-up lines); a progress bar is drawn only on a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from imgclf.serving import batch_predict
+from imgclf.serving.predictor import DEFAULT_EXPORT_DIR, ModelNotExportedError, Predictor
+from imgclf.serving.runtimes import RUNTIMES, RuntimeUnavailable
+
+
+def silence_native_stderr() -> None:
+    """Send what TensorFlow's C++ runtime writes to file descriptor 2 to /dev/null.
+
+    Its start-up lines (absl's "All log messages before absl::InitializeLog()", oneDNN's
+    notice) are written before TF_CPP_MIN_LOG_LEVEL is read. Python's sys.stderr keeps
+    the real terminal, so this program's own messages and tracebacks still show.
+    """
+    sys.stderr.flush()
+    real = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
+
+
+def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int | None) -> int:
+    files = batch_predict.expand(args.images)
+    if not files:
+        print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
+        return 1
+    answers = batch_predict.predict_files(predictor, files, top_k)
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        answers = tqdm(answers, total=len(files), unit="image", file=sys.stderr, leave=False)
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as table:
+            failures = batch_predict.write_csv(answers, table)
+    else:
+        failures = batch_predict.write_json_lines(answers, sys.stdout)
+    if failures:
+        print(f"error: {failures} of {len(files)} file(s) could not be predicted", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | None) -> int:
+    """Print the answer for one file and write its Grad-CAM overlay; 0 on success, 1 if not."""
+    decoded = batch_predict.decode_files([name], predictor.image_size, predictor.max_pixels)[0]
+    if isinstance(decoded, str):
+        print(f"error: {decoded}", file=sys.stderr)
+        return 1
+    try:
+        answer, heatmap = predictor.explain_pixels(decoded, top_k)
+    except RuntimeUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        heatmap.save(output, format="PNG")
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"file": name, **answer, "heatmap": str(output)}))
+    return 0
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    """Print the audit of a folder; 0 when it ran (whatever it found), 2 on a user error."""
+    from imgclf import params as params_file
+    from imgclf.audit.folder import audit_folder, print_findings
+    from imgclf.data.layout import DataError
+
+    try:
+        params = params_file.load(args.params)
+        audit, skipped = audit_folder(args.folder, params)
+    except (params_file.ParamsError, DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_findings(audit, skipped, sys.stdout, args.limit)
+    if args.csv_dir:
+        excluded: list[dict] = []
+        audit.write(args.csv_dir, excluded, params.audit.gallery)
+        print(f"\nwrote {args.csv_dir}/ (label_issues.csv, near_duplicates.csv, outliers.csv, "
+              "label_issues.png)")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="imgclf", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser(
+        "predict", help="classify image files and folders with the exported model"
+    )
+    predict.add_argument("images", nargs="+", metavar="DIR_OR_FILE")
+    predict.add_argument(
+        "--csv", type=Path, help="write a table here (file, prediction, confidence, ...)"
+    )
+    explain = commands.add_parser(
+        "explain", help="classify one image and draw a Grad-CAM heatmap of what drove it"
+    )
+    explain.add_argument("image", metavar="IMAGE")
+    explain.add_argument(
+        "-o", "--output", type=Path, help="PNG to write (default: IMAGE_heatmap.png beside it)"
+    )
+    audit = commands.add_parser(
+        "audit", help="find likely label errors, near-duplicates and outliers in a folder"
+    )
+    audit.add_argument(
+        "folder", type=Path, metavar="FOLDER",
+        help="class folders of images (or train/val/test folders of them)",
+    )  # fmt: skip
+    audit.add_argument(
+        "--params", type=Path, default=Path("params.yaml"),
+        help="the project's params file, for audit.* (default: params.yaml here)",
+    )  # fmt: skip
+    audit.add_argument("--csv-dir", type=Path, help="also write the CSVs and gallery here")
+    audit.add_argument("--limit", type=int, default=20, help="rows shown per finding")
+    audit.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's messages")
+    for command in (predict, explain):
+        command.add_argument(
+            "--model-dir", default=str(DEFAULT_EXPORT_DIR), help="export directory"
+        )
+        command.add_argument(
+            "--top-k", type=int, default=None,
+            help="probabilities to list (default: metadata top_k)",
+        )  # fmt: skip
+        command.add_argument(
+            "-v", "--verbose", action="store_true", help="show TensorFlow's own messages"
+        )
+        command.add_argument(
+            "--runtime", choices=("auto", *RUNTIMES), default="auto",
+            help="onnx (onnxruntime), tflite (LiteRT) or keras (TensorFlow); "
+            "default auto: the fastest installed whose file the export has",
+        )  # fmt: skip
+    args = parser.parse_args(argv)
+    if not args.verbose:
+        silence_native_stderr()
+    if args.command == "audit":
+        return audit_command(args)
+    try:
+        predictor = Predictor.load(args.model_dir, args.runtime)
+    except ModelNotExportedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    top_k = args.top_k or predictor.metadata.top_k
+    if args.command == "explain":
+        image = Path(args.image)
+        output = args.output or image.with_name(f"{image.stem}_heatmap.png")
+        return explain_file(predictor, args.image, output, top_k)
+    return predict_command(predictor, args, top_k)
+
+
+def run() -> int:
+    """The `imgclf` entry point: main(), quiet when its reader goes away (`| head`)."""
+    try:
+        return main()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,208 @@
+"""The three findings, on embeddings already computed: plain numpy, scikit-learn and cleanlab.
+
+- Likely label errors: every image's class probabilities come from a fast classifier
+  (linear discriminant analysis on the standardized features' top principal
+  components) fitted on the other folds of a k-fold split, so no label is judged by a
+  model that saw it; cleanlab's confident
+  learning (`find_label_issues`) picks the labels those probabilities contradict, ranked
+  by cleanlab's label quality score (the probability of the given label).
+- Near-duplicates: two images closer than `distance` times the typical distance
+  between an image and its nearest neighbour, in their pixels and in their pretrained
+  features at once (the geometric mean of the two ratios; cosine distances on each
+  space's top principal components). Pixels alone take two
+  plain textures for copies; features alone miss a re-encoded copy of a small
+  image. Measuring against the typical neighbour makes one threshold hold for
+  28 px product shots and for photos.
+- Outliers: cleanlab's out-of-distribution score of each image's features against
+  each class (of all splits), the best of them: an image far from every class
+  scores lowest.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from cleanlab.filter import find_label_issues
+from cleanlab.outlier import OutOfDistribution
+from cleanlab.rank import get_label_quality_scores
+from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import StandardScaler
+
+PCA_DIMENSIONS = 256  # as accurate as all 2,024 features here, and several times faster
+NEIGHBOURS = 5  # candidates per image for near-duplicates, in each space
+OUTLIER_NEIGHBOURS = 10  # cleanlab's default k
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """Out-of-sample class probabilities, and what cleanlab makes of them."""
+
+    probabilities: np.ndarray  # (n, classes), each row from a model that did not see it
+    quality: np.ndarray  # (n,): cleanlab's label quality score, low = likely wrong
+    issues: np.ndarray  # row indices cleanlab flags, most likely wrong first
+
+
+def out_of_sample_probabilities(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int
+) -> np.ndarray:
+    """Class probabilities of each row from a classifier fitted on the other folds."""
+    counts = np.bincount(labels, minlength=num_classes)
+    # A class needs a member in every fold; fewer folds when a class is that small.
+    folds = int(min(folds, max(2, counts[counts > 0].min())))
+    # The projection never sees a label, so fitting it once on every row keeps each
+    # row's probabilities out of sample (and is 5x faster than once per fold).
+    dims = int(min(PCA_DIMENSIONS, features.shape[1], len(labels) - 1))
+    standardized = StandardScaler().fit_transform(features)
+    projected = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(standardized)
+    classifier = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # A class smaller than the folds, or a constant feature in a tiny fold, warns.
+        warnings.simplefilter("ignore", (UserWarning, RuntimeWarning, ConvergenceWarning))
+        probabilities = cross_val_predict(
+            classifier, projected, labels, cv=splitter, method="predict_proba"
+        )
+    if probabilities.shape[1] < num_classes:  # a class absent from these labels
+        full = np.zeros((len(labels), num_classes))
+        full[:, np.unique(labels)] = probabilities
+        probabilities = full
+    return probabilities
+
+
+def label_issues(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int
+) -> LabelIssues:
+    """Likely label errors among `labels`, judged out of sample (see the module docstring)."""
+    probabilities = out_of_sample_probabilities(features, labels, num_classes, folds, seed)
+    present = np.unique(labels)
+    if len(present) < 2:  # one class: nothing to confuse it with
+        return LabelIssues(probabilities, np.ones(len(labels)), np.zeros(0, dtype=np.int64))
+    # cleanlab wants every class it is told about to occur: judge the present ones.
+    remap = np.full(num_classes, -1)
+    remap[present] = np.arange(len(present))
+    probs = probabilities[:, present]
+    probs = probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
+    given = remap[labels]
+    quality = get_label_quality_scores(given, probs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        issues = find_label_issues(given, probs, return_indices_ranked_by="self_confidence")
+    return LabelIssues(probabilities, quality, np.asarray(issues, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two rows of the stacked embeddings that are near-duplicates, first < second."""
+
+    first: int
+    second: int
+    distance: float  # relative to the typical nearest-neighbour distance; 0 = identical
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = vectors.astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.clip(norms, 1e-12, None)
+
+
+def _projected(vectors: np.ndarray) -> np.ndarray:
+    """`vectors`, centred, on their top principal components (scikit-learn's randomized
+    PCA with its default power iterations: fewer lose copies on Fashion-MNIST)."""
+    vectors = vectors.astype(np.float32)
+    dims = min(PCA_DIMENSIONS, vectors.shape[1], len(vectors))
+    if dims == vectors.shape[1]:
+        return vectors - vectors.mean(axis=0)
+    return PCA(dims, svd_solver="randomized", random_state=0).fit_transform(vectors)
+
+
+def _neighbours(units: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine distances and indices of each unit row's k nearest other rows (and itself)."""
+    index = _euclidean_index(units, min(k + 1, len(units)))
+    distances, indices = index.kneighbors(units)
+    return distances**2 / 2, indices  # for unit vectors |a - b|^2 = 2 (1 - cos)
+
+
+def _euclidean_index(units: np.ndarray, k: int) -> NearestNeighbors:
+    """Nearest neighbours of unit rows by euclidean distance: the order cosine gives, found
+    by scikit-learn's chunked euclidean search, which keeps memory flat (its cosine
+    search holds a gigabyte of distances per chunk) and is several times faster."""
+    return NearestNeighbors(n_neighbors=k, metric="euclidean", algorithm="brute").fit(units)
+
+
+def _typical_distance(distances: np.ndarray, indices: np.ndarray) -> float:
+    """The median distance from a row to its nearest other row."""
+    others = indices != np.arange(len(indices))[:, None]
+    first_other = np.argmax(others, axis=1)
+    nearest = distances[np.arange(len(distances)), first_other]
+    return max(float(np.median(nearest)), 1e-6)
+
+
+def feature_space(features: np.ndarray) -> np.ndarray:
+    """The features as near-duplicates and outliers compare them: unit rows on the top
+    principal components (256 keep the neighbours of 2,000-3,000 dimensions, at a
+    tenth of the cost of searching them). Computed once for both findings."""
+    return _unit_rows(_projected(features))
+
+
+def near_duplicates(space: np.ndarray, pixels: np.ndarray, distance: float) -> list[Pair]:
+    """Pairs closer than `distance` (relative, in both spaces; see the module docstring).
+
+    `space` is the images' `feature_space`; `pixels` their small pixel copies.
+    """
+    if len(space) < 2:
+        return []
+    spaces = [space, _unit_rows(_projected(pixels - pixels.mean(axis=1, keepdims=True)))]
+    found = [_neighbours(vectors, NEIGHBOURS) for vectors in spaces]
+    scale = [_typical_distance(*neighbours) for neighbours in found]
+    # Every (row, neighbour) of either search, each unordered pair once.
+    pairs = np.concatenate(
+        [
+            np.stack([np.repeat(np.arange(len(indices)), indices.shape[1]), indices.ravel()], 1)
+            for _, indices in found
+        ]
+    )
+    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+    if len(pairs) == 0:
+        return []
+    first, second = pairs[:, 0], pairs[:, 1]
+    ratios = [
+        np.maximum(1 - np.sum(vectors[first] * vectors[second], axis=1), 0) / s
+        for vectors, s in zip(spaces, scale, strict=True)
+    ]
+    combined = np.sqrt(ratios[0] * ratios[1])
+    keep = np.flatnonzero(combined <= distance)
+    return [Pair(int(first[i]), int(second[i]), float(combined[i])) for i in keep]
+
+
+def outlier_scores(space: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """How typical each image is of its nearest class: cleanlab's out-of-distribution score
+    against each class, the best of them (1 typical, towards 0 far from every class).
+
+    Per class, because foreign images tend to resemble each other: a dozen screenshots
+    spread over the classes are each other's nearest neighbours in the whole set, but
+    in any one class they are among strangers. cleanlab leaves an image out of its
+    own neighbours.
+    """
+    best = np.zeros(len(space))
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rest = np.flatnonzero(labels != label)
+        k = min(OUTLIER_NEIGHBOURS, len(members) - 1)
+        if k < 1:
+            continue
+        # Cosine geometry (cleanlab's own default for features) on the top principal
+        # components, searched by euclidean distance (see _euclidean_index).
+        detector = OutOfDistribution(params={"knn": _euclidean_index(space[members], k), "k": k})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            own = detector.fit_score(features=space[members], verbose=False)
+            best[members] = np.maximum(best[members], own)
+            if len(rest):
+                best[rest] = np.maximum(best[rest], detector.score(features=space[rest]))
+    return best

@@ -1,0 +1,99 @@
+"""The exported model in other runtimes' formats: ONNX, and LiteRT (TFLite) in float and int8.
+
+Each file takes the same plain RGB pixels as model.keras and gives the same calibrated
+probabilities: preprocessing, resizing and the temperature layer are inside the model,
+so they are inside every conversion too. Every format is converted from the SavedModel
+the export writes (its constants frozen in, which converting the Keras object itself
+leaves out): ONNX by tf2onnx (opset 18, read by onnxruntime 1.14 and newer), LiteRT
+by TensorFlow's own converter. The int8 file is fully integer-quantized (weights and
+activations), its ranges calibrated on a sample of the training images; its input and
+output stay float32, so a caller feeds it exactly what it feeds the others. Grad-CAM
+is exported too, as a second ONNX graph (explain.onnx) that runs the forward pass and
+the gradient of the predicted class in one call.
+
+The conversions are deterministic: the same model gives the same bytes, so a re-run
+leaves dvc.lock unchanged.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imgclf.explain.gradcam import GradCam
+
+OPSET = 18  # Resize with an antialiasing filter (a model that shrinks its input) needs 18
+INPUT = "pixels"
+OUTPUTS = ("probabilities",)
+EXPLAIN_OUTPUTS = ("probabilities", "heatmap")
+
+FILES = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_int8": "model_int8.tflite"}
+EXPLAIN_FILE = "explain.onnx"
+
+
+def _saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]) -> None:
+    """A SavedModel's serving signature as ONNX, its tensors named `pixels` and `outputs`."""
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    from imgclf.deploy import onnx_gradients
+
+    onnx_gradients.register()
+    graph_def, inputs, found, renamed = tf_loader.from_saved_model(
+        str(saved_model), None, None, return_tensors_to_rename=True
+    )
+    # The signature's own names (args_0, output_0, ...) made readable.
+    names = {inputs[0]: INPUT, **dict(zip(sorted(found), outputs, strict=True))}
+    tf2onnx.convert.from_graph_def(
+        graph_def, input_names=inputs, output_names=sorted(found), opset=OPSET,
+        tensors_to_rename={tensor: names[tensor] for tensor in renamed}, output_path=str(path),
+    )  # fmt: skip
+
+
+def write_onnx(saved_model: Path, path: Path) -> None:
+    """The export's SavedModel as ONNX: input `pixels`, output `probabilities`."""
+    _saved_model_to_onnx(saved_model, path, OUTPUTS)
+
+
+def write_explain_onnx(model: keras.Model, path: Path) -> None:
+    """Grad-CAM as ONNX: one image's `pixels` in; the served `probabilities` and the
+    `heatmap` of the predicted class, in [0, 1] at the feature map's size, out.
+
+    The gradient ops TensorFlow emits for ReLU and max pooling have no ONNX converter
+    of their own in tf2onnx; onnx_gradients.py gives them one. The graph takes one
+    image at a time: with the batch size unknown, the gradient of global average
+    pooling reshapes by a shape tensor that tf2onnx converts wrongly.
+    """
+    module = tf.Module()
+    module.model = model  # tracks the variables the function reads
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name=INPUT)
+    module.explain = tf.function(GradCam(model).explain_graph, input_signature=[spec])
+    with tempfile.TemporaryDirectory() as folder:
+        tf.saved_model.save(module, folder, signatures=module.explain)
+        _saved_model_to_onnx(Path(folder), path, EXPLAIN_OUTPUTS)
+
+
+def write_tflite(saved_model: Path, path: Path) -> None:
+    """The SavedModel as a float32 LiteRT flatbuffer."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    path.write_bytes(converter.convert())
+
+
+def write_tflite_int8(saved_model: Path, path: Path, calibration: np.ndarray) -> None:
+    """The SavedModel fully integer-quantized, ranges calibrated on `calibration` images."""
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for image in calibration:
+            yield [image[None].astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    # Every op in int8 (no float fallback); the model's input and output stay float32.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    path.write_bytes(converter.convert())

@@ -1,0 +1,188 @@
+"""Each exported format run on the untouched test split beside the Keras model, and judged.
+
+A format ships only when it answers as the Keras model does: float formats agree on
+the top class of at least FLOAT_AGREEMENT of the test images with probabilities
+within FLOAT_DIFFERENCE; the int8 file agrees on at least INT8_AGREEMENT and loses
+at most INT8_ACCURACY_LOSS of test accuracy. A format that fails is removed from the
+export, and the stage says so loudly; metrics/export.json keeps its figures with
+`passed: false`. Grad-CAM's ONNX graph is held to the same answer and to heatmaps
+that correlate with Keras' at HEATMAP_CORRELATION or better.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from imgclf.deploy import formats
+from imgclf.explain.gradcam import GradCam
+from imgclf.models.inference import inference_batch_size, predict_in_batches
+from imgclf.serving.runtimes import LiteRtRuntime, OnnxRuntime
+
+FLOAT_AGREEMENT, FLOAT_DIFFERENCE = 0.999, 1e-4
+INT8_AGREEMENT, INT8_ACCURACY_LOSS = 0.98, 0.01
+HEATMAP_CORRELATION = 0.99
+HEATMAP_IMAGES = 16  # test images whose ONNX heatmaps are compared with Keras'
+LATENCY_CALLS = 50  # batch-1 calls timed per format (the median is reported)
+
+
+@dataclass(frozen=True)
+class FormatReport:
+    """One format's file and how it answered on the test split."""
+
+    format: str
+    file: str
+    size_bytes: int
+    test_accuracy: float
+    agreement: float  # share of test images whose top class is the Keras model's
+    max_probability_difference: float
+    passed: bool
+    reason: str  # why it failed, or what it met
+    heatmap_correlation: float | None = None  # explain.onnx only: the lowest against Keras'
+
+    def metrics(self) -> dict:
+        """Its figures for metrics/export.json (deterministic: no timings)."""
+        skipped = (
+            ("format", "file")
+            if self.heatmap_correlation is not None
+            else ("format", "file", "heatmap_correlation")
+        )
+        return {key: value for key, value in asdict(self).items() if key not in skipped}
+
+
+def _runtime(fmt: str, path: Path) -> OnnxRuntime | LiteRtRuntime:
+    return OnnxRuntime(path) if fmt == "onnx" else LiteRtRuntime(path)
+
+
+def judge(fmt: str, agreement: float, difference: float, accuracy_loss: float) -> tuple[bool, str]:
+    """Whether a format's figures meet its bounds, and in words why (not)."""
+    if fmt == "tflite_int8":
+        passed = agreement >= INT8_AGREEMENT and accuracy_loss <= INT8_ACCURACY_LOSS
+        bounds = f"agreement >= {INT8_AGREEMENT:.0%}, accuracy loss <= {INT8_ACCURACY_LOSS:.0%}"
+    else:
+        passed = agreement >= FLOAT_AGREEMENT and difference <= FLOAT_DIFFERENCE
+        bounds = f"agreement >= {FLOAT_AGREEMENT:.1%}, probability difference <= {FLOAT_DIFFERENCE}"
+    return passed, ("meets " if passed else "fails ") + bounds
+
+
+def check_format(
+    fmt: str, path: Path, images: np.ndarray, labels: np.ndarray, reference: np.ndarray
+) -> FormatReport:
+    """`path` run on the test images and compared with the Keras model's probabilities."""
+    runtime = _runtime(fmt, path)
+    batch = 64
+    found = np.concatenate([
+        runtime.probabilities(images[start : start + batch].astype(np.float32))
+        for start in range(0, len(images), batch)
+    ])  # fmt: skip
+    agreement = float((found.argmax(axis=1) == reference.argmax(axis=1)).mean())
+    difference = float(np.abs(found - reference).max())
+    accuracy = float((found.argmax(axis=1) == labels).mean())
+    loss = float((reference.argmax(axis=1) == labels).mean()) - accuracy
+    passed, reason = judge(fmt, agreement, difference, loss)
+    return FormatReport(
+        fmt, path.name, path.stat().st_size, accuracy, agreement, difference, passed, reason
+    )
+
+
+def check_explain(
+    path: Path, model: keras.Model, images: np.ndarray, labels: np.ndarray
+) -> FormatReport:
+    """explain.onnx against Keras' Grad-CAM on the first HEATMAP_IMAGES test images."""
+    runtime = OnnxRuntime(path.with_name(formats.FILES["onnx"]))
+    pixels = images[:HEATMAP_IMAGES].astype(np.float32)
+    expected_probabilities, expected_maps = GradCam(model).explain(pixels)
+    answers = [runtime.explain(image) for image in pixels]
+    probabilities = np.stack([p for p, _ in answers])
+    maps = np.stack([m for _, m in answers])
+    agreement = float((probabilities.argmax(1) == expected_probabilities.argmax(1)).mean())
+    flat = [(a.ravel(), b.ravel()) for a, b in zip(maps, expected_maps, strict=True)]
+    # A map that is flat on both sides (nothing found) agrees; correlate the others.
+    correlations = [float(np.corrcoef(a, b)[0, 1]) for a, b in flat if a.std() and b.std()]
+    flat_alike = all(np.allclose(a, b, atol=1e-4) for a, b in flat if not (a.std() and b.std()))
+    worst = min(correlations, default=1.0)
+    passed = agreement == 1.0 and worst >= HEATMAP_CORRELATION and flat_alike
+    reason = f"heatmap correlation >= {HEATMAP_CORRELATION} and the same class: " + (
+        "met" if passed else f"failed (lowest {worst:.4f}, agreement {agreement:.3f})"
+    )
+    difference = float(np.abs(probabilities - expected_probabilities).max())
+    accuracy = float((probabilities.argmax(1) == labels[:HEATMAP_IMAGES]).mean())
+    return FormatReport(
+        "explain_onnx", path.name, path.stat().st_size, accuracy, agreement, difference, passed,
+        reason, heatmap_correlation=worst,
+    )  # fmt: skip
+
+
+def batch1_latency(fmt: str, path: Path, image: np.ndarray) -> float:
+    """Median seconds of one single-image call (after a warm-up call)."""
+    runtime = _runtime(fmt, path)
+    batch = image[None].astype(np.float32)
+    runtime.probabilities(batch)
+    times = []
+    for _ in range(LATENCY_CALLS):
+        started = time.perf_counter()
+        runtime.probabilities(batch)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def write_formats(
+    export_dir: Path,
+    model: keras.Model,
+    wanted: list[str],
+    calibration: np.ndarray,
+    test: tuple[np.ndarray, np.ndarray],
+) -> tuple[list[FormatReport], dict[str, float]]:
+    """Write each wanted format into `export_dir`, check it against `model` on the test
+    (images, labels), and remove the ones that fail.
+
+    Returns the reports and each shipped format's batch-1 latency in seconds (timings,
+    not metrics: they differ run to run).
+    """
+    saved_model = export_dir / "saved_model" / "1"
+    writers = {
+        "onnx": lambda path: formats.write_onnx(saved_model, path),
+        "tflite": lambda path: formats.write_tflite(saved_model, path),
+        "tflite_int8": lambda path: formats.write_tflite_int8(saved_model, path, calibration),
+    }
+    images, labels = test
+    reference = predict_in_batches(model, images, inference_batch_size(images.shape[1]))
+    reports, latency = [], {}
+    for fmt in wanted:
+        path = export_dir / formats.FILES[fmt]
+        try:
+            writers[fmt](path)
+        except Exception as exc:  # a converter that cannot take an op says so in many ways
+            said = (str(exc).strip().splitlines() or [""])[0]
+            why = f"conversion failed: {type(exc).__name__}: {said}"
+            report = FormatReport(fmt, path.name, 0, 0.0, 0.0, 1.0, False, why)
+        else:
+            report = check_format(fmt, path, images, labels, reference)
+        reports.append(report)
+        if not report.passed:
+            _refuse(report, path)
+            continue
+        latency[fmt] = batch1_latency(fmt, path, images[0])
+        if fmt == "onnx":  # heatmaps for the onnx runtime
+            explain = export_dir / formats.EXPLAIN_FILE
+            formats.write_explain_onnx(model, explain)
+            reports.append(check_explain(explain, model, images, labels))
+            if not reports[-1].passed:
+                _refuse(reports[-1], explain)
+    return reports, latency
+
+
+def _refuse(report: FormatReport, path: Path) -> None:
+    path.unlink(missing_ok=True)
+    banner = "!" * 78
+    print(
+        f"{banner}\nWARNING: export: {report.format} ({path.name}) is NOT shipped: "
+        f"{report.reason}\n  (agreement {report.agreement:.4f}, largest probability "
+        f"difference {report.max_probability_difference:.2g})\n{banner}",
+        file=sys.stderr,
+    )

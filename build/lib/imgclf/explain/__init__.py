@@ -1,0 +1,1 @@
+"""Where a model looked: Grad-CAM maps (gradcam) and drawing them over the image (heatmap)."""

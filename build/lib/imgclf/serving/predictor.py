@@ -1,0 +1,130 @@
+"""Load an exported model once and predict images with it: the one call users need.
+
+from imgclf.serving import Predictor
+predictor = Predictor.load("models/best")  # runtime="onnx", "tflite" or "keras"; default auto
+predictor.predict("photo.jpg")  # {"prediction": "Cat", "confidence": 0.94, "uncertain": false,
+                               #  "answer": "Cat", "probabilities": {...}}
+answer, heatmap = predictor.explain("photo.jpg")  # the same answer, and a PIL image of
+                                                   # Grad-CAM laid over the photo
+
+Below the export's confidence threshold (metadata `confidence_threshold`, see
+evaluation/selective.py) the answer is marked uncertain: "prediction" stays the best
+guess, "answer" reads "not sure — maybe Cat".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imgclf import paths
+from imgclf.evaluation.selective import is_uncertain
+from imgclf.explain.heatmap import overlay
+from imgclf.images import DEFAULT_MAX_PIXELS, load_image
+from imgclf.serving import runtimes
+from imgclf.serving.runtimes import Runtime
+from imgclf.stage_files import ExportMetadata, StageFileError
+
+DEFAULT_EXPORT_DIR = paths.EXPORT
+
+
+class ModelNotExportedError(FileNotFoundError):
+    """There is no complete, usable export in the model directory."""
+
+
+@dataclass
+class Predictor:
+    """An exported model, in one of its runtimes, with its class names and input size."""
+
+    runtime: Runtime  # onnxruntime, LiteRT or Keras (serving/runtimes.py)
+    metadata: ExportMetadata
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR, runtime: str = "auto") -> Predictor:
+        """Load models/best (or another export directory) in `runtime` (auto: the fastest
+        installed runtime whose file the export has; runtimes.RUNTIMES)."""
+        export_dir = Path(export_dir)
+        metadata_file = export_dir / "metadata.json"
+        if not metadata_file.is_file():
+            raise ModelNotExportedError(
+                f"no exported model in {export_dir}/ (needs metadata.json and a model file): "
+                "run `dvc repro` (or `make repro`) to train and export one"
+            )
+        try:
+            metadata = ExportMetadata.read(metadata_file, "dvc repro export")
+            opened = runtimes.open_runtime(export_dir, runtimes.choose(export_dir, runtime))
+        except (StageFileError, runtimes.RuntimeUnavailable) as exc:
+            raise ModelNotExportedError(
+                f"no usable export in {export_dir}/: {exc}; run `dvc repro export` again"
+            ) from None
+        expected = (
+            (None, metadata.image_size, metadata.image_size, 3),
+            (None, metadata.num_classes),
+        )
+        found = opened.io_shapes()
+        if found != expected:
+            raise ModelNotExportedError(
+                f"{export_dir}/ does not hang together: its {opened.name} model takes "
+                f"{found[0]} and gives {found[1]}, metadata.json says {metadata.image_size} px "
+                f"and {metadata.num_classes} classes: run `dvc repro export` again"
+            )
+        return cls(opened, metadata)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.metadata.class_names
+
+    @property
+    def image_size(self) -> int:
+        return self.metadata.image_size
+
+    @property
+    def confidence_threshold(self) -> float:
+        """Answers below this confidence are marked uncertain (0 for older exports)."""
+        return self.metadata.confidence_threshold
+
+    def pixels(self, image: bytes | str | Path) -> np.ndarray:
+        """The model input for one image file or its bytes (raises ImageDecodeError)."""
+        return load_image(image, self.image_size, self.max_pixels)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities for a batch of model inputs."""
+        return self.runtime.probabilities(batch)
+
+    def describe(self, probabilities: np.ndarray, top_k: int | None = None) -> dict:
+        """The answer users see: label, its confidence and the (top-k) probabilities."""
+        return self.describe_batch(np.asarray(probabilities)[None], top_k)[0]
+
+    def describe_batch(self, probabilities: np.ndarray, top_k: int | None = None) -> list[dict]:
+        """`describe` for each row of a batch of probabilities (one sort for the batch)."""
+        names = self.class_names
+        orders = np.argsort(-probabilities, axis=1, kind="stable")[:, : top_k or len(names)]
+        answers = []
+        for row, order in zip(probabilities.tolist(), orders.tolist(), strict=True):
+            label, confidence = names[order[0]], row[order[0]]
+            uncertain = is_uncertain(confidence, self.confidence_threshold)
+            answers.append({
+                "prediction": label,
+                "confidence": confidence,
+                "uncertain": uncertain,
+                "answer": f"not sure — maybe {label}" if uncertain else label,
+                "probabilities": {names[i]: row[i] for i in order},
+            })  # fmt: skip
+        return answers
+
+    def predict(self, image: bytes | str | Path, top_k: int | None = None) -> dict:
+        """Predict one image file or its bytes."""
+        batch = self.pixels(image)[None]
+        return self.describe(self.probabilities(batch)[0], top_k)
+
+    def explain_pixels(self, pixels: np.ndarray, top_k: int | None = None) -> tuple[dict, object]:
+        """The answer for one model input, and Grad-CAM of its predicted class over it."""
+        probabilities, heatmap = self.runtime.explain(pixels)
+        return self.describe(probabilities, top_k), overlay(pixels, heatmap)
+
+    def explain(self, image: bytes | str | Path, top_k: int | None = None) -> tuple[dict, object]:
+        """predict(), plus a PIL image of the heatmap of what drove it, laid over the image."""
+        return self.explain_pixels(self.pixels(image), top_k)

@@ -1,0 +1,150 @@
+"""Run a frozen base once per image (and per augmented view), not once per epoch or stage.
+
+Features are also kept on disk, in FEATURE_CACHE (outside git and DVC), under a key
+made of what they are computed from: the extractor's weights and what it computes
+on a fixed probe batch (architecture, preprocessing, input size and this CPU's
+arithmetic), the batch size, the exact image bytes, and for augmented views the
+augmentation recipe. The audit and train_efficientnet compute the same
+EfficientNet-Lite features of the same splits, and a train stage re-run for a head
+param (learning rate, dropout) needs no pass of the base at all. Same key, same
+computation: an entry holds exactly what computing again would give, so the cache
+never changes a metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from imgclf import paths
+from imgclf.atomic_io import replaced_whole
+from imgclf.models.inference import predict_in_batches
+
+CACHE_ENV = "IMGCLF_FEATURE_CACHE"  # another folder for the cache; empty switches it off
+# Entries past this total are deleted, least recently used first (never the newest).
+MAX_CACHE_BYTES = 4 * 2**30
+PROBE_IMAGES = 2
+HASH_ROWS = 1024
+
+
+def cache_folder() -> Path | None:
+    """Where features are kept: $IMGCLF_FEATURE_CACHE, or the project's own folder.
+
+    None (no cache) when it is set empty, or outside a project (`imgclf audit FOLDER`
+    run elsewhere must not leave a cache folder behind).
+    """
+    folder = os.environ.get(CACHE_ENV)
+    if folder is None:
+        return paths.FEATURE_CACHE if paths.PARAMS.is_file() else None
+    return Path(folder) if folder else None
+
+
+def extractor_digest(extractor: keras.Model, batch_size: int) -> str:
+    """What the extractor is: its weights, and its outputs on a fixed probe batch."""
+    digest = hashlib.sha256(f"{extractor.input_shape}|{batch_size}".encode())
+    for weight in extractor.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    probe = np.random.default_rng(0).integers(
+        0, 256, (PROBE_IMAGES, *extractor.input_shape[1:]), dtype=np.uint8
+    )
+    # Called directly, not through predict(): the same under every tf.distribute strategy.
+    outputs = extractor(probe.astype("float32"), training=False)
+    digest.update(keras.ops.convert_to_numpy(outputs).tobytes())
+    return digest.hexdigest()
+
+
+def images_digest(images: np.ndarray) -> str:
+    """The digest of the image bytes, read a chunk at a time (memory maps stay on disk)."""
+    digest = hashlib.sha256(f"{images.shape}|{images.dtype}".encode())
+    for start in range(0, len(images), HASH_ROWS):
+        digest.update(np.ascontiguousarray(images[start : start + HASH_ROWS]).tobytes())
+    return digest.hexdigest()
+
+
+def stored_features(
+    extractor: keras.Model,
+    images: np.ndarray,
+    batch_size: int,
+    compute: Callable[[], np.ndarray] | None = None,
+    recipe: str = "",
+) -> tuple[np.ndarray, bool]:
+    """The extractor's features of `images`, from the cache or computed (and then kept).
+
+    `compute` replaces the plain pass (augmented views); `recipe` then names what
+    it does beyond it. Returns the features and whether they came from the cache.
+    """
+    folder = cache_folder()
+    if compute is None:
+        compute = functools.partial(predict_in_batches, extractor, images, batch_size)
+    if folder is None or len(images) == 0:
+        return compute(), False
+    key = hashlib.sha256(
+        f"{extractor_digest(extractor, batch_size)}|{images_digest(images)}|{recipe}".encode()
+    ).hexdigest()
+    entry = folder / f"{key}.npy"
+    with contextlib.suppress(OSError, ValueError):
+        features = np.load(entry)
+        os.utime(entry)  # recently used: kept longest
+        return features, True
+    features = compute()
+    with contextlib.suppress(OSError):  # a full or read-only disk costs speed, not the run
+        folder.mkdir(parents=True, exist_ok=True)
+        with replaced_whole(entry, suffix=".npy") as partial:  # np.save wants the suffix
+            np.save(partial, features)
+        prune(folder, keep=entry)
+    return features, False
+
+
+def prune(folder: Path, keep: Path, max_bytes: int = MAX_CACHE_BYTES) -> None:
+    """Delete the least recently used entries until the cache is within max_bytes."""
+    # Entries only: another worker's partial file (a dot name) is not the cache's yet.
+    entries = [(entry, entry.stat()) for entry in folder.glob("[!.]*.npy")]
+    total = 0
+    for entry, stat in sorted(entries, key=lambda item: item[1].st_mtime, reverse=True):
+        total += stat.st_size
+        if total > max_bytes and entry != keep:
+            entry.unlink(missing_ok=True)
+
+
+def cached_training_set(
+    extractor: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    augmenter: Callable[[np.ndarray], np.ndarray] | None,
+    augmented_views: int,
+    augmentation: str = "",
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Features of the original images plus `augmented_views` augmented copies, with labels,
+    and how many of those feature vectors came from the cache.
+
+    `augmentation` describes the augmenter (its params and seed) for the cache key.
+    With augmentation switched off (no augmenter) the copies would be identical, so
+    only the originals are computed.
+    """
+    originals, hit = stored_features(extractor, images, batch_size)
+    views, from_cache = [originals], len(originals) if hit else 0
+    copies = augmented_views if augmenter is not None else 0
+    if copies:
+        # Augmentation runs on each batch before the base, outside the extractor's
+        # graph, so every view reuses one traced extractor. The views are kept
+        # together: each one continues the augmenter's random sequence.
+        def augmented() -> np.ndarray:
+            return np.concatenate([
+                predict_in_batches(extractor, images, batch_size, augmenter)
+                for _ in range(copies)
+            ])  # fmt: skip
+
+        features, hit = stored_features(
+            extractor, images, batch_size, augmented, f"{augmentation}|{copies}"
+        )
+        views.append(features)
+        from_cache += len(features) if hit else 0
+    return np.concatenate(views), np.tile(labels, 1 + copies), from_cache

@@ -1,0 +1,119 @@
+"""Training a transfer-learning family: cached features, a head, optional fine-tuning.
+
+The base is frozen, so its features are computed once (plus, for a pretrained
+base, a few augmented views) and the head trains on those cached features; the
+saved model is still the whole pixels-to-probabilities model. Fine-tuning then
+unfreezes the top of the base and trains end to end on pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+
+from imgclf.models.augmentation import build_augmenter
+from imgclf.models.inference import inference_batch_size, predict_in_batches
+from imgclf.models.input_size import input_size
+from imgclf.models.transfer import WeightsSource, adapt_feature_norm, build_transfer
+from imgclf.training.batches import feature_batches
+from imgclf.training.feature_cache import cache_folder, cached_training_set, stored_features
+from imgclf.training.fine_tuning import fine_tune
+from imgclf.training.fit import fit
+from imgclf.training.recipe import compile_for_training, planned_epochs
+from imgclf.training.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class TransferModel:
+    """A transfer model's parts, sharing their layers (see models/transfer.py)."""
+
+    base: keras.Model  # the pretrained base, frozen
+    extractor: keras.Model  # pixels -> pooled features
+    head: keras.Model  # pooled features -> probabilities
+    model: keras.Model  # pixels -> probabilities: what is saved
+    weights: WeightsSource
+
+
+def build_frozen(trainer: Trainer) -> TransferModel:
+    """The family's base with its weights (its module's `build_base`, `load_weights`), frozen,
+    inside the shared extractor and a new head."""
+    family, params = trainer.family, trainer.family_params
+    side = input_size(family, params.image_size, trainer.info.image_size)
+    with trainer.strategy.scope():
+        base = family.builder.build_base(side, params)
+        weights = family.builder.load_weights(base, params)
+        base.trainable = False
+        extractor, head, model = build_transfer(
+            family, base, trainer.info.image_size, trainer.num_classes, params
+        )
+    if trainer.role.is_chief:
+        backbone = family.transfer.backbone.format(**params.model_dump())
+        print(f"{family.stage}: {backbone} at {side} px, base weights: {weights.source}")
+    return TransferModel(base, extractor, head, model, weights)
+
+
+def train_transfer(trainer: Trainer) -> None:
+    """Train the head on cached features, fine-tune if asked, and write the stage's outputs."""
+    parts, recipe = build_frozen(trainer), trainer.family_params
+    train, stage = trainer.params.train, trainer.family.stage
+    # Augmented views of a random base's features teach the head little and cost a
+    # full pass of the base each: they are cached only for a pretrained base.
+    views = recipe.augmented_views if parts.weights.pretrained else 0
+    augmenter = build_augmenter(trainer.params.augment, train.seed)
+    forward_batch = inference_batch_size(trainer.info.image_size)
+
+    started = time.perf_counter()
+    train_features, train_labels, reused = cached_training_set(
+        parts.extractor, trainer.train_split.images, trainer.train_split.labels, forward_batch,
+        augmenter, views, augmentation=f"{trainer.params.augment}|seed {train.seed}",
+    )  # fmt: skip
+    val_features, hit = stored_features(parts.extractor, trainer.val.images, forward_batch)
+    reused += len(val_features) if hit else 0
+    feature_seconds = time.perf_counter() - started
+    print(
+        f"{stage}: features of {len(train_features)} training ({views} augmented views) and "
+        f"{len(val_features)} validation images in {feature_seconds:.0f}s "
+        f"({reused} of them from {cache_folder() or 'no cache'})"
+    )
+
+    adapt_feature_norm(parts.head, train_features)
+    head_batches = feature_batches(
+        train_features, train_labels, trainer.num_classes, train.batch_size, train.seed
+    )
+    epochs = planned_epochs(train, len(head_batches))
+    with trainer.strategy.scope():
+        compile_for_training(parts.head, train, recipe.learning_rate, len(head_batches), epochs)
+    result = fit(
+        parts.head, head_batches, trainer.val_data(val_features), train, trainer.live,
+        len(train_labels), epochs, class_weight=trainer.class_weight,
+    )  # fmt: skip
+    train_seconds = feature_seconds + result.train_seconds
+    images_seen = result.images_seen
+
+    if recipe.fine_tune_layers > 0 and recipe.fine_tune_epochs > 0:
+        tuned = fine_tune(
+            trainer, parts.model, parts.base, recipe.fine_tune_layers, recipe.fine_tune_epochs,
+            recipe.fine_tune_learning_rate,
+        )  # fmt: skip
+        train_seconds += tuned.train_seconds
+        images_seen += tuned.images_seen
+        probabilities = predict_in_batches(parts.model, trainer.val_data()[0], forward_batch)
+    else:
+        # The base is unchanged: its cached validation features give the whole model's
+        # output without another pass of the base.
+        probabilities = predict_in_batches(parts.head, val_features, forward_batch)
+    trainer.finish(
+        parts.model,
+        probabilities,
+        epochs_trained=result.epochs_trained,
+        train_seconds=train_seconds,
+        images_seen=images_seen,
+        timings={"feature_cache_seconds": feature_seconds},
+        note=f" (pretrained: {parts.weights.pretrained})",
+        pretrained=parts.weights.pretrained,
+        augmented_views=views,
+        backbone=trainer.family.transfer.backbone.format(**recipe.model_dump()),
+        input_size=parts.base.input_shape[1],
+    )
