@@ -26,11 +26,13 @@ COPY imgclf ./imgclf
 COPY webapp ./webapp
 # (setuptools' build/ still holds the stub package of the layer above: start afresh.)
 # Not needed to serve: TensorFlow's C++ headers (287 MB, for building custom ops, in the
-# full image), pip.
+# full image), the packages' own test suites, pip and setuptools.
 RUN rm -rf build ./*.egg-info \
     && /opt/venv/bin/pip install --no-deps --constraint constraints.txt . \
     && site=$(echo /opt/venv/lib/python3*/site-packages) \
-    && rm -rf "$site/tensorflow/include" "$site/pip" /opt/venv/bin/pip*
+    && find "$site" -depth -type d -name tests -path "*/site-packages/*/tests" -exec rm -rf {} + \
+    && rm -rf "$site/tensorflow/include" "$site/pip" "$site/setuptools" "$site/pkg_resources" \
+        "$site/_distutils_hack" "$site/distutils-precedence.pth" /opt/venv/bin/pip*
 
 # ---- 2. The runtime: the base, an init, the venv, the export, a user ----------------
 FROM ${BASE_IMAGE}

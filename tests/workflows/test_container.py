@@ -3,8 +3,9 @@
 The base image is made from Debian by container/base-image.sh (no registry is
 needed), the project image is built from the Dockerfile with the tiny pipeline's
 export copied in, and the running container is checked as an operator would: ready,
-the same answers as `imgclf predict`, bad input refused as before, not root, healthy,
-a mounted export served, and `podman stop` under load losing no accepted request.
+the same answers as `imgclf predict`, bad input refused as before, onnxruntime and no
+TensorFlow in an image of at most 400 MiB, not root, healthy, a mounted export served,
+and `podman stop` under load losing no accepted request.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def image(engine, cnn_export, tmp_path_factory) -> str:
         "--tag", TAG, str(context), timeout=1800,
     )  # fmt: skip
     size = int(podman("image", "inspect", "--format", "{{.Size}}", TAG).stdout)
-    print(f"\nimage built in {time.monotonic() - started:.0f} s, {size / 1e6:,.0f} MB")
+    print(f"\nimage built in {time.monotonic() - started:.0f} s, {size / 2**20:,.0f} MiB")
+    assert size <= 400 * 2**20, f"the serving image is {size / 2**20:,.0f} MiB (target 400)"
     return TAG
 
 
@@ -161,6 +163,14 @@ def test_bad_input_gets_the_same_answers_as_outside_a_container(container):
         assert status == expected, (name, answer)
     assert status_of_oversized_upload(container.port, 10 * 2**20 + 1) == 413
     assert http(f"{container.url}/health") == (200, {"status": "ok"})
+
+
+def test_it_serves_on_onnxruntime_without_tensorflow(container):
+    assert http(f"{container.url}/model")[1]["runtime"] == "onnx"
+    probe = "import importlib.util as u; print([u.find_spec(m) is None for m in ('tensorflow',"
+    probe += " 'keras')])"
+    found = podman("exec", container.name, "python3", "-c", probe).stdout.strip()
+    assert found == "[True, True]"
 
 
 def test_it_runs_as_a_user_and_reports_healthy(container):
