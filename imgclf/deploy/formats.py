@@ -17,6 +17,7 @@ leaves dvc.lock unchanged.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,10 @@ def _saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]
     from imgclf.deploy import onnx_gradients
 
     onnx_gradients.register()
+    # tf2onnx notes each default it takes, and TensorFlow that its freezing API is old:
+    # neither is the user's to act on.
+    for name in ("tf2onnx", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     graph_def, inputs, found, renamed = tf_loader.from_saved_model(
         str(saved_model), None, None, return_tensors_to_rename=True
     )

@@ -1,4 +1,5 @@
-"""The Flask app through its test client: every endpoint, every error, every odd upload."""
+"""The Flask app through its test client: every endpoint, every error, every odd upload,
+on onnxruntime and on Keras."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from webapp import create_app
 from webapp.model_service import model_service
 
 
-@pytest.fixture(scope="module")
-def app(cnn_export):
-    return create_app({"MODEL_DIR": str(cnn_export), "TESTING": True})
+@pytest.fixture(scope="module", params=["onnx", "keras"])
+def app(cnn_export, request):
+    """The app on each runtime that draws heatmaps: every endpoint answers the same on both."""
+    return create_app({"MODEL_DIR": str(cnn_export), "TESTING": True, "RUNTIME": request.param})
 
 
 @pytest.fixture
@@ -228,3 +230,15 @@ def test_page_warns_when_resnet_served_without_pretrained_weights(cnn_export, tm
         page = create_app({"MODEL_DIR": str(export)}).test_client().get("/").get_data(as_text=True)
         assert "Serving the <strong>ResNet50</strong>" in page
         assert ("without pretrained ImageNet weights" in page) is shown
+
+
+def test_the_runtime_is_chosen_named_and_checked(cnn_export):
+    tflite = create_app({"MODEL_DIR": str(cnn_export), "RUNTIME": "tflite"}).test_client()
+    assert tflite.get("/model").get_json()["runtime"] == "tflite"
+    assert post(tflite, (PNG, "photo.png")).status_code == 200
+    heatmap = post(tflite, (PNG, "photo.png"), query="?explain=1")
+    assert heatmap.status_code == 501 and "onnx" in heatmap.get_json()["error"]
+    from webapp import ConfigError
+
+    with pytest.raises(ConfigError, match="IMGCLF_RUNTIME = 'tensorrt': give auto, onnx"):
+        create_app({"MODEL_DIR": str(cnn_export), "RUNTIME": "tensorrt"})
