@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imgclf.data.prepared import read_split
-from imgclf.evaluation import calibration
 from imgclf import params as params_file
+from imgclf.data.prepared import read_split
 from imgclf.deploy.formats import EXPLAIN_FILE, FILES
+from imgclf.evaluation import calibration
 from support.project import model_metrics
 
 
