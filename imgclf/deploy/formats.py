@@ -11,12 +11,13 @@ output stay float32, so a caller feeds it exactly what it feeds the others. Grad
 is exported too, as a second ONNX graph (explain.onnx) that runs the forward pass and
 the gradient of the predicted class in one call.
 
-The conversions are deterministic: the same model gives the same bytes, so a re-run
-leaves dvc.lock unchanged.
+The conversions are deterministic: the same model gives the same bytes (ONNX graphs
+through onnx_canonical.py), so a re-run leaves dvc.lock unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.deploy.onnx_canonical import canonical
 from imgclf.explain.gradcam import GradCam
 
 OPSET = 18  # Resize with an antialiasing filter (a model that shrinks its input) needs 18
@@ -54,10 +56,32 @@ def _saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]
     )
     # The signature's own names (args_0, output_0, ...) made readable.
     names = {inputs[0]: INPUT, **dict(zip(sorted(found), outputs, strict=True))}
-    tf2onnx.convert.from_graph_def(
-        graph_def, input_names=inputs, output_names=sorted(found), opset=OPSET,
-        tensors_to_rename={tensor: names[tensor] for tensor in renamed}, output_path=str(path),
-    )  # fmt: skip
+    with _deterministic_optimizers():
+        converted, _ = tf2onnx.convert.from_graph_def(
+            graph_def, input_names=inputs, output_names=sorted(found), opset=OPSET,
+            tensors_to_rename={tensor: names[tensor] for tensor in renamed},
+        )  # fmt: skip
+    path.write_bytes(canonical(converted).SerializeToString(deterministic=True))
+
+
+# tf2onnx's optimizers that walk sets of graph nodes, whose order follows their memory
+# addresses: the same model then converts to a differently arranged graph in each process.
+# onnxruntime makes the same kind of rewrites itself when it loads a model.
+_UNORDERED_OPTIMIZERS = ("optimize_transpose", "remove_back_to_back")
+
+
+@contextlib.contextmanager
+def _deterministic_optimizers() -> Iterator[None]:
+    from tf2onnx import optimizer
+
+    every = optimizer._optimizers
+    optimizer._optimizers = type(every)(
+        (name, factory) for name, factory in every.items() if name not in _UNORDERED_OPTIMIZERS
+    )
+    try:
+        yield
+    finally:
+        optimizer._optimizers = every
 
 
 def write_onnx(saved_model: Path, path: Path) -> None:
