@@ -20,7 +20,6 @@ coin toss). Medians are printed beside them.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,8 @@ def main() -> None:
     files = batch_predict.expand([str(args.folder)])
     if not files:
         sys.exit(f"no images in {args.folder}: run `make repro` (or `dvc pull data.dvc`) first")
-    predictor = Predictor.load(args.model_dir)
+    # Keras itself, beside the CLI on the same runtime (bench_deploy compares runtimes).
+    predictor = Predictor.load(args.model_dir, "keras")
 
     pixels = np.stack([predictor.pixels(Path(name)) for name in files])
     batches = [
@@ -54,12 +54,12 @@ def main() -> None:
         for start in range(0, len(pixels), batch_predict.BATCH)
     ]
     runs = {
-        "model.predict": lambda: predictor.model.predict(
+        "model.predict": lambda: predictor.runtime.model.predict(
             pixels, batch_size=batch_predict.BATCH, verbose=0
         ),
-        "predict_on_batch": lambda: [predictor.model.predict_on_batch(b) for b in batches],
+        "predict_on_batch": lambda: [predictor.runtime.model.predict_on_batch(b) for b in batches],
         "cli": lambda: batch_predict.write_csv(
-            batch_predict.predict_files(predictor, files, None), io.StringIO()
+            batch_predict.predict_files(predictor, files, None), Path(tempfile.mkdtemp()) / "t.csv"
         ),
     }
     failures = {name: run() for name, run in runs.items()}["cli"]  # warm-up

@@ -48,8 +48,7 @@ def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int |
 
         answers = tqdm(answers, total=len(files), unit="image", file=sys.stderr, leave=False)
     if args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as table:
-            failures = batch_predict.write_csv(answers, table)
+        failures = batch_predict.write_csv(answers, args.csv)
     else:
         failures = batch_predict.write_json_lines(answers, sys.stdout)
     if failures:

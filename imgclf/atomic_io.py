@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
 import errno
 import json
@@ -38,6 +39,47 @@ def replaced_whole(path: Path, suffix: str = "") -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """`value` as a spreadsheet shows it: text that would start a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """csv.DictWriter whose text cells cannot become formulas; floats get 4 decimals."""
+
+    def __init__(self, writer: csv.DictWriter) -> None:
+        self._writer = writer
+
+    def writerow(self, row: dict) -> None:
+        self._writer.writerow({
+            key: f"{value:.4f}" if isinstance(value, float) else spreadsheet_safe(value)
+            for key, value in row.items()
+        })  # fmt: skip
+
+
+@contextlib.contextmanager
+def csv_table(path: Path, columns: list[str]) -> Iterator[SafeCsvWriter]:
+    """A CSV with `columns`, written whole or not at all (replaced_whole).
+
+    Text cells are spreadsheet-safe; a file name that is not valid UTF-8 (as Linux
+    allows) is written back as the bytes it had, never a crash halfway through.
+    """
+    path = Path(path)
+    with (
+        replaced_whole(path) as partial,
+        open(partial, "w", newline="", encoding="utf-8", errors="surrogateescape") as table,
+    ):
+        writer = csv.DictWriter(table, columns, lineterminator="\n")
+        writer.writeheader()
+        yield SafeCsvWriter(writer)
 
 
 def write_json(path: Path, content: object) -> None:

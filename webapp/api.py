@@ -22,7 +22,8 @@ def _top_k(predictor: Predictor) -> int:
     raw = request.args.get("top_k")
     if raw is None:
         return len(predictor.class_names)
-    if not raw.isdigit() or int(raw) < 1:
+    # ASCII digits only: str.isdigit() also takes "²" and "٣", which int() refuses or reads.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
         raise ApiError(400, f"top_k = {raw!r}: give a whole number of at least 1")
     return int(raw)
 

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ log = logging.getLogger("webapp")
 # What an export is: its metadata and whichever model files it has (serving/runtimes.py).
 EXPORT_FILES = ("metadata.json", "model.keras", "model.onnx", "model.tflite")
 RETRY_AFTER_S = 1  # what a refused client is told to wait
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*")
 
 
 def _now() -> str:
@@ -151,7 +153,7 @@ class ModelService:
         try:
             self._replace(self._load(export_stamp(self.model_dir)))
         except ModelNotExportedError as exc:
-            self.error = str(exc)
+            self.error = self.for_clients(str(exc))
             self._failed_stamp = export_stamp(self.model_dir)
             log.warning("serving without a model: %s", exc)
         finally:
@@ -212,8 +214,15 @@ class ModelService:
             "export_id": loaded.export_id, "replaced": old.export_id if old else None,
         }))  # fmt: skip
 
+    def for_clients(self, message: str) -> str:
+        """`message` without the server's paths: the export directory is named by its
+        variable, any other absolute path by its file name (the logs keep them whole)."""
+        for folder in sorted({str(self.model_dir.resolve()), str(self.model_dir)}, key=len)[::-1]:
+            message = message.replace(folder, "IMGCLF_MODEL_DIR")
+        return _ABSOLUTE_PATH.sub(lambda match: Path(match.group(0)).name, message)
+
     def _refuse(self, reason: str) -> None:
-        self.reload_error = reason
+        self.reload_error = self.for_clients(reason)
         observability.MODEL_RELOAD_FAILURES.inc()
         log.error(json.dumps({
             "event": "model_reload_failed", "model_dir": str(self.model_dir), "reason": reason,

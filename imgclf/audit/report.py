@@ -11,7 +11,6 @@ is, so the export's test score is on untouched data (its findings are reported).
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgclf.atomic_io import csv_table
 from imgclf.audit import findings
 from imgclf.audit.embeddings import embed
 from imgclf.data.prepared import PreparedSplit
@@ -150,16 +150,10 @@ EXCLUDED_COLUMNS = ["split", "file", "reason"]
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as table:
-        writer = csv.DictWriter(table, columns, lineterminator="\n")
-        writer.writeheader()
+    """A findings table, whole or not at all, its text cells spreadsheet-safe (atomic_io)."""
+    with csv_table(path, columns) as writer:
         for row in rows:
-            writer.writerow(
-                {
-                    key: f"{value:.4f}" if isinstance(value, float) else value
-                    for key, value in row.items()
-                }
-            )
+            writer.writerow(row)
 
 
 def run_audit(

@@ -12,7 +12,6 @@ slower (docs/benchmarks.md, bench_cli and bench_photos).
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
@@ -25,6 +24,7 @@ from typing import TextIO
 import numpy as np
 from PIL import Image
 
+from imgclf.atomic_io import csv_table
 from imgclf.images import ImageDecodeError, load_image
 from imgclf.serving.predictor import Predictor
 
@@ -126,20 +126,20 @@ def write_json_lines(answers: Iterable[dict], out: TextIO) -> int:
     return errors
 
 
-def write_csv(answers: Iterable[dict], out: TextIO) -> int:
-    """Write a table (file, prediction, confidence, uncertain, top classes, error)."""
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
+def write_csv(answers: Iterable[dict], path: Path) -> int:
+    """Write a table (file, prediction, confidence, uncertain, top classes, error) to `path`,
+    whole or not at all, its text cells spreadsheet-safe; the number of failed files."""
     errors = 0
-    for answer in answers:
-        top = answer.get("probabilities", {})
-        writer.writerow({
-            "file": answer["file"],
-            "prediction": answer.get("prediction", ""),
-            "confidence": f"{answer['confidence']:.4f}" if "confidence" in answer else "",
-            "uncertain": answer.get("uncertain", ""),
-            "top_classes": "; ".join(f"{name} {p:.4f}" for name, p in top.items()),
-            "error": answer.get("error", ""),
-        })  # fmt: skip
-        errors += "error" in answer
+    with csv_table(path, CSV_COLUMNS) as writer:
+        for answer in answers:
+            top = answer.get("probabilities", {})
+            writer.writerow({
+                "file": answer["file"],
+                "prediction": answer.get("prediction", ""),
+                "confidence": f"{answer['confidence']:.4f}" if "confidence" in answer else "",
+                "uncertain": answer.get("uncertain", ""),
+                "top_classes": "; ".join(f"{name} {p:.4f}" for name, p in top.items()),
+                "error": answer.get("error", ""),
+            })  # fmt: skip
+            errors += "error" in answer
     return errors

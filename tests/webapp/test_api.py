@@ -82,8 +82,9 @@ def test_top_k_limits_the_probabilities(client):
     answer = post(client, (PNG, "photo.png"), query="?top_k=2").get_json()
     assert len(answer["probabilities"]) == 2
     assert next(iter(answer["probabilities"])) == answer["prediction"]
-    bad = post(client, (PNG, "photo.png"), query="?top_k=zero")
-    assert bad.status_code == 400 and "top_k" in bad.get_json()["error"]
+    for value in ("zero", "0", "-1", "²", "٣", "1e3", "9" * 40):  # "²".isdigit() is True
+        bad = post(client, (PNG, "photo.png"), query=f"?top_k={value}")
+        assert bad.status_code == 400 and "top_k" in bad.get_json()["error"], value
 
 
 def test_several_files_answer_a_list_in_order(client):

@@ -80,6 +80,10 @@ def test_a_server_that_starts_with_a_broken_export_says_why(export):
         assert ready.status_code == 503 and f"{name} cannot be loaded" in ready.get_json()["error"]
         page = client.get("/").get_data(as_text=True)
         assert "none can be used" in page and f"{name} cannot be loaded" in page
+        # Clients learn what is wrong, not where the server keeps its files.
+        said = ready.get_json()["error"] + page
+        assert str(export) not in said and str(export.parent) not in said
+        assert "IMGCLF_MODEL_DIR" in ready.get_json()["error"]
         assert predict(client).status_code == 503
 
 
