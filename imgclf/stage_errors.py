@@ -25,8 +25,17 @@ def run_stage(main: Callable[[], None], stage: str, writes: str = "outputs") -> 
     except USER_ERRORS as exc:
         print(f"{stage}: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+    except Exception as exc:
+        if not out_of_space(exc):
             raise
-        print(f"{stage}: error: {no_space_message(exc, writes)}", file=sys.stderr)
+        full = exc if isinstance(exc, OSError) else OSError(errno.ENOSPC, str(exc))
+        print(f"{stage}: error: {no_space_message(full, writes)}", file=sys.stderr)
         sys.exit(2)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """A full disk: Python's ENOSPC, or TensorFlow's own error for it (a SavedModel's
+    variables are written by TensorFlow's C++ code, which raises ResourceExhaustedError)."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return type(exc).__module__.startswith("tensorflow") and "No space left on device" in str(exc)

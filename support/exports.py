@@ -9,6 +9,8 @@ from pathlib import Path
 from imgclf.atomic_io import replace_directory
 
 BREAKAGES = ["truncated model", "truncated onnx", "no metadata", "class count", "image size"]
+# The runtime a server must run for a breakage of one model file to matter.
+RUNTIME_OF = {"truncated model": "keras", "truncated onnx": "onnx"}
 
 
 def spoil(export: Path, breakage: str) -> None:

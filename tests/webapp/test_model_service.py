@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from support.exports import BREAKAGES, spoil, swap_in
+from support.exports import BREAKAGES, RUNTIME_OF, spoil, swap_in
 from support.images import image_bytes, random_rgb
 from webapp import ConfigError, create_app
 from webapp.errors import ApiError
@@ -21,9 +21,6 @@ PNG = image_bytes(random_rgb(3))
 
 def app_for(export, **config):
     return create_app({"MODEL_DIR": str(export), "RELOAD_INTERVAL_S": 0, **config})
-
-
-RUNTIME_OF = {"truncated model": "keras", "truncated onnx": "onnx"}  # which file each spoils
 
 
 def predict(client):

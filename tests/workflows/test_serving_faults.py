@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from support.exports import BREAKAGES, spoil, swap_in
+from support.exports import BREAKAGES, RUNTIME_OF, spoil, swap_in
 from support.images import image_bytes, random_rgb
 from support.load import Load
 from support.server import Gunicorn, http, multipart
@@ -233,12 +233,12 @@ def test_a_new_export_is_swapped_in_under_load_without_a_failed_request(export, 
     assert not bad
 
 
-@pytest.mark.parametrize("breakage", BREAKAGES[:3])
+@pytest.mark.parametrize("breakage", BREAKAGES[:3])  # a model file of each runtime, metadata
 def test_a_broken_export_never_replaces_a_working_one(export, breakage, tmp_path):
     served = copy_export(export, tmp_path / "best")
     broken = copy_export(export, tmp_path / "broken")
     spoil(broken, breakage)
-    reload = {"IMGCLF_RELOAD_INTERVAL_S": "0.3"}
+    reload = {"IMGCLF_RELOAD_INTERVAL_S": "0.3", "IMGCLF_RUNTIME": RUNTIME_OF.get(breakage, "auto")}
     with Gunicorn(served, workers=1, extra_env=reload) as server:
         working = http(f"{server.url}/model")[1]["export_id"]
         swap_in(served, broken)
