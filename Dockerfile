@@ -44,8 +44,8 @@ RUN if ! command -v tini >/dev/null; then \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin imgclf
 COPY --from=build /opt/venv /opt/venv
 COPY webapp/gunicorn.conf.py /etc/imgclf/gunicorn.conf.py
-# The export served: copied in at build time, or mounted over at run time
-# (-v $PWD/models/best:/models/best:ro).
+# The export served: copied in at build time, or its folder mounted over at run time
+# (-v $PWD/models:/models:ro: the folder, since `dvc repro` swaps models/best by a rename).
 ARG MODEL_DIR=models/best
 COPY ${MODEL_DIR} /models/best
 ENV PATH=/opt/venv/bin:$PATH \
@@ -57,9 +57,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2
 USER imgclf
 EXPOSE 5000
-# /health answers as soon as a worker runs; /ready once the model is loaded and warm.
+# Healthy while a worker serves a model: /ready answers 503 while one has none (a
+# broken or missing export), so an orchestrator restarts or reports it.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request as u; u.urlopen(f\"http://127.0.0.1:{os.environ['IMGCLF_PORT']}/health\", timeout=4)"]
+    CMD ["python3", "-c", "import os, urllib.request as u; u.urlopen(f\"http://127.0.0.1:{os.environ['IMGCLF_PORT']}/ready\", timeout=4)"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["tini", "--"]
 CMD ["gunicorn", "--config", "/etc/imgclf/gunicorn.conf.py", "webapp:create_app()"]

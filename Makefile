@@ -60,10 +60,11 @@ image:
 image-full:
 	$(MAKE) image IMAGE=imgclf:full IMAGE_BUILD_FLAGS="$(IMAGE_BUILD_FLAGS) --build-arg EXTRAS=pipeline"
 
-# Serve it on $(HOST):$(PORT), with the current export mounted read-only over the copy.
+# Serve it on $(HOST):$(PORT), with models/ mounted read-only over the copy: the folder that
+# holds the export, since `dvc repro` replaces models/best itself by a rename.
 serve-image:
 	$(ENGINE) run --rm --name imgclf -p $(HOST):$(PORT):5000 \
-		-v $(CURDIR)/models/best:/models/best:ro $(IMAGE)
+		-v $(CURDIR)/models:/models:ro $(IMAGE)
 
 lint: venv
 	ruff check .

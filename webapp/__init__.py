@@ -16,7 +16,7 @@ from flask import Flask, Request
 
 from imgclf import paths
 from imgclf.serving.runtimes import RUNTIMES
-from webapp import api, errors, model_service, observability, page
+from webapp import api, auth, errors, model_service, observability, page
 
 DEFAULTS = {
     "MODEL_DIR": str(paths.EXPORT),  # the export to serve
@@ -28,6 +28,8 @@ DEFAULTS = {
     "RELOAD_INTERVAL_S": 2,  # how often a worker looks for a new export (0: never)
     "LOAD_IN_BACKGROUND": False,  # True: answer /health while the model loads (gunicorn)
     "RUNTIME": "auto",  # onnx, tflite or keras; auto: the fastest installed (serving/runtimes.py)
+    "API_TOKEN": "",  # non-empty: /predict, /model and /metrics need it (webapp/auth.py)
+    "API_TOKEN_FILE": "",  # or a file holding it (a container secret); wins over API_TOKEN
 }
 
 
@@ -73,6 +75,10 @@ def create_app(config: dict | None = None) -> Flask:
     _check(app)
     if not (config and "MAX_CONTENT_LENGTH" in config):
         app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"] * 2**20)
+    try:
+        auth.install(app)
+    except auth.TokenError as exc:
+        raise ConfigError(str(exc)) from None
     model_service.install(app)
     app.register_blueprint(page.bp)
     app.register_blueprint(api.bp)

@@ -25,6 +25,8 @@ class ApiError(Exception):
 
 def error_response(status: int, message: str, retry_after: int | None = None):
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="imgclf"'  # RFC 6750
     return jsonify(error=message), status, headers
 
 

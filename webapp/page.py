@@ -22,6 +22,7 @@ def index():
         model_error=service.error,
         loading=service.loading,
         max_files=current_app.config["MAX_FILES"],
+        token_required=bool(current_app.config["API_TOKEN"]),
     )
 
 

@@ -59,14 +59,29 @@ document.addEventListener("DOMContentLoaded", () => {
     card.querySelector(".thumb").src = url;
   }
 
-  async function post(uploads, query) {
+  // A server with IMGCLF_API_TOKEN asks for it once; the browser keeps it for this
+  // session only (sessionStorage), and asks again if the server refuses it.
+  const TOKEN_KEY = "imgclf-api-token";
+
+  function authorization(askAgain) {
+    if (form.dataset.tokenRequired !== "true") return {};
+    let token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token || askAgain) {
+      token = window.prompt("This server needs its API token:") || "";
+      sessionStorage.setItem(TOKEN_KEY, token);
+    }
+    return { Authorization: `Bearer ${token}` };
+  }
+
+  async function post(uploads, query, askAgain = false) {
     const body = new FormData();
     for (const upload of uploads) body.append("file", upload.blob, upload.name);
     const response = await fetch(`${form.action}?${query}`, {
       method: "POST",
       body,
-      headers: { Accept: "application/json" },
+      headers: { Accept: "application/json", ...authorization(askAgain) },
     });
+    if (response.status === 401 && !askAgain) return post(uploads, query, true);
     const answer = await response.json();
     return { ok: response.ok, status: response.status, answer };
   }
