@@ -26,19 +26,24 @@ from pathlib import Path
 import keras
 
 from imgclf import paths
+from imgclf.atomic_io import replaced_whole
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
 def save_model(model: keras.Model, path: Path) -> None:
-    """model.save(path) as a .keras archive without the time of saving in it."""
+    """model.save(path) as a .keras archive without the time of saving in it, replacing
+    `path` in one step: a run killed midway leaves the previous file, never half of one,
+    and what earlier killed runs left beside it is swept away first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*"):  # a killed run's leftovers
+        stale.unlink(missing_ok=True)
     staging = path.with_name(f".{path.name}.saving.keras")
     model.save(staging)
     with zipfile.ZipFile(staging) as archive:
         entries = [(info, archive.read(info)) for info in archive.infolist()]
-    with zipfile.ZipFile(path, "w") as archive:
+    with replaced_whole(path) as partial, zipfile.ZipFile(partial, "w") as archive:
         for info, content in entries:
             if info.filename == "metadata.json":
                 metadata = json.loads(content)

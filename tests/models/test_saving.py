@@ -65,3 +65,32 @@ def test_the_reproducible_files_still_load_and_agree(tmp_path):
     loaded = tf.saved_model.load(str(tmp_path / "saved_model"))  # holds the variables
     served = loaded.serve(images).numpy()
     np.testing.assert_allclose(keras_answer, served, atol=1e-5)
+
+
+def test_a_save_killed_midway_leaves_the_previous_file_and_the_next_save_sweeps(
+    tmp_path, monkeypatch
+):
+    import keras
+
+    from imgclf.models import saving
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    path = tmp_path / "models" / "toy" / "model.keras"
+    saving.save_model(model, path)
+    before = path.read_bytes()
+    # A run killed before: its half archive and staging file are still there.
+    (path.parent / ".model.keras.999.partial").write_bytes(b"half an archive")
+    (path.parent / ".model.keras.saving.keras").write_bytes(b"staging")
+
+    def dies(*args, **kwargs):
+        raise OSError("killed while writing")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", dies)
+    with pytest.raises(OSError, match="killed"):
+        saving.save_model(model, path)
+    assert path.read_bytes() == before  # never half a file where DVC looks
+    monkeypatch.undo()
+    saving.save_model(model, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.keras"]
