@@ -1,7 +1,10 @@
 """The one place that turns image bytes into a model input, for training and serving alike.
 
 Policy, applied in this order to the first frame of any file Pillow can decode:
-1. refuse files that declare more than `max_pixels` pixels (decompression bombs),
+1. refuse files that declare more than `max_pixels` pixels (decompression bombs), or
+   whose decoding would take more than `max_decoded_bytes` of memory (estimated from
+   the header: size, mode, bit depth, after any JPEG scaling; a small 16-bit or RGBA
+   PNG can declare a huge image),
 2. decode the whole file (a truncated file is an error, never half an image); a
    large JPEG is decoded at 1/2, 1/4 or 1/8 scale where that scale divides both its
    sides and leaves at least twice the model's side,
@@ -30,6 +33,15 @@ register_heif_opener()
 
 BACKGROUND = (255, 255, 255)
 DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_DECODED_BYTES = 2**30  # a 50-megapixel RGB file decodes in about 300 MB
+# Bytes a pixel of each mode takes at the peak of decoding and converting it to RGB:
+# the decoded image, the copies its conversion makes (an alpha composite makes three),
+# and the RGB result.
+_PEAK_BYTES_PER_PIXEL = {
+    "1": 4, "L": 4, "P": 4, "RGB": 6, "YCbCr": 6, "LAB": 6, "HSV": 6, "RGBX": 7, "CMYK": 7,
+    "LA": 15, "La": 15, "PA": 15, "RGBA": 15, "RGBa": 15,
+    "I;16": 10, "I;16B": 10, "I;16L": 10, "I;16N": 10, "I": 12,
+}  # fmt: skip
 RESAMPLE = Image.Resampling.BICUBIC
 
 # Modes Pillow decodes that have a well-defined RGB meaning; anything else (float
@@ -56,10 +68,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode not in _SUPPORTED_MODES:
         raise ImageDecodeError(f"unsupported image mode {image.mode}")
     if image.mode.startswith("I"):
-        # 16/32-bit greyscale: Pillow's own convert would clip at 255, so scale instead.
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
-        image = Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8))
+        # 16/32-bit greyscale: Pillow's own convert would clip at 255, so scale instead,
+        # in place in one 32-bit copy (no value lands exactly halfway between two levels,
+        # so rounding half up is rounding to nearest).
+        values = np.asarray(image)
+        top = 65535 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255
+        scaled = np.clip(values, 0, top).astype(np.uint32)
+        scaled *= 255
+        scaled += top // 2
+        scaled //= top
+        image = Image.fromarray(scaled.astype(np.uint8))
     has_alpha = image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
         image.mode == "P" and "transparency" in image.info
     )
@@ -106,7 +124,18 @@ def _draft_scale(width: int, height: int, image_size: int) -> int:
     return 1
 
 
-def _open_upright(data: bytes, image_size: int, max_pixels: int) -> Image.Image:
+def decoding_bytes(image: Image.Image) -> int:
+    """Memory that decoding `image` (opened, not yet loaded) to RGB takes at its peak."""
+    width, height = image.size  # of the first frame, the only one decoded
+    return width * height * _PEAK_BYTES_PER_PIXEL.get(image.mode, 16)
+
+
+def _open_upright(
+    data: bytes,
+    image_size: int,
+    max_pixels: int,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+) -> Image.Image:
     """Steps 1-4 of the policy: the whole first frame, upright, in "L" (grey) or "RGB"."""
     if not data:
         raise ImageDecodeError("empty file (0 bytes)")
@@ -125,6 +154,12 @@ def _open_upright(data: bytes, image_size: int, max_pixels: int) -> Image.Image:
             raise ImageDecodeError(f"has no pixels ({width}x{height})")
         if (scale := _draft_scale(width, height, image_size)) > 1:
             image.draft(None, (width // scale, height // scale))  # other formats ignore it
+        if (needed := decoding_bytes(image)) > max_decoded_bytes:
+            raise ImageDecodeError(
+                f"a {width}x{height} {image.mode} image would take about "
+                f"{needed / 2**20:,.0f} MiB to decode, above the limit of "
+                f"{max_decoded_bytes / 2**20:,.0f} MiB; send a smaller image"
+            )
         image.load()  # decodes everything: truncated data fails here, not later
         if _orientation(image) != 1:
             image = ImageOps.exif_transpose(image)
@@ -159,16 +194,24 @@ def decode(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
     return DecodedImage(pixels=_fit(image, image_size), source_digest=digest)
 
 
-def decode_pixels(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_pixels(
+    data: bytes,
+    image_size: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+) -> np.ndarray:
     """The model input only: `decode` without the fingerprint (serving needs none)."""
-    return _fit(_open_upright(data, image_size, max_pixels), image_size)
+    return _fit(_open_upright(data, image_size, max_pixels, max_decoded_bytes), image_size)
 
 
 def load_image(
-    source: bytes | str | Path, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: bytes | str | Path,
+    image_size: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> np.ndarray:
     """Read a file path or bytes and return the model input for it."""
     if isinstance(source, bytes):
-        return decode_pixels(source, image_size, max_pixels)
+        return decode_pixels(source, image_size, max_pixels, max_decoded_bytes)
     with open(source, "rb") as file:  # not Path.read_bytes: its parsing costs a tenth of a decode
-        return decode_pixels(file.read(), image_size, max_pixels)
+        return decode_pixels(file.read(), image_size, max_pixels, max_decoded_bytes)

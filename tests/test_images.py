@@ -243,3 +243,26 @@ def test_load_image_reads_paths_and_bytes_identically(tmp_path):
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
     assert np.array_equal(load_image(path, SIZE), load_image(data, SIZE))
+
+
+def small_but_huge(mode: str, side: int) -> bytes:
+    """A PNG of a few kilobytes that declares a `side` x `side` image of `mode`."""
+    return image_bytes(Image.new(mode, (side, side)))
+
+
+@pytest.mark.parametrize(("mode", "per_pixel"), [("I;16", 10), ("RGBA", 15), ("RGB", 6)])
+def test_an_image_that_would_take_too_much_memory_is_refused_before_decoding(mode, per_pixel):
+    data = small_but_huge(mode, 2000)
+    assert len(data) < 200_000  # a small upload
+    limit = 2000 * 2000 * per_pixel - 1
+    with pytest.raises(ImageDecodeError, match=r"2000x2000 .* MiB to decode, above the limit"):
+        load_image(data, 32, max_decoded_bytes=limit)
+    assert load_image(data, 32, max_decoded_bytes=limit + 1).shape == (32, 32, 3)
+
+
+def test_16_bit_scaling_in_integers_is_the_rounded_float_scaling():
+    values = np.arange(0, 65536, dtype=np.uint16).reshape(256, 256)
+    expected = np.clip(np.rint(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
+    decoded = load_image(image_bytes(Image.fromarray(values)), 256)
+    # Fitting a 256 px image into 256 px changes no pixel: the scaling is what shows.
+    np.testing.assert_array_equal(decoded[..., 0], expected)

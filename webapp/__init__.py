@@ -22,6 +22,7 @@ DEFAULTS = {
     "MODEL_DIR": str(paths.EXPORT),  # the export to serve
     "MAX_UPLOAD_MB": 10,  # request size limit (413 above)
     "MAX_FILES": 16,  # files per request
+    "MAX_DECODE_MB": 256,  # memory one image may take to decode (estimated from its header)
     "MAX_BATCH": 32,  # images per model call when requests arrive together (1: no batching)
     "MAX_QUEUE": 16,  # requests a worker lets wait for the model; more get 503 at once
     "REQUEST_TIMEOUT_S": 30,  # a request that waited this long for the model gets 503
@@ -46,7 +47,12 @@ class InMemoryRequest(Request):
 
 def _check(app: Flask) -> None:
     """Every numeric setting is a number in range; the message names the variable."""
-    numbers = {"MAX_UPLOAD_MB": 0, "REQUEST_TIMEOUT_S": 0, "RELOAD_INTERVAL_S": 0}
+    numbers = {
+        "MAX_UPLOAD_MB": 0,
+        "REQUEST_TIMEOUT_S": 0,
+        "RELOAD_INTERVAL_S": 0,
+        "MAX_DECODE_MB": 1,
+    }
     whole = {"MAX_FILES": 1, "MAX_BATCH": 1, "MAX_QUEUE": 1}
     for key, minimum in {**numbers, **whole}.items():
         value = app.config[key]

@@ -50,21 +50,25 @@ def predict():
             400, f"too many files: send at most {current_app.config['MAX_FILES']} per request"
         )
     service = model_service()
-    loaded = service.acquire()  # this request's export, to the end, even if a new one arrives
-    predictor = loaded.predictor
-    top_k, explain = _top_k(predictor), _explain()
-    inputs = []
-    for upload in uploads:
-        name = upload.filename or "upload"
-        try:
-            # The bytes decide what the file is; its name and declared type are not trusted.
-            inputs.append(predictor.pixels(upload.read()))
-        except ImageDecodeError as exc:
-            raise ApiError(400, f"{name} is not a usable image: {exc}") from None
-    if explain:
-        # A gradient pass per image, outside the batcher: plain predictions never wait on it.
-        answers = []
-        with service.admitted():
+    # A place among the requests this worker lets wait, taken before any work: beyond
+    # them a request is refused at once (503), never decoded.
+    with service.admitted():
+        loaded = service.acquire()  # this request's export, to the end, even if a new one arrives
+        predictor = loaded.predictor
+        top_k, explain = _top_k(predictor), _explain()
+        inputs = []
+        for upload in uploads:
+            name = upload.filename or "upload"
+            try:
+                # The bytes decide what the file is; its name and declared type are not
+                # trusted. A few decodes at once per worker, each bounded in memory.
+                with service.decoding():
+                    inputs.append(predictor.pixels(upload.read()))
+            except ImageDecodeError as exc:
+                raise ApiError(400, f"{name} is not a usable image: {exc}") from None
+        if explain:
+            # A gradient pass per image, outside the batcher: plain predictions never wait.
+            answers = []
             for pixels in inputs:
                 try:
                     answer, heatmap = predictor.explain_pixels(pixels, top_k)
@@ -72,10 +76,9 @@ def predict():
                     raise ApiError(501, f"explain: {exc}") from None
                 answer["heatmap_png"] = base64.b64encode(png_bytes(heatmap)).decode("ascii")
                 answers.append(answer)
-    else:
-        deadline = g.deadline
-        probabilities = service.probabilities(loaded, np.stack(inputs), deadline)
-        answers = predictor.describe_batch(probabilities, top_k)
+        else:
+            probabilities = service.probabilities(loaded, np.stack(inputs), g.deadline)
+            answers = predictor.describe_batch(probabilities, top_k)
     for answer in answers:
         PREDICTIONS.labels(answer["prediction"]).inc()
     return jsonify(answers if len(answers) > 1 else answers[0])

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from flask import Flask, current_app
 
+from imgclf.images import DEFAULT_MAX_DECODED_BYTES
 from imgclf.serving.predictor import ModelNotExportedError, Predictor
 from webapp import observability
 from webapp.batching import MicroBatcher
@@ -116,8 +117,12 @@ class ModelService:
         request_timeout: float,
         reload_interval: float,
         runtime: str = "auto",
+        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.max_decoded_bytes = max_decoded_bytes
+        # Decodes at once in this worker: with each image's memory bounded, so is theirs.
+        self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
         self.runtime = runtime  # serving/runtimes.py: auto, onnx, tflite or keras
         self.max_batch, self.max_queue = max_batch, max_queue
         self.request_timeout, self.reload_interval = request_timeout, reload_interval
@@ -182,6 +187,7 @@ class ModelService:
     def _load(self, stamp: tuple | None) -> LoadedExport:
         started = time.perf_counter()
         predictor = Predictor.load(self.model_dir, self.runtime)
+        predictor.max_decoded_bytes = self.max_decoded_bytes
         size = predictor.image_size
         for batch in (1, 2):  # a second batch size makes Keras trace one graph for any size, now
             predictor.probabilities(np.zeros((batch, size, size, 3), dtype=np.uint8))
@@ -274,24 +280,28 @@ class ModelService:
         finally:
             self._waiting.release()
 
+    @contextlib.contextmanager
+    def decoding(self) -> Iterator[None]:
+        """One of the worker's few decoding places (as many as cores), waited for."""
+        with self._decoders:
+            yield
+
     def probabilities(self, loaded: LoadedExport, batch: np.ndarray, deadline: float) -> np.ndarray:
         """Class probabilities for model inputs, in a model call shared with other requests.
 
-        `deadline` (time.monotonic) is when the request's REQUEST_TIMEOUT_S runs out.
+        The caller holds its place (admitted()); `deadline` (time.monotonic) is when the
+        request's REQUEST_TIMEOUT_S runs out.
         """
-        with self.admitted():
-            try:
-                return np.asarray(
-                    loaded.batcher.submit(batch, max(0.0, deadline - time.monotonic()))
-                )
-            except FutureTimeout:
-                observability.REJECTED.labels("timeout").inc()
-                raise ApiError(
-                    503,
-                    f"no answer within {self.request_timeout:g} s: the server is overloaded, "
-                    "retry shortly",
-                    RETRY_AFTER_S,
-                ) from None
+        try:
+            return np.asarray(loaded.batcher.submit(batch, max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            observability.REJECTED.labels("timeout").inc()
+            raise ApiError(
+                503,
+                f"no answer within {self.request_timeout:g} s: the server is overloaded, "
+                "retry shortly",
+                RETRY_AFTER_S,
+            ) from None
 
     def describe(self) -> dict:
         """GET /model: the served export's metadata, its id and times, and any refused reload."""
@@ -310,7 +320,7 @@ def install(app: Flask) -> ModelService:
     service = ModelService(
         str(config["MODEL_DIR"]), config["MAX_BATCH"], config["MAX_QUEUE"],
         float(config["REQUEST_TIMEOUT_S"]), float(config["RELOAD_INTERVAL_S"]),
-        config["RUNTIME"],
+        config["RUNTIME"], int(config["MAX_DECODE_MB"] * 2**20),
     )  # fmt: skip
     service.start(background=bool(config["LOAD_IN_BACKGROUND"]))
     app.extensions["imgclf"] = service

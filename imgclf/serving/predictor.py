@@ -22,7 +22,7 @@ import numpy as np
 from imgclf import paths
 from imgclf.evaluation.selective import is_uncertain
 from imgclf.explain.heatmap import overlay
-from imgclf.images import DEFAULT_MAX_PIXELS, load_image
+from imgclf.images import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, load_image
 from imgclf.serving import runtimes
 from imgclf.serving.runtimes import Runtime
 from imgclf.stage_files import ExportMetadata, StageFileError
@@ -41,6 +41,7 @@ class Predictor:
     runtime: Runtime  # onnxruntime, LiteRT or Keras (serving/runtimes.py)
     metadata: ExportMetadata
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES  # memory one decode may take
 
     @classmethod
     def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR, runtime: str = "auto") -> Predictor:
@@ -88,7 +89,7 @@ class Predictor:
 
     def pixels(self, image: bytes | str | Path) -> np.ndarray:
         """The model input for one image file or its bytes (raises ImageDecodeError)."""
-        return load_image(image, self.image_size, self.max_pixels)
+        return load_image(image, self.image_size, self.max_pixels, self.max_decoded_bytes)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model inputs."""

@@ -285,3 +285,36 @@ def test_health_answers_at_once_and_ready_only_once_the_model_is_warm(export):
     print(f"\ncold start: /health at {health:.1f} s, /ready 200 at {ready:.1f} s")
     assert loading_seen and health is not None and ready is not None and health < ready
     assert early_prediction == 200
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+def test_small_files_that_decode_huge_are_refused_without_taking_the_memory(export):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    # A 16-bit and an RGBA PNG of 7000 x 7000 pixels: about 100 and 200 KB each, under
+    # the 50-megapixel limit, and 0.5 and 0.7 GB to decode.
+    huge = [image_bytes(Image.new(mode, (7000, 7000))) for mode in ("I;16", "RGBA")]
+    body = multipart([(f"huge{i}.png", huge[i % 2]) for i in range(4)])
+    with Gunicorn(export, workers=1) as server:
+        (worker,) = loaded_pids(server)
+        before = peak_rss_mib(worker)
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: http(f"{server.url}/predict", *body), range(8)))
+        took = time.monotonic() - started
+        after = peak_rss_mib(worker)
+        assert http(f"{server.url}/predict", *multipart([("a.png", PNG)]))[0] == 200
+    print(f"\nsmall but huge: 8 requests of 4 files in {took:.1f} s; worker peak RSS "
+          f"{before:.0f} -> {after:.0f} MiB")  # fmt: skip
+    assert {status for status, _ in answers} <= {400, 503}
+    assert all("MiB to decode" in answer["error"] for status, answer in answers if status == 400)
+    assert after - before < 200  # nothing was decoded (before: +4.7 GB, and 28 s an answer)
