@@ -206,12 +206,19 @@ def test_a_flood_gets_fast_503s_and_service_resumes(slow_export):
     assert [status for status, _ in after] == [200] * 10  # normal service right after
 
 
-def test_a_new_export_is_swapped_in_under_load_without_a_failed_request(export, second_export):
-    served = copy_export(export, export.parent / "swapped")
-    reload = {"IMGCLF_RELOAD_INTERVAL_S": "0.5"}
+@pytest.mark.parametrize(
+    ("runtime", "clients"),
+    [("onnx", 4), ("onnx", 8), ("keras", 8)],  # 8 clients on 2 workers: saturated
+    ids=["onnx-4-clients", "onnx-saturated", "keras-saturated"],
+)
+def test_a_new_export_is_swapped_in_under_load_without_a_failed_request(
+    export, second_export, runtime, clients
+):
+    served = copy_export(export, export.parent / f"swapped-{runtime}-{clients}")
+    reload = {"IMGCLF_RELOAD_INTERVAL_S": "0.5", "IMGCLF_RUNTIME": runtime}
     with Gunicorn(served, workers=2, extra_env=reload) as server:
         old = set(served_ids(server.url, 6))
-        with Load(server.url, clients=4) as load:
+        with Load(server.url, clients=clients) as load:
             time.sleep(2)
             swapped = time.monotonic()
             swap_in(served, second_export)
@@ -226,7 +233,8 @@ def test_a_new_export_is_swapped_in_under_load_without_a_failed_request(export, 
     outcomes = load.snapshot()
     bad = [o for o in outcomes if o.status != 200]
     print(
-        f"\nswap: every worker served the new export {seen:.1f} s after it was swapped in; "
+        f"\nswap ({runtime}, {clients} clients): every worker served the new export "
+        f"{seen:.1f} s after it was swapped in; "
         f"{len(outcomes)} requests meanwhile, {len(bad)} not 200"
     )
     assert seen is not None and len(new) == 1 and not new & old
