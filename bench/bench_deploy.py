@@ -61,14 +61,9 @@ def make_export(model_file: Path, folder: Path) -> list:
 
 
 def latency(runtime, images: np.ndarray, batch: int) -> float:
-    chunk = images[:batch].astype(np.float32)
-    runtime.probabilities(chunk)
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        runtime.probabilities(chunk)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    from imgclf.deploy.parity import median_latency
+
+    return median_latency(runtime, images[:batch], REPEATS)
 
 
 def cold_start(python: str, folder: Path, runtime: str, image: Path) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 from imgclf.deploy import formats
 from imgclf.explain.gradcam import GradCam
 from imgclf.models.inference import inference_batch_size, predict_in_batches
-from imgclf.serving.runtimes import LiteRtRuntime, OnnxRuntime
+from imgclf.serving.runtimes import LiteRtRuntime, OnnxRuntime, Runtime
 
 FLOAT_AGREEMENT, FLOAT_DIFFERENCE = 0.999, 1e-4
 INT8_AGREEMENT, INT8_ACCURACY_LOSS = 0.98, 0.01
@@ -118,13 +118,12 @@ def check_explain(
     )  # fmt: skip
 
 
-def batch1_latency(fmt: str, path: Path, image: np.ndarray) -> float:
-    """Median seconds of one single-image call (after a warm-up call)."""
-    runtime = _runtime(fmt, path)
-    batch = image[None].astype(np.float32)
+def median_latency(runtime: Runtime, batch: np.ndarray, calls: int = LATENCY_CALLS) -> float:
+    """Median seconds of `runtime` answering `batch` (after a warm-up call)."""
+    batch = batch.astype(np.float32)
     runtime.probabilities(batch)
     times = []
-    for _ in range(LATENCY_CALLS):
+    for _ in range(calls):
         started = time.perf_counter()
         runtime.probabilities(batch)
         times.append(time.perf_counter() - started)
@@ -167,7 +166,7 @@ def write_formats(
         if not report.passed:
             _refuse(report, path)
             continue
-        latency[fmt] = batch1_latency(fmt, path, images[0])
+        latency[fmt] = median_latency(_runtime(fmt, path), images[:1])
         if fmt == "onnx":  # heatmaps for the onnx runtime
             explain = export_dir / formats.EXPLAIN_FILE
             formats.write_explain_onnx(model, explain)
