@@ -46,7 +46,12 @@ def trained_project(tmp_path_factory) -> Path:
     keras.utils.set_random_seed(7)
     weights = root / "base.weights.h5"
     build_base(32).save_weights(weights)
-    write_params(root, resnet={**tiny_params()["resnet"], "weights": str(weights)})
+    # ONNX only: every format of every family is checked by tests/deploy/test_parity.py,
+    # and converting a ResNet50 to LiteRT (int8 calibration above all) takes a minute.
+    write_params(
+        root, resnet={**tiny_params()["resnet"], "weights": str(weights)},
+        export={"formats": ["onnx"]},
+    )  # fmt: skip
     from stages import audit, compare, export, prepare, train
 
     with InProject(root):

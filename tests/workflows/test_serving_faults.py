@@ -64,6 +64,8 @@ def slow_export(trained_project, tmp_path_factory, cnn_export) -> Path:
     """An export whose model takes long enough per call for requests to queue: EfficientNet."""
     folder = copy_export(cnn_export, tmp_path_factory.mktemp("s") / "b")
     shutil.copy(trained_project / "models" / "efficientnet" / "model.keras", folder / "model.keras")
+    for other in ("model.onnx", "model.tflite", "model_int8.tflite", "explain.onnx"):
+        (folder / other).unlink(missing_ok=True)  # served by Keras: the slow model itself
     metadata = json.loads((folder / "metadata.json").read_text())
     metadata["selected_model"] = "efficientnet"
     (folder / "metadata.json").write_text(json.dumps(metadata))
