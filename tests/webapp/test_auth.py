@@ -57,7 +57,7 @@ def test_the_token_can_come_from_a_file(cnn_export, tmp_path):
     client = create_app({"MODEL_DIR": str(cnn_export), "API_TOKEN_FILE": str(secret)}).test_client()
     assert predict(client).status_code == 401
     assert predict(client, {"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    with pytest.raises(ConfigError, match="IMGCLF_API_TOKEN_FILE = .*nope.*cannot read"):
+    with pytest.raises(ConfigError, match=r"IMGCLF_API_TOKEN_FILE = .*nope.*cannot read"):
         create_app({"MODEL_DIR": str(cnn_export), "API_TOKEN_FILE": str(tmp_path / "nope")})
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError, match="holds no token"):
