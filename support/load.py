@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.error
@@ -60,9 +61,10 @@ class Load:
             except urllib.error.HTTPError as error:
                 status, retry_after = error.code, error.headers.get("Retry-After")
                 error.read()
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:
+                # Refused, reset, or cut off mid-answer (IncompleteRead): not answered.
                 failure = repr(exc)
-                time.sleep(0.05)  # refused or reset: try again shortly
+                time.sleep(0.05)  # try again shortly
             with self._lock:
                 self.outcomes.append(
                     Outcome(started, time.monotonic(), status, request_id, retry_after, failure)
