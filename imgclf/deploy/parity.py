@@ -140,8 +140,8 @@ def write_formats(
     """Write each wanted format into `export_dir`, check it against `model` on the test
     (images, labels), and remove the ones that fail.
 
-    Returns the reports and each shipped format's batch-1 latency in seconds (timings,
-    not metrics: they differ run to run).
+    Returns the reports and, for each shipped format, the seconds its conversion and
+    check took and its batch-1 latency (timings, not metrics: they differ run to run).
     """
     saved_model = export_dir / "saved_model" / "1"
     writers = {
@@ -151,9 +151,10 @@ def write_formats(
     }
     images, labels = test
     reference = predict_in_batches(model, images, inference_batch_size(images.shape[1]))
-    reports, latency = [], {}
+    reports, seconds = [], {}
     for fmt in wanted:
         path = export_dir / formats.FILES[fmt]
+        started = time.perf_counter()
         try:
             writers[fmt](path)
         except Exception as exc:  # a converter that cannot take an op says so in many ways
@@ -166,14 +167,15 @@ def write_formats(
         if not report.passed:
             _refuse(report, path)
             continue
-        latency[fmt] = median_latency(_runtime(fmt, path), images[:1])
         if fmt == "onnx":  # heatmaps for the onnx runtime
             explain = export_dir / formats.EXPLAIN_FILE
             formats.write_explain_onnx(model, explain)
             reports.append(check_explain(explain, model, images, labels))
             if not reports[-1].passed:
                 _refuse(reports[-1], explain)
-    return reports, latency
+        seconds[f"{fmt}_seconds"] = time.perf_counter() - started  # converted and checked
+        seconds[f"{fmt}_batch1_seconds"] = median_latency(_runtime(fmt, path), images[:1])
+    return reports, seconds
 
 
 def _refuse(report: FormatReport, path: Path) -> None:
