@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from bench.measure import run_measured, stage_script
 
 
@@ -15,6 +17,7 @@ def test_stage_script_names_the_stage_a_process_runs():
     assert stage_script(["python", "scripts/stages.py"]) is None
 
 
+@pytest.mark.slow  # stage processes
 def test_each_stage_process_is_timed_within_the_run(tmp_path):
     stages = tmp_path / "stages"
     stages.mkdir()

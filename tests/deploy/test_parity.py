@@ -115,6 +115,7 @@ def test_every_family_converts_within_the_bounds(trained_project, family, tmp_pa
     shutil.rmtree(folder)
 
 
+@pytest.mark.slow  # four conversions; test_pipeline_repro checks dvc.lock end to end
 def test_a_conversion_gives_the_same_bytes_every_time(tiny_project, tmp_path):
     # tf2onnx's own output depends on where its objects land in memory; a re-run of the
     # export must not change dvc.lock.

@@ -54,6 +54,7 @@ def test_two_saves_in_two_processes_are_byte_identical(tmp_path):
         assert b"date_saved" not in archive.read("metadata.json")
 
 
+@pytest.mark.slow  # a save in another process
 def test_the_reproducible_files_still_load_and_agree(tmp_path):
     import keras
     import tensorflow as tf
