@@ -155,6 +155,7 @@ def test_feature_norm_keeps_features_dead_in_training_bounded(tmp_path):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(fresh)), standardized, rtol=1e-5)
 
 
+@pytest.mark.slow  # saves and loads a whole ResNet50
 def test_saved_resnet_preprocesses_raw_pixels_inside(resnet_parts, tmp_path):
     _, extractor, head, model = resnet_parts
     images = pixels(2, 32, seed=1)
