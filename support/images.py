@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -46,6 +47,16 @@ def write_class_folders(
             (folder / f"{i:03d}.{suffix}").write_bytes(data)
 
 
+@functools.cache
+def small_but_huge() -> dict[str, bytes]:
+    """PNGs of a few hundred kilobytes that declare images too large to decode within the
+    server's default IMGCLF_MAX_DECODE_MB (256): 16-bit grey and RGBA, under 50 megapixels."""
+    return {
+        "small but huge 16-bit png": image_bytes(Image.new("I;16", (5300, 5300))),
+        "small but huge rgba png": image_bytes(Image.new("RGBA", (4400, 4400))),
+    }
+
+
 def upload_cases(
     max_pixels_bomb: tuple[int, int] = (12_000, 12_000),
 ) -> dict[str, tuple[bytes, int]]:
@@ -78,4 +89,5 @@ def upload_cases(
         "exif rotated jpeg": (image_bytes(landscape, "JPEG", exif=exif.tobytes()), 200),
         "1x1": (image_bytes(Image.new("RGB", (1, 1), (9, 9, 9))), 200),
         "panorama": (image_bytes(random_rgb(14, (3000, 60)), "JPEG"), 200),
+        **{name: (data, 400) for name, data in small_but_huge().items()},
     }

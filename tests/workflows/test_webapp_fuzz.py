@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.images import image_bytes, random_rgb
+from support.images import image_bytes, random_rgb, small_but_huge
 from support.server import Gunicorn, http, multipart
 from webapp import create_app
 
@@ -38,7 +38,13 @@ queries = st.dictionaries(
 files = st.lists(
     st.tuples(
         st.text(max_size=30),
-        st.one_of(st.binary(max_size=2000), st.just(PNG), st.just(PNG[: len(PNG) // 2])),
+        st.one_of(
+            st.binary(max_size=2000),
+            st.just(PNG),
+            st.just(PNG[: len(PNG) // 2]),
+            # Small files that decode huge: refused from their header, never decoded.
+            st.sampled_from(list(small_but_huge().values())),
+        ),
     ),
     max_size=20,
 )
