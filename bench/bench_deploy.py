@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 
 from bench.bench_webapp import load, timed_request  # noqa: E402
 from imgclf.data.prepared import read_split  # noqa: E402
+from imgclf.deploy import formats  # noqa: E402
 from imgclf.serving import runtimes  # noqa: E402
 from support.server import Gunicorn, multipart  # noqa: E402
 
-FILES = {**runtimes.FILES, "tflite_int8": "model_int8.tflite"}
 REPEATS = 100
 
 
@@ -44,7 +44,7 @@ def make_export(model_file: Path, folder: Path) -> list:
     """An export of `model_file` in `folder`, every format written and checked as export does."""
     import keras
 
-    from imgclf.deploy import formats, parity
+    from imgclf.deploy import parity
     from imgclf.models.saving import export_saved_model, save_model
 
     model = keras.models.load_model(model_file)
@@ -97,8 +97,10 @@ def formats_table(name: str, folder: Path, reports: list, images: np.ndarray) ->
     by_format = {r.format: r for r in reports}
     keras_runtime = runtimes.open_runtime(folder, "keras")
     rows = [("keras", "keras", folder / "model.keras", None)]
-    rows += [(fmt, "onnx" if fmt == "onnx" else "tflite", folder / FILES[fmt], by_format[fmt])
-             for fmt in ("onnx", "tflite", "tflite_int8")]  # fmt: skip
+    rows += [
+        (fmt, "onnx" if fmt == "onnx" else "tflite", folder / name, by_format[fmt])
+        for fmt, name in formats.FILES.items()
+    ]
     test = read_split("test", ROOT / "prepared")
     reference = keras_runtime.probabilities(test.images.astype(np.float32))
     for fmt, runtime_name, path, report in rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
 Fraction = Annotated[float, Field(gt=0, lt=0.5)]
 Probability = Annotated[float, Field(ge=0, le=0.9)]
@@ -52,6 +52,17 @@ def auto_or_int(low: int, high: int, unit: str, low_note: str = "") -> object:
 class Group(BaseModel):
     # strict: a string "15" is not an int, a float 15.0 is not an epoch count.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def each_once(what: str) -> AfterValidator:
+    """A list key that names each of its items at most once."""
+
+    def check(value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError(f"should name each {what} at most once")
+        return value
+
+    return AfterValidator(check)
 
 
 def key(annotation: object, description: str) -> object:
@@ -184,18 +195,12 @@ class AuditParams(Group):
     exclude: key(
         Annotated[
             list[AuditFinding],
+            each_once("finding"),
             Allowed("a list of label_issues, near_duplicates, outliers (each once); []"),
         ],
         "findings whose training and validation images are left out of training "
         "(listed in audit/excluded.csv); []: report only",
     )
-
-    @field_validator("exclude")
-    @classmethod
-    def _each_once(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("should name each finding at most once")
-        return value
 
 
 class CompareParams(Group):
@@ -226,6 +231,7 @@ class ExportParams(Group):
     formats: key(
         Annotated[
             list[ExportFormat],
+            each_once("format"),
             Allowed("a list of onnx, tflite, tflite_int8 (each once); [] for Keras only"),
         ],
         "formats written beside model.keras and the SavedModel, each checked against it on "
@@ -235,10 +241,3 @@ class ExportParams(Group):
         Annotated[int, Field(ge=1, le=10_000)],
         "training images that calibrate tflite_int8's ranges",
     )
-
-    @field_validator("formats")
-    @classmethod
-    def _formats_once(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("should name each format at most once")
-        return value
