@@ -268,8 +268,12 @@ def test_a_broken_export_never_replaces_a_working_one(export, breakage, tmp_path
     assert '"event": "model_reload_failed"' in log
 
 
-def test_health_answers_at_once_and_ready_only_once_the_model_is_warm(export):
-    server = Gunicorn(export, workers=1)
+@pytest.mark.parametrize("runtime", ["keras", "onnx"])
+def test_health_answers_at_once_and_ready_only_once_the_model_is_warm(export, runtime):
+    """Keras takes seconds to import and warm up, so /ready must say "loading" meanwhile and a
+    prediction sent then must wait and be answered; ONNX Runtime may be warm before the first
+    poll, so for it only the order is checked."""
+    server = Gunicorn(export, workers=1, extra_env={"IMGCLF_RUNTIME": runtime})
     body, content_type = multipart([("a.png", PNG)])
     health = ready = early_prediction = None
     loading_seen = False
@@ -292,9 +296,10 @@ def test_health_answers_at_once_and_ready_only_once_the_model_is_warm(export):
                 ready = time.monotonic() - started
     finally:
         server.__exit__()
-    print(f"\ncold start: /health at {health:.1f} s, /ready 200 at {ready:.1f} s")
-    assert loading_seen and health is not None and ready is not None and health < ready
-    assert early_prediction == 200
+    print(f"\ncold start ({runtime}): /health at {health:.1f} s, /ready 200 at {ready:.1f} s")
+    assert health is not None and ready is not None and health <= ready
+    assert loading_seen or runtime == "onnx"
+    assert early_prediction == (200 if loading_seen else None)
 
 
 def peak_rss_mib(pid: int) -> float:
