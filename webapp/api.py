@@ -71,7 +71,8 @@ def predict():
             answers = []
             for pixels in inputs:
                 try:
-                    answer, heatmap = predictor.explain_pixels(pixels, top_k)
+                    with service.explaining(g.deadline):
+                        answer, heatmap = predictor.explain_pixels(pixels, top_k)
                 except RuntimeUnavailable as exc:
                     raise ApiError(501, f"explain: {exc}") from None
                 answer["heatmap_png"] = base64.b64encode(png_bytes(heatmap)).decode("ascii")

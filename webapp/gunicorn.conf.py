@@ -8,7 +8,9 @@ bind = f"{os.environ.get('IMGCLF_HOST', '127.0.0.1')}:{os.environ.get('IMGCLF_PO
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads per worker: concurrent requests decode in parallel and share model calls
 # through the worker's micro-batcher (webapp/batching.py).
-worker_class = "gthread"
+# gthread, except that a request takes a thread only once it has fully arrived: clients
+# trickling bytes cost a socket, not a thread (webapp/worker.py).
+worker_class = "webapp.worker.BufferedThreadWorker"
 # More threads than IMGCLF_MAX_QUEUE (16): under a flood, requests beyond the queue
 # reach the app and get their 503 at once instead of waiting for a thread.
 threads = int(os.environ.get("IMGCLF_THREADS", "32"))

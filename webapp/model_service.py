@@ -123,6 +123,7 @@ class ModelService:
         self.max_decoded_bytes = max_decoded_bytes
         # Decodes at once in this worker: with each image's memory bounded, so is theirs.
         self._decoders = threading.BoundedSemaphore(os.cpu_count() or 2)
+        self._explainers = threading.BoundedSemaphore(os.cpu_count() or 2)
         self.runtime = runtime  # serving/runtimes.py: auto, onnx, tflite or keras
         self.max_batch, self.max_queue = max_batch, max_queue
         self.request_timeout, self.reload_interval = request_timeout, reload_interval
@@ -295,13 +296,29 @@ class ModelService:
         try:
             return np.asarray(loaded.batcher.submit(batch, max(0.0, deadline - time.monotonic())))
         except FutureTimeout:
-            observability.REJECTED.labels("timeout").inc()
-            raise ApiError(
-                503,
-                f"no answer within {self.request_timeout:g} s: the server is overloaded, "
-                "retry shortly",
-                RETRY_AFTER_S,
-            ) from None
+            raise self._too_late() from None
+
+    @contextlib.contextmanager
+    def explaining(self, deadline: float) -> Iterator[None]:
+        """One of the worker's Grad-CAM places (as many as cores) for one image, waited for
+        until the request's deadline: a gradient pass costs several predictions, so explain
+        requests queue here, and one that cannot start in time gets a 503, never a hang."""
+        left = deadline - time.monotonic()
+        if left <= 0 or not self._explainers.acquire(timeout=left):
+            raise self._too_late()
+        try:
+            yield
+        finally:
+            self._explainers.release()
+
+    def _too_late(self) -> ApiError:
+        observability.REJECTED.labels("timeout").inc()
+        return ApiError(
+            503,
+            f"no answer within {self.request_timeout:g} s: the server is overloaded, "
+            "retry shortly",
+            RETRY_AFTER_S,
+        )  # fmt: skip
 
     def describe(self) -> dict:
         """GET /model: the served export's metadata, its id and times, and any refused reload."""

@@ -23,9 +23,9 @@ def app_for(export, **config):
     return create_app({"MODEL_DIR": str(export), "RELOAD_INTERVAL_S": 0, **config})
 
 
-def predict(client):
+def predict(client, query: str = ""):
     data = {"file": [(io.BytesIO(PNG), "a.png")]}
-    return client.post("/predict", data=data, content_type="multipart/form-data")
+    return client.post(f"/predict{query}", data=data, content_type="multipart/form-data")
 
 
 @pytest.fixture
@@ -154,3 +154,24 @@ def test_waiting_until_loaded_ends_when_the_model_is_served_or_cannot_be(export,
         and not missing.ready
         and "no exported model" in missing.error
     )
+
+
+def test_explain_waits_for_a_place_only_until_the_deadline(export):
+    import contextlib
+    import os
+
+    app = app_for(export, REQUEST_TIMEOUT_S=0.3)
+    service, client = model_service(app), app.test_client()
+    with contextlib.ExitStack() as busy:
+        for _ in range(os.cpu_count() or 2):  # every Grad-CAM place is taken
+            busy.enter_context(service.explaining(time.monotonic() + 60))
+        started = time.perf_counter()
+        response = predict(client, "?explain=1")
+        waited = time.perf_counter() - started
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert "no answer within 0.3 s" in response.get_json()["error"] and 0.25 < waited < 2
+    late = service.explaining(time.monotonic() - 0.01)  # a place is free, but time is up
+    with pytest.raises(ApiError):
+        late.__enter__()
+    answered = predict(client, "?explain=1")
+    assert answered.status_code == 200 and answered.get_json()["heatmap_png"]

@@ -333,3 +333,65 @@ def test_small_files_that_decode_huge_are_refused_without_taking_the_memory(expo
     assert {status for status, _ in answers} <= {400, 503}
     assert all("MiB to decode" in answer["error"] for status, answer in answers if status == 400)
     assert after - before < 200  # nothing was decoded (before: +4.7 GB, and 28 s an answer)
+
+
+def trickle(sockets: list, payloads: list[bytes], until: float, step: float = 0.25) -> None:
+    """Send each socket its payload a byte at a time, every `step` s, until `until`."""
+    import contextlib
+
+    sent = [0] * len(sockets)
+    while time.monotonic() < until:
+        for i, sock in enumerate(sockets):
+            if sent[i] < len(payloads[i]):
+                with contextlib.suppress(OSError):  # closed by the server: its answer waits
+                    sent[i] += sock.send(payloads[i][sent[i] : sent[i] + 1])
+        time.sleep(step)
+
+
+def answer_status(sock) -> int | None:
+    """The status of what the server sent on a socket, None if it sent nothing."""
+    try:
+        answer = sock.recv(4096).decode(errors="replace")
+    except OSError:
+        return None
+    return int(answer.split()[1]) if answer.startswith("HTTP/") else None
+
+
+def test_clients_trickling_bytes_do_not_hold_up_a_normal_client(export):
+    import socket
+    import threading
+
+    read_timeout, slow_clients = 4, 96  # three times the worker's 32 threads
+    body, content_type = multipart([("a.png", PNG)])
+    slow_head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}".encode()
+    payloads = [
+        slow_head + b"\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n"  # a head that never ends
+        if i % 2 else
+        slow_head + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body  # a slow body
+        for i in range(slow_clients)
+    ]  # fmt: skip
+    env = {"IMGCLF_READ_TIMEOUT_S": str(read_timeout)}
+    with Gunicorn(export, workers=1, extra_env=env) as server:
+        sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in payloads]
+        started = time.monotonic()
+        trickler = threading.Thread(target=trickle, args=(sockets, payloads, started + 8))
+        trickler.start()
+        time.sleep(1)  # every slow client has sent its first bytes
+        latencies = []
+        while time.monotonic() < started + 7:
+            sent = time.monotonic()
+            status = http(f"{server.url}/predict", body, content_type, timeout=30)[0]
+            latencies.append((status, time.monotonic() - sent))
+            time.sleep(0.2)
+        trickler.join()
+        for sock in sockets:
+            sock.settimeout(5)
+        slow_answers = [answer_status(sock) for sock in sockets]
+        for sock in sockets:
+            sock.close()
+    worst = max(seconds for _, seconds in latencies)
+    print(f"\nslowloris: {slow_clients} clients trickling a byte every 0.25 s; a normal client "
+          f"answered {len(latencies)} times, slowest in {worst:.2f} s; the slow ones got "
+          f"{sorted(set(slow_answers), key=str)}")  # fmt: skip
+    assert {status for status, _ in latencies} == {200} and worst < 2
+    assert set(slow_answers) == {408}  # each cut off at its deadline, told why

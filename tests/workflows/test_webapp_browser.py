@@ -306,3 +306,28 @@ def test_toggle_lays_the_heatmap_over_the_thumbnail(browser, server, tmp_path):
     card.locator(".explain-toggle").uncheck()
     assert heatmap.is_hidden()
     page.close()
+
+
+def test_a_server_with_a_token_asks_for_it_once_and_again_only_if_refused(browser, cnn_export):
+    token = "correct horse battery staple"
+    with Gunicorn(cnn_export, extra_env={"IMGCLF_API_TOKEN": token}) as server:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        asked, answers = [], iter(["a wrong token", token])
+
+        def answer(dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept(next(answers))
+
+        page.on("dialog", answer)
+        page.goto(server.url)
+        for n in range(3):
+            name = f"photo{n}.png"
+            page.set_input_files("#file", files=[file_payload(name, image_bytes(random_rgb(n)))])
+            card = page.locator("#results .card.done", has_text=name)
+            card.wait_for()
+            assert card.locator(".bars li").count() == 3
+        # The wrong token got a 401 and the page asked again; then never again.
+        assert asked == ["This server needs its API token:"] * 2
+        assert page.evaluate("sessionStorage.getItem('imgclf-api-token')") == token
+        assert not page.locator("#results .card.failed").count()
+        page.close()
