@@ -18,6 +18,9 @@ PREPARED = Path("prepared")
 PREPARED_INFO = PREPARED / "classes.json"  # class names and image size (stage_files.PreparedInfo)
 PREPARE_REPORT = PREPARED / "report.json"  # every skipped file and why
 
+# What a person decided in `imgclf review` (relabel, exclude, keep), applied by prepare.
+DECISIONS = Path("labels") / "decisions.csv"
+
 AUDIT = Path("audit")  # the data audit's findings, kept in git
 AUDIT_EXCLUDED = AUDIT / "excluded.csv"  # images training leaves out (audit.exclude)
 

@@ -1,8 +1,9 @@
 """Stage `prepare`: validate every image in data/, normalize it and split it into train/val/test.
 
-Reads params `prepare.*`; writes prepared/ (per split images.npy, labels.npy,
-files.txt; classes.json; report.json listing every skipped file and why) and the
-metrics file metrics/prepare.json.
+Reads params `prepare.*` and the review's decisions (labels/decisions.csv: relabel or
+exclude train and val images, applied after the split is planned); writes prepared/
+(per split images.npy, labels.npy, files.txt; classes.json; report.json listing every
+skipped file and why) and the metrics file metrics/prepare.json.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from imgclf import params as params_file
 from imgclf import paths
 from imgclf.atomic_io import staged_directory, write_json, write_timings
+from imgclf.data.decisions import apply_decisions, read_decisions
 from imgclf.data.ingest import auto_image_size, decode_to_rows, default_workers, longer_sides
 from imgclf.data.layout import SPLITS, find_layout
 from imgclf.data.prepared import write_split
@@ -31,6 +33,7 @@ def main() -> None:
         f"({layout.kind} layout): {', '.join(layout.class_names)}"
     )
 
+    decisions = read_decisions(paths.DECISIONS, layout.class_names)  # a bad line stops us here
     sources = [DATA_DIR / f.path for f in layout.files]
     if p.image_size == "auto":
         image_size = auto_image_size(longer_sides(sources))
@@ -45,6 +48,16 @@ def main() -> None:
             sources, rows_file, image_size, p.max_pixels, default_workers(len(sources))
         )
         plan = plan_splits(layout, decoded, p.val_fraction, p.test_fraction, p.seed)
+        # The review's decisions, after the split: no other image changes split.
+        review = apply_decisions(
+            decisions,
+            [(f.path, f.class_name, placed.split, placed.used)
+             for f, placed in zip(layout.files, plan.placements, strict=True)],
+        )  # fmt: skip
+        for i in review.excluded:
+            plan.placements[i].used = False
+            plan.placements[i].reason = f"excluded in {paths.DECISIONS}"
+        class_of = [review.labels.get(i, f.class_name) for i, f in enumerate(layout.files)]
         label_of = {name: i for i, name in enumerate(layout.class_names)}
         for split in SPLITS:
             chosen = [
@@ -55,7 +68,7 @@ def main() -> None:
                 out / split,
                 rows_file,
                 rows=[decoded[i].row for i in chosen],
-                labels=[label_of[layout.files[i].class_name] for i in chosen],
+                labels=[label_of[class_of[i]] for i in chosen],
                 files=[layout.files[i].path for i in chosen],
                 image_size=image_size,
             )
@@ -80,6 +93,7 @@ def main() -> None:
                 ],
                 "duplicates_removed": plan.duplicates,
                 "label_conflicts": plan.label_conflicts,
+                "review": review.report(),
             },
         )
     write_json(
@@ -90,6 +104,7 @@ def main() -> None:
             "image_size": image_size,
             "duplicates_removed": len(plan.duplicates),
             "not_in_a_class_folder": len(layout.stray),
+            "review": review.metrics(),
         },
     )
 
@@ -102,6 +117,17 @@ def main() -> None:
     )
     for split in SPLITS:
         print(f"prepare:   {split}: {counts['splits'][split]['used']} images")
+    if any(review.metrics().values()):
+        done = review.metrics()
+        print(
+            f"prepare: {paths.DECISIONS}: {done['relabelled']} relabelled, {done['excluded']} "
+            f"excluded, {done['kept']} kept as they are"
+        )
+        for path in review.not_found:
+            print(f"prepare:   {path}: no longer in {DATA_DIR}/, its decision is not applied")
+        if review.test_unchanged:
+            print(f"prepare:   {len(review.test_unchanged)} decisions about test images not "
+                  "applied: the model is scored on the test split as it is")  # fmt: skip
 
 
 if __name__ == "__main__":

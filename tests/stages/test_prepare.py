@@ -158,3 +158,54 @@ def test_grey_png_and_jpeg_of_the_same_class_both_used(project):
     prepare.main()
     metrics = json.loads((project / "metrics" / "prepare.json").read_text())
     assert metrics["used"] == 43
+
+
+def split_files(root: Path) -> dict[str, list[str]]:
+    return {s: read_split(s, root / "prepared").files for s in ("train", "val", "test")}
+
+
+def test_review_decisions_relabel_and_exclude_without_moving_any_other_image(project):
+    prepare.main()
+    before = split_files(project)
+    relabelled, excluded, test_image = before["train"][0], before["val"][0], before["test"][0]
+    other = "dog" if relabelled.startswith("cat/") else "cat"
+    (project / "labels").mkdir()
+    (project / "labels" / "decisions.csv").write_text(
+        "file,action,label,finding,when\n"
+        f"{relabelled},relabel,{other},label_issue,2026-12-06T10:00:00+00:00\n"
+        f"{excluded},exclude,,outlier,\n"
+        f"{test_image},exclude,,near_duplicate,\n"
+        "cat/deleted-since.png,exclude,,,\n"
+    )
+    prepare.main()
+    after = split_files(project)
+    assert after["train"] == before["train"] and after["test"] == before["test"]
+    assert after["val"] == before["val"][1:]  # only the excluded image is gone
+    train = read_split("train", project / "prepared")
+    classes = PreparedInfo.load(project / "prepared").class_names
+    assert classes[train.labels[0]] == other
+    metrics = json.loads((project / "metrics" / "prepare.json").read_text())
+    assert metrics["review"] == {
+        "relabelled": 1, "excluded": 1, "kept": 0, "not_found": 1, "test_unchanged": 1,
+    }  # fmt: skip
+    assert metrics["found"] == metrics["used"] + metrics["skipped"]  # nothing lost
+    report = json.loads((project / "prepared" / "report.json").read_text())
+    reasons = {item["path"]: item["reason"] for item in report["skipped"]}
+    assert reasons[excluded] == "excluded in labels/decisions.csv"
+    assert report["review"]["relabelled"] == [
+        {"path": relabelled, "from": relabelled.split("/")[0], "to": other}
+    ]
+    assert report["review"]["decisions_not_found"] == ["cat/deleted-since.png"]
+
+
+def test_a_bad_decisions_file_stops_prepare_naming_the_line(project):
+    (project / "labels").mkdir()
+    (project / "labels" / "decisions.csv").write_text(
+        "file,action,label,finding,when\ncat/000.png,relabel,horse,,\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "prepare.py")],
+        capture_output=True, text=True, cwd=project,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "labels/decisions.csv:2: cat/000.png is relabelled as 'horse'" in result.stderr

@@ -1,0 +1,90 @@
+"""imgclf.data.decisions: reading, writing and applying the review's decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgclf.data.decisions import (
+    Decision,
+    DecisionsError,
+    apply_decisions,
+    read_decisions,
+    write_decisions,
+)
+
+CLASSES = ["cat", "dog", "+plus"]  # a folder name a spreadsheet would take for a formula
+HEADER = "file,action,label,finding,when\n"
+
+
+def test_decisions_round_trip_whole_and_sorted_with_awkward_names(tmp_path):
+    path = tmp_path / "labels" / "decisions.csv"
+    decisions = {
+        d.file: d
+        for d in [
+            Decision("+plus/=SUM(1,2).png", "relabel", "cat", "label_issue", "2026-12-06T10:00"),
+            Decision("cat/b\udcffad.png", "exclude", "", "outlier"),  # a name that is not UTF-8
+            Decision("cat/a, with comma.jpg", "keep"),
+        ]
+    }  # fmt: skip
+    write_decisions(path, decisions)
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    assert text.startswith(HEADER) and "'+plus/=SUM" in text  # a spreadsheet shows no formula
+    assert text.splitlines()[2].startswith('"cat/a, with comma.jpg"')
+    assert read_decisions(path, CLASSES) == decisions
+    assert not list(path.parent.glob(".*partial*"))
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("dog/1.png,relabel,horse,,\n", "decisions.csv:2: dog/1.png is relabelled as 'horse'"),
+        ("dog/1.png,rename,,,\n", "decisions.csv:2: action 'rename'"),
+        ("dog/1.png,exclude,,,\ncat/2.png,keep,,,\ndog/1.png,keep,,,\n",
+         "decisions.csv:4: a second decision for dog/1.png"),
+        ("dog/1.png,exclude,cat,,\n", "decisions.csv:2: dog/1.png has label 'cat'"),
+        ("../etc/passwd,exclude,,,\n", "is not a path under data/"),
+        ("dog/1.png,exclude,,,,extra\n", "decisions.csv:2: expected 5 cells"),
+        ("dog/1.png,exclude,,typo,\n", "finding 'typo'"),
+    ],
+    ids=["unknown-class", "unknown-action", "twice", "label-without-relabel", "outside",
+         "cells", "finding"],
+)  # fmt: skip
+def test_a_bad_decision_names_its_line(tmp_path, lines, message):
+    path = tmp_path / "decisions.csv"
+    path.write_text(HEADER + lines)
+    with pytest.raises(DecisionsError, match=None) as error:
+        read_decisions(path, CLASSES)
+    assert message in str(error.value)
+
+
+def test_a_file_without_the_columns_says_which(tmp_path):
+    path = tmp_path / "decisions.csv"
+    path.write_text("path,what\nx,y\n")
+    with pytest.raises(DecisionsError, match="the header lacks file, action"):
+        read_decisions(path, CLASSES)
+    assert read_decisions(tmp_path / "absent.csv", CLASSES) == {}
+
+
+def test_applied_to_train_and_val_only_and_missing_files_reported():
+    decisions = {
+        d.file: d
+        for d in [
+            Decision("cat/1.png", "relabel", "dog"),
+            Decision("cat/2.png", "exclude"),
+            Decision("dog/3.png", "keep"),
+            Decision("dog/4.png", "relabel", "dog"),  # the label it has: nothing to do
+            Decision("cat/5.png", "exclude"),  # a test image
+            Decision("cat/gone.png", "exclude"),
+        ]
+    }
+    placed = [
+        ("cat/1.png", "cat", "train", True), ("cat/2.png", "cat", "val", True),
+        ("dog/3.png", "dog", "train", True), ("dog/4.png", "dog", "train", True),
+        ("cat/5.png", "cat", "test", True), ("dog/6.png", "dog", "train", True),
+    ]  # fmt: skip
+    applied = apply_decisions(decisions, placed)
+    assert applied.labels == {0: "dog"} and applied.excluded == {1}
+    assert applied.test_unchanged == ["cat/5.png"] and applied.not_found == ["cat/gone.png"]
+    assert applied.metrics() == {
+        "relabelled": 1, "excluded": 1, "kept": 2, "not_found": 1, "test_unchanged": 1,
+    }  # fmt: skip
