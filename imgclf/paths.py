@@ -30,6 +30,8 @@ EXPORT_STAGING = MODELS / ".best.staging"  # the next export, swapped in when co
 
 METRICS = Path("metrics")
 EVALUATION = Path("evaluation")  # the export's plots, kept in git
+# The training and validation images the exported model is surest are wrong (imgclf review).
+REVIEW_MISTAKES = EVALUATION / "review_mistakes.csv"
 DVCLIVE = Path("dvclive")
 # Wall times of each stage's last run: they differ run to run, so they stay out of the
 # metrics that `dvc metrics diff` compares (and out of git).

@@ -6,7 +6,9 @@ export.formats for onnxruntime and LiteRT, each checked against the Keras model 
 the test split, metadata.json, MODEL_CARD.md), metrics/export.json and the plots in
 evaluation/: the test
 confusion matrix and reliability, the validation risk-coverage curve that sets the
-"not sure" threshold, and the gallery of the most confidently wrong test images.
+"not sure" threshold, and the gallery of the most confidently wrong test images; and,
+for `imgclf review`, the training and validation images it is surest are mislabelled
+(review_mistakes.csv).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from ruamel.yaml import YAML
 
 from imgclf import models, paths
 from imgclf import params as params_file
-from imgclf.atomic_io import staged_directory, write_json, write_timings
+from imgclf.atomic_io import csv_table, staged_directory, write_json, write_timings
 from imgclf.data.prepared import read_split, read_used_split
 from imgclf.deploy.parity import FormatReport, write_formats
 from imgclf.evaluation import calibration, model_card, selective
 from imgclf.evaluation.gallery import save_gallery
-from imgclf.evaluation.interpretation import Interpretation
+from imgclf.evaluation.interpretation import Interpretation, mistakes_to_review
 from imgclf.models.saving import export_saved_model, load_trained_model, save_model
 from imgclf.models.temperature import with_temperature
 from imgclf.param_groups import ExportParams
@@ -38,6 +40,7 @@ if TYPE_CHECKING:  # imgclf is imported before Keras: it sets TensorFlow's defau
 
 CONFUSED_PAIRS = 10  # listed in the model card and plotted
 CURVE_POINTS = 200  # at most, in the risk-coverage plot
+REVIEW_MISTAKES = 200  # the most confidently wrong training and validation images listed
 SEED = 0  # nothing random runs here; seeding makes the saved dropout seed state the same
 
 
@@ -76,10 +79,14 @@ def write_export(
 def write_plots(
     model: keras.Model, test: Interpretation, test_raw: Interpretation,
     test_calibrated: Interpretation, val: Interpretation, pairs: list[dict], mistakes: int,
-    model_name: str,
+    model_name: str, to_review: list[dict],
 ) -> None:  # fmt: skip
     """evaluation/: what `dvc plots show` draws of the export, built and swapped in whole."""
     with staged_directory(paths.EVALUATION) as out:
+        with csv_table(out / paths.REVIEW_MISTAKES.name, list(to_review[0]) if to_review else
+                       ["split", "file", "given", "predicted", "confidence"]) as table:  # fmt: skip
+            for row in to_review:
+                table.writerow(row)
         write_json(out / "test_confusion.json", test.confusion_rows())
         write_json(out / "risk_coverage.json", val.risk_coverage(CURVE_POINTS))
         top_losses, gallery = test.plot_top_losses(model, mistakes, model_name)
@@ -148,6 +155,12 @@ def main() -> None:
 
     counts = {name: len(read_used_split(name).labels) for name in ("train", "val", "test")}
     pairs = test.most_confused(CONFUSED_PAIRS)
+    # For `imgclf review`: the training and validation images the served model is surest
+    # are wrong. Never test images: choosing those to fix by the model's mistakes would
+    # flatter its test score.
+    train_split = read_used_split("train", mmap=False)
+    train = Interpretation.of(model, train_split, "train", info.class_names)
+    to_review = mistakes_to_review([train, val], REVIEW_MISTAKES)
 
     def render_card(reports: list[FormatReport]) -> str:
         return model_card.render(
@@ -157,7 +170,9 @@ def main() -> None:
     reports, format_seconds = write_export(
         model, metadata, render_card, export, (test.split.images, test.labels)
     )
-    write_plots(model, test, test_raw, test_calibrated, val, pairs, export.mistakes, family.name)
+    write_plots(
+        model, test, test_raw, test_calibrated, val, pairs, export.mistakes, family.name, to_review
+    )
     calibration_metrics = {
         f"calibration_{key}": value for key, value in calibration_summary.model_dump().items()
     }

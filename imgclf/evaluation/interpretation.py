@@ -108,3 +108,15 @@ class Interpretation:
             f"({model_name}): the image, and Grad-CAM of the class it was wrongly given"
         )
         return mistakes, draw_gallery(mistakes, pixels, heatmaps, title)
+
+
+def mistakes_to_review(splits: list[Interpretation], count: int) -> list[dict]:
+    """The `count` most confident wrong predictions over `splits`, most confident first,
+    as rows for labels review: split, file, given, predicted, confidence."""
+    rows = [
+        {"split": split.split_name, "file": mistake["file"], "given": mistake["actual"],
+         "predicted": mistake["predicted"], "confidence": mistake["confidence"]}
+        for split in splits
+        for mistake in split.top_losses(count)
+    ]  # fmt: skip
+    return sorted(rows, key=lambda row: (-row["confidence"], row["split"], row["file"]))[:count]

@@ -138,3 +138,27 @@ def test_threshold_is_chosen_on_validation_and_measured_on_test(tiny_project, be
     curve = json.loads((tiny_project / "evaluation" / "risk_coverage.json").read_text())
     assert curve[-1]["coverage"] == 1.0
     assert all(0 <= point["accuracy"] <= 1 for point in curve)
+
+
+def test_the_mistakes_to_review_are_training_and_validation_images_only(tiny_project, best):
+    import csv
+
+    exported = keras.models.load_model(best / "model.keras")
+    names = json.loads((best / "metadata.json").read_text())["class_names"]
+    wrong = {}
+    for split in ("train", "val"):
+        images = read_split(split, tiny_project / "prepared")
+        probabilities = exported.predict(images.images.astype("float32"), verbose=0)
+        for file, label, row in zip(images.files, images.labels, probabilities, strict=True):
+            if row.argmax() != label:
+                wrong[(split, file)] = (names[label], names[row.argmax()], row.max())
+    with open(tiny_project / "evaluation" / "review_mistakes.csv", newline="") as table:
+        rows = list(csv.DictReader(table))
+    assert 0 < len(rows) == min(len(wrong), 200)
+    for row in rows:
+        given, predicted, confidence = wrong[(row["split"], row["file"])]
+        assert (row["given"], row["predicted"]) == (given, predicted)
+        assert float(row["confidence"]) == pytest.approx(confidence, abs=1e-4)
+    assert [float(r["confidence"]) for r in rows] == sorted(
+        (float(r["confidence"]) for r in rows), reverse=True
+    )
