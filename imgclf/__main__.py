@@ -4,6 +4,7 @@ imgclf predict DIR_OR_FILE...               one JSON object per image (folders a
 imgclf predict photos/ --csv photos.csv     the same as a table
 imgclf explain IMAGE -o IMAGE_heatmap.png   the JSON answer, and a PNG of what drove it
 imgclf audit FOLDER                         likely label errors, near-duplicates, outliers
+imgclf review                               a page on 127.0.0.1 to decide about the findings
 
 Quiet by default: a successful run writes nothing on stderr (-v shows TensorFlow's
 own start-up lines); a progress bar is drawn only on a terminal.
@@ -12,6 +13,7 @@ own start-up lines); a progress bar is drawn only on a terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -97,6 +99,28 @@ def audit_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def review_command(args: argparse.Namespace) -> int:
+    """Serve the review page for the project in args.project until interrupted."""
+    try:
+        from werkzeug.serving import make_server
+
+        from imgclf.review.app import create_review_app
+    except ImportError as exc:
+        print(f"error: {exc.name} is not installed: pip install 'imgclf[serve]'", file=sys.stderr)
+        return 2
+    project = args.project.resolve()
+    if not (project / "data").is_dir() and not (project / "audit").is_dir():
+        print(f"error: {project} has no data/ or audit/: run this in the project "
+              "(or give --project), after `dvc repro audit`", file=sys.stderr)  # fmt: skip
+        return 2
+    server = make_server("127.0.0.1", args.port, create_review_app(project), threaded=True)
+    print(f"review: http://127.0.0.1:{server.server_port}/ (Ctrl+C stops it); decisions go "
+          f"to {project / 'labels' / 'decisions.csv'}", flush=True)  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imgclf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--csv-dir", type=Path, help="also write the CSVs and gallery here")
     audit.add_argument("--limit", type=int, default=20, help="rows shown per finding")
     audit.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's messages")
+    review = commands.add_parser(
+        "review", help="a page on 127.0.0.1 to relabel or exclude what the audit found"
+    )
+    review.add_argument("--project", type=Path, default=Path("."), help="default: here")
+    review.add_argument("--port", type=int, default=5001, help="default 5001 (0: any free)")
+    review.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     for command in (predict, explain):
         command.add_argument(
             "--model-dir", default=str(DEFAULT_EXPORT_DIR), help="export directory"
@@ -149,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         silence_native_stderr()
     if args.command == "audit":
         return audit_command(args)
+    if args.command == "review":
+        return review_command(args)
     try:
         predictor = Predictor.load(args.model_dir, args.runtime)
     except ModelNotExportedError as exc:

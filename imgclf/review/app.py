@@ -1,0 +1,155 @@
+"""`imgclf review`: a page on 127.0.0.1 for deciding about the audit's findings.
+
+A local tool, apart from the serving app on purpose: it reads the project's data/,
+audit/ and evaluation/, and writes labels/decisions.csv, none of which a deployed
+server has or should write. It loads no model, so it starts at once and works
+offline. Every decision is written at once (labels/decisions.csv, whole or not at
+all), so nothing is lost on a reload; `prepare` applies them on the next `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+from flask import Flask, abort, jsonify, render_template, request, send_file
+
+from imgclf import paths
+from imgclf.atomic_io import write_json
+from imgclf.data.decisions import (
+    Decision,
+    DecisionsError,
+    check,
+    now,
+    read_decisions,
+    write_decisions,
+)
+from imgclf.data.layout import DataError, find_layout
+from imgclf.images import ImageDecodeError, load_image
+from imgclf.review.findings import KINDS, Finding, current_findings
+from imgclf.stage_files import PreparedInfo, StageFileError
+
+IMAGE_SIDE = 256  # px: large enough to judge a photo, and a 28 px image shown 9x
+LAST_REVIEW = Path("labels") / "last_review.json"  # the findings as the last decision saw them
+
+
+class Review:
+    """The project's findings and decisions, read fresh for every request."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = threading.Lock()  # one decision written at a time
+
+    def class_names(self) -> list[str]:
+        try:
+            return PreparedInfo.load(self.root / paths.PREPARED).class_names
+        except (StageFileError, FileNotFoundError):
+            return find_layout(self.root / paths.DATA).class_names
+
+    def decisions(self) -> dict[str, Decision]:
+        return read_decisions(self.root / paths.DECISIONS, self.class_names())
+
+    def findings(self) -> dict[str, Finding]:
+        return {finding.key: finding for finding in current_findings(self.root)}
+
+    def since_last_review(self, findings: dict[str, Finding]) -> dict:
+        """Findings new since the last decision, and how many it saw that are gone now."""
+        path = self.root / LAST_REVIEW
+        if not path.is_file():
+            return {"new": [], "resolved": 0, "when": None}
+        last = json.loads(path.read_text(encoding="utf-8"))
+        seen = set(last["findings"])
+        return {
+            "new": sorted(set(findings) - seen),
+            "resolved": len(seen - set(findings)),
+            "when": last["when"],
+        }
+
+    def state(self) -> dict:
+        findings = self.findings()
+        problems = []
+        if not (self.root / paths.AUDIT / "label_issues.csv").is_file():
+            problems.append(f"{paths.AUDIT}/ has no findings yet: run `dvc repro audit`")
+        if not (self.root / paths.REVIEW_MISTAKES).is_file():
+            problems.append(
+                f"{paths.REVIEW_MISTAKES} not found: run `dvc repro` to add the model's "
+                "confident mistakes"
+            )
+        return {
+            "classes": self.class_names(),
+            "kinds": KINDS,
+            "findings": [finding.as_json() for finding in findings.values()],
+            "decisions": {file: d.row() for file, d in self.decisions().items()},
+            "since": self.since_last_review(findings),
+            "problems": problems,
+            "decisions_file": str(paths.DECISIONS),
+        }
+
+    def decide(self, key: str, changes: list[dict], undo: bool) -> None:
+        """Write the decisions about one finding's files (or remove them: undo)."""
+        with self.lock:
+            findings = self.findings()
+            if key not in findings:
+                raise DecisionsError(f"no finding {key!r}: reload the page")
+            allowed = findings[key].files()
+            decisions, classes = self.decisions(), self.class_names()
+            for change in changes:
+                file = change.get("file", "")
+                if file not in allowed:
+                    raise DecisionsError(f"{file!r} cannot be decided from finding {key!r}")
+                if undo:
+                    decisions.pop(file, None)
+                    continue
+                decision = Decision(file, change.get("action", ""), change.get("label", ""),
+                                    findings[key].kind, now())  # fmt: skip
+                check(decision, classes, "the decision")
+                decisions[file] = decision
+            write_decisions(self.root / paths.DECISIONS, decisions)
+            write_json(self.root / LAST_REVIEW, {"findings": sorted(findings), "when": now()})
+
+
+def create_review_app(root: Path = Path(".")) -> Flask:
+    """The review page and its JSON API for the project at `root`."""
+    app = Flask(__name__)
+    review = Review(Path(root))
+
+    @app.errorhandler(DecisionsError)
+    @app.errorhandler(DataError)
+    def user_error(exc: Exception):
+        return jsonify(error=str(exc)), 400
+
+    @app.get("/")
+    def page():
+        return render_template("review.html")
+
+    @app.get("/api/state")
+    def state():
+        return jsonify(review.state())
+
+    @app.post("/api/decide")
+    def decide():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("changes"), list):
+            raise DecisionsError('send JSON {"finding": KEY, "changes": [{"file", "action", ...}]}')
+        review.decide(str(body.get("finding", "")), body["changes"], bool(body.get("undo")))
+        return jsonify(review.state())
+
+    @app.get("/image/<path:file>")
+    def image(file: str):
+        shown = {name for f in review.findings().values() for name in (f.file, f.partner_file)}
+        if file not in shown:
+            abort(404)
+        try:
+            pixels = load_image(review.root / paths.DATA / file, IMAGE_SIDE)
+        except (ImageDecodeError, OSError):
+            abort(404)
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        buffer.seek(0)
+        return send_file(buffer, mimetype="image/png", max_age=60)
+
+    return app

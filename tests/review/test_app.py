@@ -1,0 +1,120 @@
+"""imgclf.review.app through Flask's test client: findings, decisions, undo, images."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from imgclf.review.app import create_review_app
+from support.review import FINDINGS, review_project, write_findings
+
+
+@pytest.fixture
+def project(tmp_path):
+    return review_project(tmp_path)
+
+
+@pytest.fixture
+def client(project):
+    return create_review_app(project).test_client()
+
+
+def decide(client, finding: str, *changes: dict, undo: bool = False):
+    return client.post("/api/decide", json={"finding": finding, "changes": list(changes),
+                                            "undo": undo})  # fmt: skip
+
+
+def decisions_file(project) -> list[dict]:
+    with open(project / "labels" / "decisions.csv", newline="") as table:
+        return list(csv.DictReader(table))
+
+
+def test_the_state_lists_every_finding_but_never_offers_a_test_image(client):
+    state = client.get("/api/state").get_json()
+    keys = [f["key"] for f in state["findings"]]
+    assert keys == [
+        "label_issue:circle/000.png", "label_issue:star/001.png", "label_issue:square/002.png",
+        "near_duplicate:square/003.png|square/004.png", "near_duplicate:star/005.png|star/006.png",
+        "outlier:circle/005.png", "mistake:square/001.png",
+    ]  # fmt: skip
+    files = {f["key"]: f["files"] for f in state["findings"]}
+    assert files["near_duplicate:star/005.png|star/006.png"] == ["star/005.png"]  # not the test one
+    assert state["classes"] == ["circle", "square", "star"] and state["problems"] == []
+    assert state["decisions"] == {} and state["since"]["when"] is None
+
+
+def test_a_decision_is_written_at_once_and_undone(client, project):
+    answer = decide(client, "label_issue:circle/000.png",
+                    {"file": "circle/000.png", "action": "relabel", "label": "square"})  # fmt: skip
+    assert answer.status_code == 200
+    assert answer.get_json()["decisions"]["circle/000.png"]["label"] == "square"
+    (row,) = decisions_file(project)
+    assert (row["file"], row["action"], row["label"], row["finding"]) == (
+        "circle/000.png", "relabel", "square", "label_issue",
+    )  # fmt: skip
+    pair = "near_duplicate:square/003.png|square/004.png"
+    assert decide(client, pair, {"file": "square/004.png", "action": "exclude"}).status_code == 200
+    assert [r["file"] for r in decisions_file(project)] == ["circle/000.png", "square/004.png"]
+    # A new app (a reload, a restart) reads them back.
+    state = create_review_app(project).test_client().get("/api/state").get_json()
+    assert set(state["decisions"]) == {"circle/000.png", "square/004.png"}
+    assert decide(client, pair, {"file": "square/004.png"}, undo=True).status_code == 200
+    assert [r["file"] for r in decisions_file(project)] == ["circle/000.png"]
+
+
+@pytest.mark.parametrize(
+    ("finding", "change", "message"),
+    [
+        ("label_issue:circle/000.png", {"file": "circle/000.png", "action": "relabel",
+                                         "label": "hexagon"}, "not a class"),
+        ("label_issue:circle/000.png", {"file": "circle/001.png", "action": "exclude"},
+         "cannot be decided from finding"),
+        ("near_duplicate:star/005.png|star/006.png", {"file": "star/006.png", "action": "exclude"},
+         "cannot be decided from finding"),  # the test image of the pair
+        ("label_issue:nowhere.png", {"file": "nowhere.png", "action": "keep"}, "no finding"),
+        ("outlier:circle/005.png", {"file": "circle/005.png", "action": "delete"}, "action"),
+    ],
+    ids=["unknown-class", "another-file", "test-image", "unknown-finding", "unknown-action"],
+)  # fmt: skip
+def test_a_bad_decision_is_refused_and_nothing_written(client, project, finding, change, message):
+    answer = decide(client, finding, change)
+    assert answer.status_code == 400 and message in answer.get_json()["error"]
+    assert not (project / "labels" / "decisions.csv").exists()
+
+
+def test_a_malformed_request_gets_400(client):
+    answer = client.post("/api/decide", data="not json", content_type="application/json")
+    assert answer.status_code == 400 and "send JSON" in answer.get_json()["error"]
+
+
+def test_images_are_served_only_for_findings(client):
+    image = client.get("/image/circle/000.png")
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert image.data.startswith(b"\x89PNG")
+    assert client.get("/image/star/006.png").status_code == 200  # shown beside its pair
+    assert client.get("/image/circle/001.png").status_code == 404  # no finding about it
+    assert client.get("/image/../params.yaml").status_code == 404
+
+
+def test_after_a_rerun_the_page_says_what_changed_since_the_last_decision(client, project):
+    decide(client, "label_issue:circle/000.png",
+           {"file": "circle/000.png", "action": "relabel", "label": "square"})  # fmt: skip
+    rerun = {**FINDINGS, "audit/label_issues.csv": [
+        "val,star/001.png,star,circle,0.8100,0.0500",  # still there
+        "train,circle/002.png,circle,star,0.7000,0.1000",  # new
+    ]}  # fmt: skip
+    write_findings(project, rerun)
+    since = client.get("/api/state").get_json()["since"]
+    assert since["new"] == ["label_issue:circle/002.png"]
+    assert since["resolved"] == 2  # circle/000.png (relabelled) and square/002.png
+    assert json.loads((project / "labels" / "last_review.json").read_text())["when"]
+
+
+def test_without_an_audit_the_page_says_what_to_run(tmp_path):
+    from support.images import write_class_folders
+
+    write_class_folders(tmp_path / "data", ["a", "b"], per_class=2)
+    state = create_review_app(tmp_path).test_client().get("/api/state").get_json()
+    assert state["findings"] == [] and "dvc repro audit" in state["problems"][0]
