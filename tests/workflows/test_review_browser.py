@@ -9,12 +9,12 @@ import threading
 import pytest
 
 from imgclf.review.app import create_review_app
+from support.browser import CHROMIUM, FLAGS, screenshot
 from support.review import review_project
-from tests.workflows.test_webapp_browser import CHROMIUM, FLAGS, screenshot
 
 pytestmark = [
     pytest.mark.slow,  # a browser: `make test-fast` leaves it out
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium; .ci/run installs it"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run has it)"),
 ]
 
 

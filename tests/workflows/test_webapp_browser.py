@@ -5,21 +5,14 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from support.browser import CHROMIUM, FLAGS, screenshot
 from support.images import image_bytes, random_rgb
 from support.server import Gunicorn
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
 pytestmark = [
     pytest.mark.slow,  # end to end: `make test-fast` leaves it out
@@ -44,14 +37,6 @@ def browser():
 def server(cnn_export):
     with Gunicorn(cnn_export) as running:
         yield running
-
-
-def screenshot(page, tmp_path: Path, name: str) -> None:
-    """Keep a screenshot; IMGCLF_SCREENSHOT_DIR keeps a copy for a person to look at."""
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=path, full_page=True)
-    if os.environ.get("IMGCLF_SCREENSHOT_DIR"):
-        shutil.copy(path, Path(os.environ["IMGCLF_SCREENSHOT_DIR"]) / path.name)
 
 
 def phone_photo() -> bytes:
