@@ -43,9 +43,11 @@ results: venv
 docs: venv
 	python scripts/params_table.py
 
-# docs/page.png, the README's picture of the web page (needs Debian's chromium).
+# docs/page.png and docs/review.png, the pictures of the web page and the review page
+# (need Debian's chromium).
 screenshot: venv
 	python scripts/page_screenshot.py
+	python scripts/review_screenshot.py
 
 serve: venv
 	IMGCLF_HOST=$(HOST) IMGCLF_PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \

@@ -8,7 +8,10 @@ Two cases, each a clean dataset with faults planted in it before `prepare`:
   and 20 nature-photo crops dropped into training class folders;
 - photos: the 1,800 nature-photo crops (flat layout); 5% moved to another class,
   60 copies (resized to 70%, or re-encoded as JPEG), and 12 Fashion-MNIST images
-  (96 px) dropped into class folders.
+  (96 px) dropped into class folders;
+- fashion-grey and sample-grey: outliers only, the Fashion-MNIST case and the
+  project's 3,000-image sample with 10 greyscale 28 px crops of the nature photos
+  dropped into class folders (foreign at a glance, yet grey product-sized images).
 
 It runs `dvc repro audit` (prepare, then the audit) in a temporary git copy of this
 checkout and scores audit/*.csv against what was planted:
@@ -128,6 +131,46 @@ def photos_case(data: Path) -> dict:
     return plant(data, pool, copy_from, None, fashion, seed=2)
 
 
+GREY_FOREIGN = 10  # greyscale 28 px crops of the nature photos, among product photos
+GREY_SEED = 13  # not the crops the outlier rule was chosen on (seeds 11 and 12)
+
+
+def _grey_crops() -> list[Image.Image]:
+    return [crop.convert("L") for crop, _ in zip(_photo_crops(GREY_SEED), range(GREY_FOREIGN),
+                                                   strict=False)]  # fmt: skip
+
+
+def plant_foreign(data: Path, folder: Path, foreign: list[Image.Image]) -> dict:
+    """Only foreign images, one to each class folder of `folder` in turn."""
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    planted = []
+    for number, image in enumerate(foreign):
+        target = folder / classes[number % len(classes)] / f"foreign_{number:03d}.png"
+        image.save(target)
+        planted.append(str(target.relative_to(data)))
+    return {"flipped": [], "copies": [], "foreign": planted}
+
+
+def fashion_grey_case(data: Path) -> dict:
+    """The Fashion-MNIST case with nothing but 10 greyscale photo crops planted."""
+    datasets.write_fashion(data)
+    return plant_foreign(data, data / "train", _grey_crops())
+
+
+def sample_grey_case(data: Path) -> dict:
+    """The project's own sample (3,000 Fashion-MNIST images) with 10 greyscale photo crops."""
+    write_sample(data)
+    return plant_foreign(data, data, _grey_crops())
+
+
+def write_sample(data: Path) -> None:
+    sample = Path(__file__).resolve().parents[1] / "data"
+    if not (sample / "Bag").is_dir():
+        raise SystemExit(f"{sample}/ is not the sample: `dvc pull data.dvc` first")
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(sample, data)
+
+
 def _photo_crops(seed: int):
     rng = np.random.default_rng(seed)
     for photo in datasets.nature_photos().values():
@@ -142,8 +185,14 @@ def _photo_crops(seed: int):
         ).resize((28, 28))
 
 
-CASES = {"fashion": fashion_case, "photos": photos_case}
-CLEAN = {"fashion": datasets.write_fashion, "photos": datasets.write_photos}
+CASES = {
+    "fashion": fashion_case, "photos": photos_case,
+    "fashion-grey": fashion_grey_case, "sample-grey": sample_grey_case,
+}  # fmt: skip
+CLEAN = {
+    "fashion": datasets.write_fashion, "photos": datasets.write_photos,
+    "fashion-grey": datasets.write_fashion, "sample-grey": write_sample,
+}  # fmt: skip
 SCALE_PER_CLASS = 2084  # 12 classes: 25,008 photo crops, for time and memory only
 
 
@@ -345,7 +394,8 @@ def main() -> None:
         )
         print(
             f"  outliers: {r['foreign']} foreign images, {r['foreign_in_top_2x']} in the top "
-            f"{2 * r['foreign']}; ranks {r['foreign_ranks']}; {r['outliers_listed']} listed, "
+            f"{2 * r['foreign']}; ranks {r['foreign_ranks']}; {r['outliers_listed']} listed "
+            f"({100 * r['outliers_listed'] / r['images']:.2f}% of the images), "
             f"{r['foreign_listed']} of them foreign"
         )
     print(json.dumps(rows, indent=1, default=str))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -113,6 +114,7 @@ def review_command(args: argparse.Namespace) -> int:
         print(f"error: {project} has no data/ or audit/: run this in the project "
               "(or give --project), after `dvc repro audit`", file=sys.stderr)  # fmt: skip
         return 2
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per image shown
     server = make_server("127.0.0.1", args.port, create_review_app(project), threaded=True)
     print(f"review: http://127.0.0.1:{server.server_port}/ (Ctrl+C stops it); decisions go "
           f"to {project / 'labels' / 'decisions.csv'}", flush=True)  # fmt: skip

@@ -183,10 +183,10 @@ class AuditParams(Group):
         "pairs closer than this share of the typical nearest-neighbour distance, in pixels "
         "and in features, are near-duplicates",
     )
-    outlier_score: key(
-        Annotated[float, Field(gt=0, lt=1)],
-        "images whose out-of-distribution score is below this are outliers (a typical "
-        "image scores about 0.37, one 1.6x as far from its nearest class 0.2)",
+    outlier_z: key(
+        Annotated[float, Field(gt=0)],
+        "images farther from their nearest class than the data set's typical image by more "
+        "than this many robust standard deviations (MAD) are outliers",
     )
     gallery: key(
         Annotated[int, Field(ge=0, le=256)],

@@ -15,13 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from support.browser import CHROMIUM, FLAGS  # noqa: E402
 from support.server import Gunicorn  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 OUT = ROOT / "docs" / "page.png"
 
 
@@ -41,7 +37,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with Gunicorn(ROOT / "models" / "best") as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.goto(server.url)
         files = sample_files()

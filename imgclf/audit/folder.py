@@ -94,4 +94,4 @@ def print_findings(audit: Audit, skipped: list[tuple[str, str]], out, limit: int
         )
     print(f"\noutliers: {len(audit.outliers)}", file=out)
     for outlier in audit.outliers[:limit]:
-        print(f"  {outlier['file']}  ({outlier['label']}, score {outlier['score']:.3f})", file=out)
+        print(f"  {outlier['file']}  ({outlier['label']}, z {outlier['z']:.1f})", file=out)

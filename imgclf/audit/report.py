@@ -145,7 +145,7 @@ PAIR_COLUMNS = [
     "distance",
     "leak",
 ]
-OUTLIER_COLUMNS = ["split", "file", "label", "score"]
+OUTLIER_COLUMNS = ["split", "file", "label", "score", "z"]
 EXCLUDED_COLUMNS = ["split", "file", "reason"]
 
 
@@ -224,7 +224,10 @@ def run_audit(
             }
         )
 
-    scores = findings.outlier_scores(space, np.array([i.label for i in images]))
+    scores = findings.outlier_scores(
+        findings.outlier_space(features), np.array([i.label for i in images])
+    )
+    z = findings.outlier_z(scores)
     order = np.argsort(scores, kind="stable")
     audit.outlier_ranking = [(images[i].split, images[i].file) for i in order]
     audit.outliers = [
@@ -233,8 +236,9 @@ def run_audit(
             "file": images[i].file,
             "label": label(images[i].label),
             "score": float(scores[i]),
+            "z": float(z[i]),
         }
         for i in order
-        if scores[i] < params.outlier_score
+        if z[i] > params.outlier_z
     ]
     return audit

@@ -85,3 +85,13 @@ def test_foreign_images_that_resemble_each_other_are_still_outliers():
     labels = np.concatenate([labels, np.arange(12) % 4])
     scores = findings.outlier_scores(findings.feature_space(features), labels)
     assert set(np.argsort(scores)[:12]) == set(range(160, 172))
+
+
+def test_outliers_are_listed_by_their_spread_among_the_data_sets_own_distances():
+    features, labels = blobs(200, 4, 16, seed=9)
+    far = np.random.default_rng(10).normal(0, 1, (4, 16)) * 12
+    space = findings.outlier_space(np.concatenate([features, far]))
+    z = findings.outlier_z(findings.outlier_scores(space, np.r_[labels, 0, 1, 2, 3]))
+    assert set(np.flatnonzero(z > 3)) >= {800, 801, 802, 803}
+    assert (z[:800] > 3).mean() < 0.01  # the data set's own images: hardly any
+    assert abs(np.median(z)) < 1e-6  # z is measured from the typical image

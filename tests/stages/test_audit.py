@@ -79,7 +79,7 @@ def planted(tmp_path_factory):
         project,
         audit={
             "exclude": ["label_issues", "near_duplicates", "outliers"],
-            "outlier_score": 0.25,
+            "outlier_z": 3,
         },
     )
     with InProject(project):

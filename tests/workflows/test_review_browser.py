@@ -56,7 +56,7 @@ def test_decide_with_mouse_and_keyboard_reload_and_undo(served, page, tmp_path):
     assert findings.count() == 7 and page.locator("#progress").inner_text() == "0 of 7 reviewed"
     first = findings.first
     assert first.locator(".labels").inner_text().startswith("Label: circle · suggested: square")
-    assert first.locator("img").evaluate("img => img.naturalWidth") == 256
+    assert first.locator("img").evaluate("img => img.decode().then(() => img.naturalWidth)") == 256
     screenshot(page, tmp_path, "review")
 
     # The mouse: take the first suggestion. The page moves on to the next finding.

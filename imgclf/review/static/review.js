@@ -10,6 +10,7 @@
   let state = null;
   let shown = []; // the findings on the page, in order
   let current = 0; // index into shown
+  let currentKey = null; // the finding selected, kept when the list is drawn again
   const history = []; // keys of findings decided in this visit, for undo
 
   const percent = (p) => `${Math.round(100 * p)}%`;
@@ -98,6 +99,7 @@
   function figure(file, split, label) {
     const element = document.createElement("figure");
     const image = document.createElement("img");
+    image.loading = "lazy";
     image.src = `/image/${file.split("/").map(encodeURIComponent).join("/")}`;
     image.alt = `${file} (${label})`;
     const caption = document.createElement("figcaption");
@@ -164,6 +166,7 @@
     const items = list.children;
     if (!items.length) return;
     current = Math.max(0, Math.min(index, items.length - 1));
+    currentKey = shown[current].key;
     for (const item of items) item.classList.remove("current");
     items[current].classList.add("current");
     if (scroll) items[current].scrollIntoView({ block: "nearest" });
@@ -176,7 +179,7 @@
     const reviewed = state.findings.filter(isDecided).length;
     document.getElementById("progress").textContent =
       `${reviewed} of ${state.findings.length} reviewed`;
-    const at = shown.findIndex((f) => f.key === keepKey);
+    const at = shown.findIndex((f) => f.key === (keepKey || currentKey));
     select(at >= 0 ? at : current);
   }
 
