@@ -67,8 +67,10 @@ def test_accepting_the_suggestions_fixes_labels_through_dvc_repro(tmp_path):
     prepared = json.loads((repo / "metrics" / "prepare.json").read_text())
     issues_before, issues_after = (m["audit"]["label_issues"]["total"] for m in (before, after))
     accuracy_before, accuracy_after = (m["export"]["test_accuracy"] for m in (before, after))
-    print(f"\nreview loop: {len(issues)} suggestions accepted; label issues {issues_before} -> "
-          f"{issues_after}, test accuracy {accuracy_before:.3f} -> {accuracy_after:.3f}")  # fmt: skip
+    print(
+        f"\nreview loop: {len(issues)} suggestions accepted; label issues {issues_before} -> "
+        f"{issues_after}, test accuracy {accuracy_before:.3f} -> {accuracy_after:.3f}"
+    )
     assert prepared["review"]["relabelled"] == len(issues)
     assert issues_after < issues_before and accuracy_after >= accuracy_before
     # data/ is as it was; what changed is the decisions and what the pipeline regenerates.
