@@ -17,8 +17,9 @@
   features against each class (of all splits), the best of them: an image far from
   every class scores lowest. Listed are the images whose distance to their nearest
   class is an outlier among the data set's own distances (a robust z-score, median
-  and MAD), so one threshold holds for 3,000 images and for 17,000, where an
-  absolute score does not (the typical distance grows as classes get sparser).
+  and MAD), at most 1% of the images, so one threshold holds for 3,000 images and
+  for 17,000, where an absolute score does not (the typical distance grows as
+  classes get sparser).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from sklearn.preprocessing import StandardScaler
 
 PCA_DIMENSIONS = 256  # as accurate as all 2,024 features here, and several times faster
 NEIGHBOURS = 5  # candidates per image for near-duplicates, in each space
-# 20, not cleanlab's default 10: with 10 planted foreign images among 3,000 and 17,000
-# Fashion-MNIST images it lists 8 and 10 of them at z > 3 against 7 and 10 (bench_audit).
-OUTLIER_NEIGHBOURS = 20
+OUTLIER_NEIGHBOURS = 10  # cleanlab's default k (with 20, distances saturate on photos)
+# The outliers listed are at most this share of the images, the farthest first: a data
+# set whose distances have a long tail still gets a list a person can go through.
+MAX_OUTLIER_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,13 @@ def outlier_z(scores: np.ndarray) -> np.ndarray:
     median = np.median(distance)
     spread = 1.4826 * np.median(np.abs(distance - median))
     return (distance - median) / max(float(spread), 1e-12)
+
+
+def listed_outliers(scores: np.ndarray, z: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows whose z is above `threshold`, lowest score first, at most MAX_OUTLIER_SHARE."""
+    order = np.argsort(scores, kind="stable")
+    beyond = order[z[order] > threshold]
+    return beyond[: int(MAX_OUTLIER_SHARE * len(scores))]
 
 
 def outlier_scores(space: np.ndarray, labels: np.ndarray) -> np.ndarray:

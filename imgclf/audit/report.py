@@ -238,7 +238,6 @@ def run_audit(
             "score": float(scores[i]),
             "z": float(z[i]),
         }
-        for i in order
-        if z[i] > params.outlier_z
+        for i in findings.listed_outliers(scores, z, params.outlier_z)
     ]
     return audit
