@@ -43,7 +43,8 @@ def main() -> None:
             page.goto(f"http://127.0.0.1:{server.server_port}/")
             page.locator(".finding").first.wait_for()
             page.keyboard.press("a")  # take the first suggestion: the page moves on
-            page.wait_for_function("!document.querySelector('#progress').textContent.startsWith('0 ')")
+            decided = "!document.querySelector('#progress').textContent.startsWith('0 ')"
+            page.wait_for_function(decided)
             page.check("#show-decided")
             page.locator(".finding img").nth(3).evaluate("img => img.decode()")
             OUT.parent.mkdir(exist_ok=True)

@@ -204,10 +204,11 @@ def outlier_z(scores: np.ndarray) -> np.ndarray:
 
 
 def listed_outliers(scores: np.ndarray, z: np.ndarray, threshold: float) -> np.ndarray:
-    """Rows whose z is above `threshold`, lowest score first, at most MAX_OUTLIER_SHARE."""
+    """Rows whose z is above `threshold`, lowest score first, at most MAX_OUTLIER_SHARE
+    (and at least one: a small data set may still list its most foreign image)."""
     order = np.argsort(scores, kind="stable")
     beyond = order[z[order] > threshold]
-    return beyond[: int(MAX_OUTLIER_SHARE * len(scores))]
+    return beyond[: max(1, int(MAX_OUTLIER_SHARE * len(scores)))]
 
 
 def outlier_scores(space: np.ndarray, labels: np.ndarray) -> np.ndarray:
