@@ -14,16 +14,14 @@ them: a check that the weights were ported right.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import time
 
 import numpy as np
-from PIL import Image
 
-from imgclf.images import load_image
 from imgclf.models import efficientnet, resnet
 from imgclf.models.inference import inference_batch_size
+from support.images import imagenet_photos
 
 
 def images_per_second(base, size: int, count: int, rounds: int = 3) -> float:
@@ -36,24 +34,6 @@ def images_per_second(base, size: int, count: int, rounds: int = 3) -> float:
         base.predict(images, batch_size=batch, verbose=0)
         best = min(best, time.perf_counter() - started)
     return count / best
-
-
-def imagenet_photo(name: str, size: int) -> np.ndarray:
-    """scikit-image's bundled photo, centre-cropped to a square, as the decoder fits it."""
-    import skimage.data
-
-    image = Image.fromarray(getattr(skimage.data, name)())
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.crop((left, top, left + side, top + side))
-    buffer = io.BytesIO()
-    square.save(buffer, "PNG")
-    return load_image(buffer.getvalue(), size)
-
-
-def imagenet_photos(names: tuple[str, ...], size: int) -> np.ndarray:
-    """A float32 batch of imagenet_photo(name, size) for each name, in order."""
-    return np.stack([imagenet_photo(name, size) for name in names]).astype("float32")
 
 
 def print_imagenet_classes(variant: str, size: int = 224) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgclf.images import load_image
+
 
 def image_bytes(image: Image.Image, fmt: str = "PNG", **save_args: object) -> bytes:
     """Encode a Pillow image to bytes in the given format."""
@@ -91,3 +93,21 @@ def upload_cases(
         "panorama": (image_bytes(random_rgb(14, (3000, 60)), "JPEG"), 200),
         **{name: (data, 400) for name, data in small_but_huge().items()},
     }
+
+
+def imagenet_photo(name: str, size: int) -> np.ndarray:
+    """scikit-image's bundled photo, centre-cropped to a square, as the decoder fits it."""
+    import skimage.data
+
+    image = Image.fromarray(getattr(skimage.data, name)())
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    square = image.crop((left, top, left + side, top + side))
+    buffer = io.BytesIO()
+    square.save(buffer, "PNG")
+    return load_image(buffer.getvalue(), size)
+
+
+def imagenet_photos(names: tuple[str, ...], size: int) -> np.ndarray:
+    """A float32 batch of imagenet_photo(name, size) for each name, in order."""
+    return np.stack([imagenet_photo(name, size) for name in names]).astype("float32")

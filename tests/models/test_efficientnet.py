@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.bench_backbones import imagenet_photo, imagenet_photos
 from imgclf.models import efficientnet
 from imgclf.models.efficientnet import (
     VARIANTS,
@@ -25,6 +24,7 @@ from imgclf.models.efficientnet import (
 from imgclf.models.registry import EfficientnetParams
 from imgclf.models.torch_checkpoint import load_state_dict
 from imgclf.models.transfer import PretrainedWeightsError, build_transfer
+from support.images import imagenet_photo, imagenet_photos
 
 CATS = (281, 282, 285)  # tabby, tiger cat, Egyptian cat
 ESPRESSO = 967
