@@ -91,6 +91,11 @@ class BufferedThreadWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.arriving: dict[TConn, Arriving] = {}
         self.buffered = 0  # bytes the loop holds (declared bodies included)
+        # The longest head gunicorn's parser accepts (its limits; 0 means none: 1 MiB): a
+        # longer one is wrong whatever follows, so the parser may answer it at once.
+        limits = self.cfg.limit_request_line, self.cfg.limit_request_field_size
+        line, field = (limit or 2**20 for limit in limits)
+        self.max_head = line + (self.cfg.limit_request_fields or 100) * (field + 2) + 4
 
     def enqueue_req(self, conn: TConn) -> None:
         if self.cfg.is_ssl or conn.is_http2:
@@ -118,15 +123,16 @@ class BufferedThreadWorker(ThreadWorker):
             self.buffered += len(chunk)
             end = arriving.data.find(HEAD_END)
             if end < 0:
-                if len(arriving.data) > self.cfg.limit_request_field_size + 8192:
+                if len(arriving.data) > self.max_head:
                     self.dispatch(conn)  # gunicorn's parser answers the oversized head
+                elif self.buffered > BUFFER_LIMIT:
+                    self.refuse_busy(conn)
                 return
             length = declared_length(bytes(arriving.data[:end]))
             if length is None or length > MAX_REQUEST_BYTES:
                 return self.dispatch(conn)  # chunked, or the app's 413 without the body
             if self.buffered + length > BUFFER_LIMIT:
-                busy = "the server is receiving too many uploads: retry shortly"
-                return self.refuse(conn, "503 Service Unavailable", busy, retry_after=1)
+                return self.refuse_busy(conn)
             arriving.needed = end + len(HEAD_END) + length
             self.buffered += arriving.needed - len(arriving.data)  # held for the body to come
             arriving.deadline += length / MIN_UPLOAD_RATE
@@ -161,6 +167,10 @@ class BufferedThreadWorker(ThreadWorker):
             conn.sock.send(canned(status, message, retry_after))
         self.log.info("refused %s: %s", conn.client, message)
         self.drop(conn)
+
+    def refuse_busy(self, conn: TConn) -> None:
+        busy = "the server is receiving too many uploads: retry shortly"
+        self.refuse(conn, "503 Service Unavailable", busy, retry_after=1)
 
     def murder_pending(self) -> None:
         super().murder_pending()

@@ -364,17 +364,22 @@ def test_clients_trickling_bytes_do_not_hold_up_a_normal_client(export):
     read_timeout, slow_clients = 4, 96  # three times the worker's 32 threads
     body, content_type = multipart([("a.png", PNG)])
     slow_head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}".encode()
+    long_head = slow_head + b"".join(b"\r\nX-%d: %s" % (n, b"a" * 4000) for n in range(6))
     payloads = [
-        slow_head + b"\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n"  # a head that never ends
-        if i % 2 else
-        slow_head + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body  # a slow body
+        [slow_head + b"\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n",  # a head that never ends
+         slow_head + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body,  # a slow body
+         long_head + b"\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n"][i % 3]  # 24 KB at once
         for i in range(slow_clients)
     ]  # fmt: skip
     env = {"IMGCLF_READ_TIMEOUT_S": str(read_timeout)}
     with Gunicorn(export, workers=1, extra_env=env) as server:
         sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in payloads]
+        burst = len(long_head)
+        for sock, payload in zip(sockets[2::3], payloads[2::3], strict=True):
+            sock.sendall(payload[:burst])
+        rest = [payload[burst:] if i % 3 == 2 else payload for i, payload in enumerate(payloads)]
         started = time.monotonic()
-        trickler = threading.Thread(target=trickle, args=(sockets, payloads, started + 8))
+        trickler = threading.Thread(target=trickle, args=(sockets, rest, started + 8))
         trickler.start()
         time.sleep(1)  # every slow client has sent its first bytes
         latencies = []
@@ -390,7 +395,8 @@ def test_clients_trickling_bytes_do_not_hold_up_a_normal_client(export):
         for sock in sockets:
             sock.close()
     worst = max(seconds for _, seconds in latencies)
-    print(f"\nslowloris: {slow_clients} clients trickling a byte every 0.25 s; a normal client "
+    print(f"\nslowloris: {slow_clients} clients trickling a byte every 0.25 s (a third after "
+          f"{burst:,} bytes of head at once); a normal client "
           f"answered {len(latencies)} times, slowest in {worst:.2f} s; the slow ones got "
           f"{sorted(set(slow_answers), key=str)}")  # fmt: skip
     assert {status for status, _ in latencies} == {200} and worst < 2
