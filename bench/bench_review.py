@@ -102,11 +102,11 @@ def main() -> int:
         }  # fmt: skip
     for name, looked_at in (("careful", len(findings)), ("hurried", 2 * len(truth))):
         seen = set(files[:looked_at])
-        careful = relabel([(f, truth[f]) for f in found_right if f in seen])
+        accepted = relabel([(f, truth[f]) for f in found_right if f in seen])
         results[name] = {
-            "accepted": len(careful), "looked_at": min(looked_at, len(findings)),
-            "per_error_fixed": min(looked_at, len(findings)) / max(1, len(careful)),
-            "accuracy": review(project, env, careful),
+            "accepted": len(accepted), "looked_at": min(looked_at, len(findings)),
+            "per_error_fixed": min(looked_at, len(findings)) / max(1, len(accepted)),
+            "accuracy": review(project, env, accepted),
         }  # fmt: skip
     results["oracle"] = {"accuracy": review(project, env, relabel(list(truth.items())))}
 

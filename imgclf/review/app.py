@@ -28,7 +28,7 @@ from imgclf.data.decisions import (
 )
 from imgclf.data.layout import DataError, find_layout
 from imgclf.images import ImageDecodeError, load_image
-from imgclf.review.findings import KINDS, Finding, current_findings
+from imgclf.review.findings import FINDINGS_FILES, KINDS, Finding, current_findings
 from imgclf.stage_files import PreparedInfo, StageFileError
 
 IMAGE_SIDE = 256  # px: large enough to judge a photo, and a 28 px image shown 9x
@@ -41,6 +41,7 @@ class Review:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.lock = threading.Lock()  # one decision written at a time
+        self._read: tuple[tuple, dict[str, Finding]] = ((), {})  # (files' stamp, findings)
 
     def class_names(self) -> list[str]:
         try:
@@ -52,7 +53,15 @@ class Review:
         return read_decisions(self.root / paths.DECISIONS, self.class_names())
 
     def findings(self) -> dict[str, Finding]:
-        return {finding.key: finding for finding in current_findings(self.root)}
+        """Read again only when a findings file has changed (a page shows hundreds of
+        images, each request checking its file against them)."""
+        stamp = tuple(
+            (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+            for path in (self.root / name for name in FINDINGS_FILES)
+        )
+        if stamp != self._read[0]:
+            self._read = (stamp, {f.key: f for f in current_findings(self.root)})
+        return self._read[1]
 
     def since_last_review(self, findings: dict[str, Finding]) -> dict:
         """Findings new since the last decision, and how many it saw that are gone now."""

@@ -22,6 +22,13 @@ KINDS = {
 }
 
 
+# What current_findings reads, under the project.
+FINDINGS_FILES = (
+    paths.AUDIT / "label_issues.csv", paths.AUDIT / "near_duplicates.csv",
+    paths.AUDIT / "outliers.csv", paths.REVIEW_MISTAKES,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Finding:
     """One thing to look at: an image (or a pair, for near-duplicates)."""
@@ -60,13 +67,14 @@ def _number(text: str) -> float | None:
 
 def current_findings(root: Path) -> list[Finding]:
     """Every finding of the project at `root`, each kind in the order its file ranks it."""
-    audit, found = root / paths.AUDIT, []
-    for row in _rows(audit / "label_issues.csv"):
+    labels, duplicates, outliers, mistakes = (root / name for name in FINDINGS_FILES)
+    found = []
+    for row in _rows(labels):
         found.append(Finding(
             f"label_issue:{row['file']}", "label_issue", row["split"], row["file"], row["given"],
             row["suggested"], _number(row["suggested_probability"]), _number(row["quality"]),
         ))  # fmt: skip
-    for row in _rows(audit / "near_duplicates.csv"):
+    for row in _rows(duplicates):
         if row["split"] == "test" and row["duplicate_split"] == "test":
             continue  # nothing to decide: both are test images
         found.append(Finding(
@@ -75,13 +83,13 @@ def current_findings(root: Path) -> list[Finding]:
             partner_split=row["duplicate_split"], partner_file=row["duplicate_file"],
             partner_label=row["duplicate_label"],
         ))  # fmt: skip
-    for row in _rows(audit / "outliers.csv"):
+    for row in _rows(outliers):
         if row["split"] != "test":
             found.append(Finding(
                 f"outlier:{row['file']}", "outlier", row["split"], row["file"], row["label"],
                 score=_number(row["score"]),
             ))  # fmt: skip
-    for row in _rows(root / paths.REVIEW_MISTAKES):
+    for row in _rows(mistakes):
         if row["split"] != "test":
             found.append(Finding(
                 f"mistake:{row['file']}", "mistake", row["split"], row["file"], row["given"],
