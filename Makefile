@@ -56,7 +56,7 @@ serve: venv
 # The web app's container image, with models/best copied in (run `make repro` first):
 # onnxruntime, no TensorFlow. `make image-full`: imgclf:full, with TensorFlow.
 image:
-	test -f models/best/metadata.json || { echo "models/best/ not found: run make repro first" >&2; exit 2; }
+	test -d models/best || { echo "models/best/ not found: run make repro first" >&2; exit 2; }
 	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker,) $(IMAGE_BUILD_FLAGS) --tag $(IMAGE) .
 
 image-full:

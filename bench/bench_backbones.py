@@ -55,7 +55,7 @@ def main() -> None:
     print(f"forward pass of each base, {args.images} images, best of 3 rounds, "
           f"{len(os.sched_getaffinity(0))} cores")  # fmt: skip
     for size in args.sizes:
-        reference = images_per_second(resnet.build_base(size), size, args.images)
+        reference = images_per_second(resnet.resnet50(size), size, args.images)
         print(f"  {size:>3} px  ResNet50          {reference:7.1f} images/s")
         for variant in args.variants:
             base = efficientnet.build_lite(variant, size)

@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.bench_webapp import load, timed_request  # noqa: E402
+from imgclf import paths  # noqa: E402
+from imgclf.bundle import CONVERTED, EXPLAIN, FORMATS, Bundle  # noqa: E402
 from imgclf.data.prepared import read_split  # noqa: E402
-from imgclf.deploy import formats  # noqa: E402
 from imgclf.serving import runtimes  # noqa: E402
 from support.server import Gunicorn, multipart  # noqa: E402
 
@@ -49,13 +50,14 @@ def make_export(model_file: Path, folder: Path) -> list:
 
     model = keras.models.load_model(model_file)
     folder.mkdir(parents=True)
-    save_model(model, folder / "model.keras")
-    export_saved_model(model, folder / "saved_model" / "1")
-    shutil.copy(ROOT / "models" / "best" / "metadata.json", folder / "metadata.json")
+    bundle = Bundle(folder)
+    save_model(model, bundle.file("keras"))
+    export_saved_model(model, bundle.saved_model)
+    shutil.copy(Bundle(ROOT / paths.EXPORT).metadata_file, bundle.metadata_file)
     test, train = read_split("test", ROOT / "prepared"), read_split("train", ROOT / "prepared")
     calibration = train.images[np.random.default_rng(0).permutation(len(train.labels))[:200]]
     reports, _ = parity.write_formats(
-        folder, model, list(formats.FILES), calibration, (test.images, test.labels)
+        bundle, model, list(CONVERTED), calibration, (test.images, test.labels)
     )
     return reports
 
@@ -95,22 +97,16 @@ def formats_table(name: str, folder: Path, reports: list, images: np.ndarray) ->
     print(f"  {'format':12} {'runtime':8} {'bytes':>10} {'test acc':>8} {'agree':>7} "
           f"{'max diff':>9} {'batch 1':>9} {'batch 32':>9}")  # fmt: skip
     by_format = {r.format: r for r in reports}
-    keras_runtime = runtimes.open_runtime(folder, "keras")
-    rows = [("keras", "keras", folder / "model.keras", None)]
-    rows += [
-        (fmt, "onnx" if fmt == "onnx" else "tflite", folder / name, by_format[fmt])
-        for fmt, name in formats.FILES.items()
-    ]
+    bundle = Bundle(folder)
+    keras_runtime = runtimes.open_runtime(bundle, "keras")
     test = read_split("test", ROOT / "prepared")
     reference = keras_runtime.probabilities(test.images.astype(np.float32))
-    for fmt, runtime_name, path, report in rows:
+    for fmt in ("keras", *CONVERTED):
+        runtime_name, path, report = FORMATS[fmt].runtime, bundle.file(fmt), by_format.get(fmt)
         if report is not None and not report.passed:
             print(f"  {fmt:12} {runtime_name:8} not shipped: {report.reason}")
             continue
-        runtime = (
-            keras_runtime if fmt == "keras"
-            else runtimes.OnnxRuntime(path) if fmt == "onnx" else runtimes.LiteRtRuntime(path)
-        )  # fmt: skip
+        runtime = keras_runtime if fmt == "keras" else runtimes.open_file(runtime_name, path)
         accuracy = float((reference.argmax(1) == test.labels).mean()) if report is None else (
             report.test_accuracy)  # fmt: skip
         agreement = 1.0 if report is None else report.agreement
@@ -120,9 +116,9 @@ def formats_table(name: str, folder: Path, reports: list, images: np.ndarray) ->
             f"{agreement:7.4f} {difference:9.1e} {latency(runtime, images, 1) * 1e3:7.2f}ms "
             f"{latency(runtime, images, 32) * 1e3:7.2f}ms"
         )
-    explain = by_format.get("explain_onnx")
+    explain = by_format.get(EXPLAIN.name)
     if explain is not None:
-        print(f"  explain.onnx: Grad-CAM vs Keras, lowest heatmap correlation "
+        print(f"  {EXPLAIN.file}: Grad-CAM vs Keras, lowest heatmap correlation "
               f"{explain.heatmap_correlation:.6f}, same class {explain.agreement:.0%}")  # fmt: skip
 
 
@@ -130,15 +126,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve-python", help="python of a venv with only 'imgclf[serve]'")
     args = parser.parse_args()
-    if not (ROOT / "models" / "best" / "metadata.json").is_file():
-        sys.exit("no export in models/best: run `make repro` first")
+    if not Bundle(ROOT / paths.EXPORT).is_export():
+        sys.exit(f"no export in {paths.EXPORT}: run `make repro` first")
     images = read_split("test", ROOT / "prepared").images
     photos = sorted((ROOT / "data").rglob("*.png"))[:3]
     with tempfile.TemporaryDirectory() as scratch:
         exports = {}
         for name, model_file in (
-            ("sample export (selected model, calibrated)", ROOT / "models/best/model.keras"),
-            ("pretrained EfficientNet-Lite (sample)", ROOT / "models/efficientnet/model.keras"),
+            (
+                "sample export (selected model, calibrated)",
+                Bundle(ROOT / paths.EXPORT).file("keras"),
+            ),
+            ("pretrained EfficientNet-Lite (sample)", ROOT / paths.trained_model("efficientnet")),
         ):
             folder = Path(scratch) / model_file.parent.name
             exports[name] = folder

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from imgclf import paths  # noqa: E402
+from imgclf.bundle import Bundle  # noqa: E402
+from imgclf.serving import runtimes  # noqa: E402
 from imgclf.serving.predictor import Predictor  # noqa: E402
 from support.server import Gunicorn, http, multipart  # noqa: E402
 
@@ -50,27 +52,25 @@ def median_seconds(call: Callable[[bytes], object], images: list[bytes], repeats
 
 def family_predictors(export_dir: Path) -> dict[str, Predictor]:
     """The exported model, and every other family's trained model with the same metadata."""
-    import keras
-
     from imgclf import models
 
     served = Predictor.load(export_dir)
     metadata = served.metadata
     predictors = {f"{metadata.selected_model} (exported)": served}
     for family in models.families():
-        path = ROOT / "models" / family.name / "model.keras"
+        path = ROOT / paths.trained_model(family.name)
         if family.name != metadata.selected_model and path.is_file():
-            predictors[family.name] = Predictor(keras.models.load_model(path), metadata)
+            predictors[family.name] = Predictor(runtimes.open_file("keras", path), metadata)
     return predictors
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "best")
+    parser.add_argument("--model-dir", type=Path, default=ROOT / paths.EXPORT)
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
     images = sample_images()
-    metadata = json.loads((args.model_dir / "metadata.json").read_text())
+    metadata = Bundle(args.model_dir).read_metadata().model_dump()
 
     lines = []
     for name, predictor in family_predictors(args.model_dir).items():

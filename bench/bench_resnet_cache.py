@@ -19,7 +19,7 @@ from imgclf import params as params_file
 from imgclf.data.prepared import read_split
 from imgclf.models.augmentation import build_augmentation, build_augmenter, with_augmentation
 from imgclf.models.inference import predict_in_batches
-from imgclf.models.resnet import build_base
+from imgclf.models.resnet import resnet50
 from imgclf.models.transfer import adapt_feature_norm, build_transfer
 from imgclf.seeding import make_deterministic
 from imgclf.stage_files import PreparedInfo
@@ -30,7 +30,7 @@ from imgclf.training.recipe import compile_for_training, one_hot
 
 def build(params, image_size: int, num_classes: int):
     make_deterministic(params.train.seed)
-    base = build_base(image_size)
+    base = resnet50(image_size)
     base.trainable = False
     return build_transfer(models.get("resnet"), base, image_size, num_classes, params.resnet)
 

@@ -33,6 +33,7 @@ import numpy as np
 from bench import datasets
 from bench.bench_audit import plant, read_csv
 from bench.measure import run_measured
+from imgclf import paths
 from imgclf.data.decisions import Decision, write_decisions
 from support.project import commit_copy, copy_tracked_files, project_env
 
@@ -45,7 +46,7 @@ def test_accuracy(project: Path) -> float:
 
     from imgclf.data.prepared import read_split
 
-    model = keras.models.load_model(project / "models" / "efficientnet" / "model.keras")
+    model = keras.models.load_model(project / paths.trained_model("efficientnet"))
     test = read_split("test", project / "prepared")
     probabilities = model.predict(test.images.astype("float32"), batch_size=256, verbose=0)
     return float(np.mean(probabilities.argmax(axis=1) == test.labels))

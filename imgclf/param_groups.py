@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
+from imgclf.bundle import CONVERTED
+
 Fraction = Annotated[float, Field(gt=0, lt=0.5)]
 Probability = Annotated[float, Field(ge=0, le=0.9)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -212,7 +214,7 @@ class CompareParams(Group):
     )
 
 
-ExportFormat = Literal["onnx", "tflite", "tflite_int8"]
+ExportFormat = Literal[CONVERTED]  # the bundle's converted formats (bundle.py)
 
 
 class ExportParams(Group):
@@ -232,9 +234,9 @@ class ExportParams(Group):
         Annotated[
             list[ExportFormat],
             each_once("format"),
-            Allowed("a list of onnx, tflite, tflite_int8 (each once); [] for Keras only"),
+            Allowed(f"a list of {', '.join(CONVERTED)} (each once); [] for Keras only"),
         ],
-        "formats written beside model.keras and the SavedModel, each checked against it on "
+        "formats written beside the Keras model and the SavedModel, each checked against it on "
         "the test split (docs/deploying.md)",
     )
     quantization_images: key(

@@ -3,7 +3,7 @@
 - prepared/classes.json: `PreparedInfo` (prepare -> the trainers, export)
 - metrics/<family>.json: `TrainedMetrics` (a train stage -> compare, export)
 - metrics/compare.json: `Comparison` (compare -> export)
-- models/best/metadata.json: `ExportMetadata` (export -> the web app, the CLI)
+- the export's metadata (bundle.py): `ExportMetadata` (export -> the web app, the CLI)
 
 A file that is missing says which stage makes it; one that does not match its
 definition (written by another version, edited by hand) says which key is wrong.
@@ -160,7 +160,7 @@ class Calibration(BaseModel):
 
 
 class ExportMetadata(_File):
-    """models/best/metadata.json: what a server needs to know about the exported model."""
+    """The export's metadata (bundle.py): what a server needs to know about the exported model."""
 
     class_names: list[str]
     image_size: int

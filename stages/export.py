@@ -1,20 +1,20 @@
 """Stage `export`: calibrate the selected model, evaluate it once on the test split, export it.
 
-Reads params `export.*`, metrics/compare.json and the selected model; writes
-models/best/ (model.keras, saved_model/1/ for TF Serving, the formats of
-export.formats for onnxruntime and LiteRT, each checked against the Keras model on
-the test split, metadata.json, MODEL_CARD.md), metrics/export.json and the plots in
-evaluation/: the test
-confusion matrix and reliability, the validation risk-coverage curve that sets the
-"not sure" threshold, and the gallery of the most confidently wrong test images; and,
-for `imgclf review`, the training and validation images it is surest are mislabelled
-(review_mistakes.csv).
+Reads params `export.*`, metrics/compare.json and the selected model; writes the
+export bundle models/best/ (imgclf/bundle.py: the Keras model, the SavedModel for TF
+Serving, the formats of export.formats for onnxruntime and LiteRT, each checked against
+the Keras model on the test split, the metadata and the model card), metrics/export.json
+and the plots in evaluation/: the test confusion matrix and reliability, the validation
+risk-coverage curve that sets the "not sure" threshold, and the gallery of the most
+confidently wrong test images; and, for `imgclf review`, the training and validation
+images it is surest are mislabelled (review_mistakes.csv).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +23,7 @@ from ruamel.yaml import YAML
 from imgclf import models, paths
 from imgclf import params as params_file
 from imgclf.atomic_io import csv_table, staged_directory, write_json, write_timings
+from imgclf.bundle import Bundle
 from imgclf.data.prepared import read_split, read_used_split
 from imgclf.deploy.parity import FormatReport, write_formats
 from imgclf.evaluation import calibration, model_card, selective
@@ -66,13 +67,14 @@ def write_export(
     a server watching it, or a run killed midway, never sees half an export. The other
     runtimes' formats are written and checked inside it, and the card shows their figures."""
     with staged_directory(paths.EXPORT) as staging:
-        save_model(model, staging / "model.keras")
-        export_saved_model(model, staging / "saved_model" / "1")
+        bundle = Bundle(staging)
+        save_model(model, bundle.file("keras"))
+        export_saved_model(model, bundle.saved_model)
         reports, seconds = write_formats(
-            staging, model, export.formats, calibration_images(export.quantization_images), test
+            bundle, model, export.formats, calibration_images(export.quantization_images), test
         )
-        metadata.write(staging / "metadata.json")
-        (staging / "MODEL_CARD.md").write_text(render_card(reports), encoding="utf-8")
+        bundle.write_metadata(metadata)
+        bundle.write_card(render_card(reports))
     return reports, seconds
 
 
@@ -100,44 +102,45 @@ def write_plots(
             write_json(out / f"reliability_{label}.json", curve.reliability())
 
 
-def main() -> None:
-    started = time.perf_counter()
-    export = params_file.load().export
-    make_deterministic(SEED)
-    comparison = Comparison.load()
-    family = models.get(comparison.selected)
-    model = load_trained_model(family.name)
-    info = PreparedInfo.load()
-    # Validation as the candidates were selected on (less audit.exclude's images); test whole.
-    val_split, test_split = read_used_split("val", mmap=False), read_split("test", mmap=False)
-    val_raw = Interpretation.of(model, val_split, "val", info.class_names)
-    test_raw = Interpretation.of(model, test_split, "test", info.class_names)
+@dataclass(frozen=True)
+class Served:
+    """The selected model as it will be served (calibrated or not), and what it answers."""
 
-    # Temperature scaling, fitted and judged on validation; the test split only reports.
-    decision = calibration.decide(val_raw.probabilities, val_raw.labels, export.calibrate)
+    model: keras.Model
+    decision: calibration.Decision
+    val: Interpretation  # validation and test, read from the served probabilities
+    test: Interpretation
+    test_raw: Interpretation
+    test_calibrated: Interpretation
+
+
+def calibrate(model: keras.Model, val_raw: Interpretation, test_raw: Interpretation,
+              enabled: bool) -> Served:  # fmt: skip
+    """Temperature scaling, fitted and judged on validation; the test split only reports."""
+    decision = calibration.decide(val_raw.probabilities, val_raw.labels, enabled)
     test_calibrated = test_raw.with_probabilities(
         calibration.apply_temperature(test_raw.probabilities, decision.temperature)
     )
     if decision.applied:
         model = with_temperature(model, decision.temperature)
-    # Everything below is read from the probabilities the exported model will serve.
-    val = val_raw.with_probabilities(decision.served(val_raw.probabilities))
-    test = test_raw.with_probabilities(decision.served(test_raw.probabilities))
+    return Served(
+        model, decision,
+        val=val_raw.with_probabilities(decision.served(val_raw.probabilities)),
+        test=test_raw.with_probabilities(decision.served(test_raw.probabilities)),
+        test_raw=test_raw, test_calibrated=test_calibrated,
+    )  # fmt: skip
 
-    # "Not sure" below the confidence that reaches export.target_accuracy on validation.
-    threshold = selective.choose_threshold(val.probabilities, val.labels, export.target_accuracy)
-    test_answered = test.answered(threshold.confidence)
-    test_metrics = test.metrics()
-    calibration_summary = Calibration(
-        **decision.as_dict(),
-        test_ece_before=test_raw.calibration_error(),
-        test_ece_after=test_calibrated.calibration_error(),
-    )
-    trained = TrainedMetrics.load(family.name)
-    metadata = ExportMetadata(
+
+def export_metadata(
+    family: str, comparison: Comparison, info: PreparedInfo, test_metrics: dict,
+    calibration_summary: Calibration, threshold: selective.Threshold, top_k: int,
+) -> ExportMetadata:  # fmt: skip
+    """What a server needs to know about the export, and where it came from."""
+    trained = TrainedMetrics.load(family)
+    return ExportMetadata(
         class_names=info.class_names,
         image_size=info.image_size,
-        selected_model=family.name,
+        selected_model=family,
         compare_metric=comparison.metric,
         input_size=trained.input_size,
         backbone=trained.backbone,
@@ -148,18 +151,50 @@ def main() -> None:
         test_macro_f1=test_metrics["test_macro_f1"],
         calibration=calibration_summary,
         data_version=data_version(),
-        top_k=export.top_k,
+        top_k=top_k,
         confidence_threshold=threshold.confidence,
         target_accuracy=threshold.target_accuracy,
     )
 
+
+def main() -> None:
+    started = time.perf_counter()
+    export = params_file.load().export
+    make_deterministic(SEED)
+    comparison = Comparison.load()
+    family = models.get(comparison.selected)
+    raw_model = load_trained_model(family.name)
+    info = PreparedInfo.load()
+    # Validation as the candidates were selected on (less audit.exclude's images); test whole.
+    val_split, test_split = read_used_split("val", mmap=False), read_split("test", mmap=False)
+    served = calibrate(
+        raw_model,
+        Interpretation.of(raw_model, val_split, "val", info.class_names),
+        Interpretation.of(raw_model, test_split, "test", info.class_names),
+        export.calibrate,
+    )
+    model, val, test = served.model, served.val, served.test  # what the export will serve
+
+    # "Not sure" below the confidence that reaches export.target_accuracy on validation.
+    threshold = selective.choose_threshold(val.probabilities, val.labels, export.target_accuracy)
+    test_answered = test.answered(threshold.confidence)
+    test_metrics = test.metrics()
+    calibration_summary = Calibration(
+        **served.decision.as_dict(),
+        test_ece_before=served.test_raw.calibration_error(),
+        test_ece_after=served.test_calibrated.calibration_error(),
+    )
+    metadata = export_metadata(
+        family.name, comparison, info, test_metrics, calibration_summary, threshold, export.top_k
+    )
     counts = {name: len(read_used_split(name).labels) for name in ("train", "val", "test")}
     pairs = test.most_confused(CONFUSED_PAIRS)
     # For `imgclf review`: the training and validation images the served model is surest
     # are wrong. Never test images: choosing those to fix by the model's mistakes would
     # flatter its test score.
-    train_split = read_used_split("train", mmap=False)
-    train = Interpretation.of(model, train_split, "train", info.class_names)
+    train = Interpretation.of(
+        model, read_used_split("train", mmap=False), "train", info.class_names
+    )
     to_review = mistakes_to_review([train, val], REVIEW_MISTAKES)
 
     def render_card(reports: list[FormatReport]) -> str:
@@ -170,9 +205,8 @@ def main() -> None:
     reports, format_seconds = write_export(
         model, metadata, render_card, export, (test.split.images, test.labels)
     )
-    write_plots(
-        model, test, test_raw, test_calibrated, val, pairs, export.mistakes, family.name, to_review
-    )
+    write_plots(model, test, served.test_raw, served.test_calibrated, val, pairs, export.mistakes,
+                family.name, to_review)  # fmt: skip
     calibration_metrics = {
         f"calibration_{key}": value for key, value in calibration_summary.model_dump().items()
     }
@@ -186,15 +220,12 @@ def main() -> None:
         "formats": {report.format: report.metrics() for report in reports},
     })  # fmt: skip
     seconds = time.perf_counter() - started
-    write_timings("export", {
-        "export_seconds": seconds,
-        **format_seconds,
-    })  # fmt: skip
+    write_timings("export", {"export_seconds": seconds, **format_seconds})
     print(
         f"export: {family.name}, test_accuracy {test_metrics['test_accuracy']:.4f}, test ECE "
         f"{calibration_summary.test_ece_before:.4f} -> {calibration_summary.test_ece_after:.4f} "
-        f"(calibration {decision.reason}); answers {100 * test_answered['coverage']:.0f}% of "
-        f"test images at confidence >= {threshold.confidence:.3f} with accuracy "
+        f"(calibration {served.decision.reason}); answers {100 * test_answered['coverage']:.0f}% "
+        f"of test images at confidence >= {threshold.confidence:.3f} with accuracy "
         f"{test_answered['accuracy']:.4f}; wrote {paths.EXPORT}/ in {seconds:.0f}s"
     )
 

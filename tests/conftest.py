@@ -41,11 +41,11 @@ def trained_project(tmp_path_factory) -> Path:
     write_class_folders(root / "data", ["circle", "square", "star"], per_class=8)
     import keras
 
-    from imgclf.models.resnet import build_base
+    from imgclf.models.resnet import resnet50
 
     keras.utils.set_random_seed(7)
     weights = root / "base.weights.h5"
-    build_base(32).save_weights(weights)
+    resnet50(32).save_weights(weights)
     # ONNX only: every format of every family is checked by tests/deploy/test_parity.py,
     # and converting a ResNet50 to LiteRT (int8 calibration above all) takes a minute.
     write_params(

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from flask import Flask, current_app
 
+from imgclf.bundle import Bundle
 from imgclf.images import DEFAULT_MAX_DECODED_BYTES
 from imgclf.serving.predictor import ModelNotExportedError, Predictor
 from webapp import observability
@@ -45,8 +46,6 @@ from webapp.batching import MicroBatcher
 from webapp.errors import ApiError
 
 log = logging.getLogger("webapp")
-# What an export is: its metadata and whichever model files it has (serving/runtimes.py).
-EXPORT_FILES = ("metadata.json", "model.keras", "model.onnx", "model.tflite")
 RETRY_AFTER_S = 1  # what a refused client is told to wait
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*")
 
@@ -67,20 +66,20 @@ def export_stamp(model_dir: Path) -> tuple | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     stamp: list[tuple] = [(directory.st_ino,)]
-    for name in EXPORT_FILES:
+    for member in Bundle(model_dir).members():
         try:
-            found = (model_dir / name).stat()
-            stamp.append((name, found.st_ino, found.st_mtime_ns, found.st_size))
+            found = member.stat()
+            stamp.append((member.name, found.st_ino, found.st_mtime_ns, found.st_size))
         except FileNotFoundError:
-            stamp.append((name, "missing"))
+            stamp.append((member.name, "missing"))
     return tuple(stamp)
 
 
 def export_id(model_dir: Path) -> str:
     """A digest of the export's files: the same export gives the same id on every worker."""
     digest = hashlib.sha256()
-    for name in EXPORT_FILES:
-        with contextlib.suppress(FileNotFoundError), open(model_dir / name, "rb") as file:
+    for member in Bundle(model_dir).members():
+        with contextlib.suppress(FileNotFoundError), open(member, "rb") as file:
             for block in iter(lambda: file.read(2**20), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
@@ -93,7 +92,7 @@ class LoadedExport:
     predictor: Predictor
     batcher: MicroBatcher
     export_id: str
-    exported_at: str  # when its metadata.json was written
+    exported_at: str  # when its metadata was written
     loaded_at: str
     stamp: tuple
 
@@ -192,7 +191,7 @@ class ModelService:
         size = predictor.image_size
         for batch in (1, 2):  # a second batch size makes Keras trace one graph for any size, now
             predictor.probabilities(np.zeros((batch, size, size, 3), dtype=np.uint8))
-        written = (self.model_dir / "metadata.json").stat().st_mtime
+        written = Bundle(self.model_dir).metadata_file.stat().st_mtime
         loaded = LoadedExport(
             predictor=predictor,
             # Through the predictor, not its bound method: what it runs is what it holds.

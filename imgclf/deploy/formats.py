@@ -1,6 +1,6 @@
 """The exported model in other runtimes' formats: ONNX, and LiteRT (TFLite) in float and int8.
 
-Each file takes the same plain RGB pixels as model.keras and gives the same calibrated
+Each file takes the same plain RGB pixels as the Keras model and gives the same calibrated
 probabilities: preprocessing, resizing and the temperature layer are inside the model,
 so they are inside every conversion too. Every format is converted from the SavedModel
 the export writes (its constants frozen in, which converting the Keras object itself
@@ -8,8 +8,8 @@ leaves out): ONNX by tf2onnx (opset 18, read by onnxruntime 1.14 and newer), Lit
 by TensorFlow's own converter. The int8 file is fully integer-quantized (weights and
 activations), its ranges calibrated on a sample of the training images; its input and
 output stay float32, so a caller feeds it exactly what it feeds the others. Grad-CAM
-is exported too, as a second ONNX graph (explain.onnx) that runs the forward pass and
-the gradient of the predicted class in one call.
+is exported too, as a second ONNX graph (the bundle's EXPLAIN, serving/bundle.py) that
+runs the forward pass and the gradient of the predicted class in one call.
 
 The conversions are deterministic: the same model gives the same bytes (ONNX graphs
 through onnx_canonical.py), so a re-run leaves dvc.lock unchanged.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -34,9 +34,6 @@ OPSET = 18  # Resize with an antialiasing filter (a model that shrinks its input
 INPUT = "pixels"
 OUTPUTS = ("probabilities",)
 EXPLAIN_OUTPUTS = ("probabilities", "heatmap")
-
-FILES = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_int8": "model_int8.tflite"}
-EXPLAIN_FILE = "explain.onnx"
 
 
 def _saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]) -> None:
@@ -126,3 +123,11 @@ def write_tflite_int8(saved_model: Path, path: Path, calibration: np.ndarray) ->
     # Every op in int8 (no float fallback); the model's input and output stay float32.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     path.write_bytes(converter.convert())
+
+
+# Each converted format of the bundle (bundle.CONVERTED): (SavedModel, file, calibration images).
+CONVERTERS: dict[str, Callable[[Path, Path, np.ndarray], None]] = {
+    "onnx": lambda saved_model, path, _: write_onnx(saved_model, path),
+    "tflite": lambda saved_model, path, _: write_tflite(saved_model, path),
+    "tflite_int8": write_tflite_int8,
+}

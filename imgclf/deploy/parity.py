@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from imgclf.bundle import EXPLAIN, FORMATS, Bundle
 from imgclf.deploy import formats
 from imgclf.explain.gradcam import GradCam
 from imgclf.models.inference import inference_batch_size, predict_in_batches
-from imgclf.serving.runtimes import LiteRtRuntime, OnnxRuntime, Runtime
+from imgclf.serving import runtimes
+from imgclf.serving.runtimes import Runtime
 
 FLOAT_AGREEMENT, FLOAT_DIFFERENCE = 0.999, 1e-4
 INT8_AGREEMENT, INT8_ACCURACY_LOSS = 0.98, 0.01
@@ -43,7 +46,14 @@ class FormatReport:
     max_probability_difference: float
     passed: bool
     reason: str  # why it failed, or what it met
-    heatmap_correlation: float | None = None  # explain.onnx only: the lowest against Keras'
+    heatmap_correlation: float | None = None  # Grad-CAM's graph only: the lowest against Keras'
+
+    @classmethod
+    def failed(cls, fmt: str, path: Path, step: str, exc: Exception) -> FormatReport:
+        """The report of a format whose `step` (conversion, check) raised `exc`."""
+        said = (str(exc).strip().splitlines() or [""])[0]
+        why = f"{step} failed: {type(exc).__name__}: {said}"
+        return cls(fmt, path.name, 0, 0.0, 0.0, 1.0, False, why)
 
     def metrics(self) -> dict:
         """Its figures for metrics/export.json (deterministic: no timings)."""
@@ -55,8 +65,8 @@ class FormatReport:
         return {key: value for key, value in asdict(self).items() if key not in skipped}
 
 
-def _runtime(fmt: str, path: Path) -> OnnxRuntime | LiteRtRuntime:
-    return OnnxRuntime(path) if fmt == "onnx" else LiteRtRuntime(path)
+def _runtime(fmt: str, path: Path, explain: Path | None = None) -> Runtime:
+    return runtimes.open_file(FORMATS[fmt].runtime, path, explain)
 
 
 def judge(fmt: str, agreement: float, difference: float, accuracy_loss: float) -> tuple[bool, str]:
@@ -91,10 +101,12 @@ def check_format(
 
 
 def check_explain(
-    path: Path, model: keras.Model, images: np.ndarray, labels: np.ndarray
+    bundle: Bundle, model: keras.Model, images: np.ndarray, labels: np.ndarray
 ) -> FormatReport:
-    """explain.onnx against Keras' Grad-CAM on the first HEATMAP_IMAGES test images."""
-    runtime = OnnxRuntime(path.with_name(formats.FILES["onnx"]))
+    """The bundle's Grad-CAM graph against Keras' Grad-CAM on the first HEATMAP_IMAGES
+    test images."""
+    path = bundle.explain
+    runtime = _runtime("onnx", bundle.file("onnx"), path)
     pixels = images[:HEATMAP_IMAGES].astype(np.float32)
     expected_probabilities, expected_maps = GradCam(model).explain(pixels)
     answers = [runtime.explain(image) for image in pixels]
@@ -113,7 +125,7 @@ def check_explain(
     difference = float(np.abs(probabilities - expected_probabilities).max())
     accuracy = float((probabilities.argmax(1) == labels[:HEATMAP_IMAGES]).mean())
     return FormatReport(
-        "explain_onnx", path.name, path.stat().st_size, accuracy, agreement, difference, passed,
+        EXPLAIN.name, path.name, path.stat().st_size, accuracy, agreement, difference, passed,
         reason, heatmap_correlation=worst,
     )  # fmt: skip
 
@@ -131,51 +143,61 @@ def median_latency(runtime: Runtime, batch: np.ndarray, calls: int = LATENCY_CAL
 
 
 def write_formats(
-    export_dir: Path,
+    bundle: Bundle,
     model: keras.Model,
     wanted: list[str],
     calibration: np.ndarray,
     test: tuple[np.ndarray, np.ndarray],
 ) -> tuple[list[FormatReport], dict[str, float]]:
-    """Write each wanted format into `export_dir`, check it against `model` on the test
-    (images, labels), and remove the ones that fail.
+    """Write each wanted format into `bundle` (and Grad-CAM's graph with onnx), check it
+    against `model` on the test (images, labels), and remove each file that fails, alone.
 
     Returns the reports and, for each shipped format, the seconds its conversion and
     check took and its batch-1 latency (timings, not metrics: they differ run to run).
     """
-    saved_model = export_dir / "saved_model" / "1"
-    writers = {
-        "onnx": lambda path: formats.write_onnx(saved_model, path),
-        "tflite": lambda path: formats.write_tflite(saved_model, path),
-        "tflite_int8": lambda path: formats.write_tflite_int8(saved_model, path, calibration),
-    }
     images, labels = test
     reference = predict_in_batches(model, images, inference_batch_size(images.shape[1]))
     reports, seconds = [], {}
     for fmt in wanted:
-        path = export_dir / formats.FILES[fmt]
+        path = bundle.file(fmt)
         started = time.perf_counter()
-        try:
-            writers[fmt](path)
-        except Exception as exc:  # a converter that cannot take an op says so in many ways
-            said = (str(exc).strip().splitlines() or [""])[0]
-            why = f"conversion failed: {type(exc).__name__}: {said}"
-            report = FormatReport(fmt, path.name, 0, 0.0, 0.0, 1.0, False, why)
-        else:
-            report = check_format(fmt, path, images, labels, reference)
+        convert = formats.CONVERTERS[fmt]
+        report = _attempt(
+            fmt, path,
+            lambda: convert(bundle.saved_model, path, calibration),  # noqa: B023 (called at once)
+            lambda: check_format(fmt, path, images, labels, reference),  # noqa: B023
+        )  # fmt: skip
         reports.append(report)
         if not report.passed:
-            _refuse(report, path)
             continue
-        if fmt == "onnx":  # heatmaps for the onnx runtime
-            explain = export_dir / formats.EXPLAIN_FILE
-            formats.write_explain_onnx(model, explain)
-            reports.append(check_explain(explain, model, images, labels))
-            if not reports[-1].passed:
-                _refuse(reports[-1], explain)
+        if fmt == "onnx":  # heatmaps for the onnx runtime: a graph of its own, judged alone
+            reports.append(_attempt(
+                EXPLAIN.name, bundle.explain,
+                lambda: formats.write_explain_onnx(model, bundle.explain),
+                lambda: check_explain(bundle, model, images, labels),
+            ))  # fmt: skip
         seconds[f"{fmt}_seconds"] = time.perf_counter() - started  # converted and checked
         seconds[f"{fmt}_batch1_seconds"] = median_latency(_runtime(fmt, path), images[:1])
     return reports, seconds
+
+
+def _attempt(
+    fmt: str, path: Path, write: Callable[[], None], check: Callable[[], FormatReport]
+) -> FormatReport:
+    """Write and check one file; a file that fails either is removed, loudly."""
+    # A converter or a runtime that cannot take an op says so in many ways.
+    try:
+        write()
+    except Exception as exc:
+        report = FormatReport.failed(fmt, path, "conversion", exc)
+    else:
+        try:
+            report = check()
+        except Exception as exc:
+            report = FormatReport.failed(fmt, path, "check", exc)
+    if not report.passed:
+        _refuse(report, path)
+    return report
 
 
 def _refuse(report: FormatReport, path: Path) -> None:

@@ -6,5 +6,5 @@
 - calibration: temperature scaling, fitted and judged on validation
 - selective: the "not sure" threshold and the risk-coverage curve
 - gallery: drawing the most confidently wrong images with their heatmaps
-- model_card: MODEL_CARD.md from templates/model_card.md.j2
+- model_card: the export's model card, from templates/model_card.md.j2
 """

@@ -1,4 +1,4 @@
-"""MODEL_CARD.md for an export: what the model is, its data, its measured quality, its limits.
+"""The model card of an export: what the model is, its data, its measured quality, its limits.
 
 The card's text is the Jinja2 template templates/model_card.md.j2.
 """
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from imgclf import bundle
 from imgclf.evaluation.selective import Threshold
 from imgclf.models.registry import ModelFamily
 from imgclf.stage_files import ExportMetadata
@@ -45,4 +46,9 @@ def render(
         threshold=threshold,
         test_answered=test_answered,
         formats=formats or [],
+        files={
+            "keras": bundle.FORMATS["keras"].file,
+            "saved_model_dir": bundle.SAVED_MODEL_DIR.as_posix(),
+            "metadata": bundle.METADATA_FILE,
+        },
     )

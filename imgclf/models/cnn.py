@@ -19,7 +19,7 @@ FAMILY = get("cnn")
 def build_model(
     image_size: int,
     num_classes: int,
-    cnn: CnnParams,
+    params: CnnParams,
     *,
     input_size: int | None = None,
     sync_batch_norm: bool = False,
@@ -38,9 +38,9 @@ def build_model(
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = resize_to(inputs, input_size or image_size)
     x = layers.Rescaling(1.0 / 255, name="scale_to_unit")(x)
-    for block, filters in enumerate(cnn.filters, start=1):
-        for conv in range(1, cnn.convs_per_block + 1):
-            name = f"{block}" if cnn.convs_per_block == 1 else f"{block}_{conv}"
+    for block, filters in enumerate(params.filters, start=1):
+        for conv in range(1, params.convs_per_block + 1):
+            name = f"{block}" if params.convs_per_block == 1 else f"{block}_{conv}"
             # No bias before BatchNormalization: its beta does the same job.
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{name}")(x)
             # momentum 0.9 (not 0.99): small datasets give few steps per epoch, and the
@@ -51,7 +51,7 @@ def build_model(
             x = layers.Activation("relu", name=f"relu{name}")(x)
         x = layers.MaxPooling2D(name=f"pool{block}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dense(cnn.dense_units, activation="relu", name="dense")(x)
-    x = layers.Dropout(cnn.dropout, name="dropout")(x)
+    x = layers.Dense(params.dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(params.dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=FAMILY.keras_name)

@@ -7,12 +7,10 @@ script, `python stages/train.py <name>`). `params.yaml`'s schema, the train stag
 `compare`, `export`, the model card, Grad-CAM, the web page and the tests' tiny
 projects all take the family from here; nothing else is keyed on its name.
 
-The contract a family's module answers, by kind:
-- trained from scratch (`transfer` is None): `build_model(image_size, num_classes,
-  params, *, input_size, sync_batch_norm) -> keras.Model`;
-- transfer learning: `preprocess(pixels)`, `build_base(input_size, params) ->
-  keras.Model` and `load_weights(base, params) -> WeightsSource`; the shared
-  extractor and head go around the base (models/transfer.py).
+The contract a family's module answers is code (models/contract.py): a Protocol per
+kind, `ScratchFamily` (`build_model`) when `transfer` is None and `TransferFamily`
+(`preprocess`, `build_base`, `load_weights`) otherwise, checked by signature when
+`builder` imports the module.
 
 The entries are plain data: reading them imports no Keras or TensorFlow (`compare`
 runs without either), and a family's params group is declared here so that
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from imgclf.models import contract
 from imgclf.param_groups import (
     Allowed,
     Group,
@@ -51,10 +50,12 @@ class TransferParts:
     Grad-CAM needs a map from inside the pretrained base, which the extractor hides
     as one nested layer, so it runs the same steps itself (see explain/gradcam.py):
     the extractor's `resize` layer where it has one, the family's `preprocess`, the base.
+    It finds the base by `base`, the name the machinery gives it whatever `build_base`
+    called it (training/transfer.py).
     """
 
     extractor: str  # layer name of the pixels-to-features model
-    base: str  # layer name of the pretrained base inside the extractor
+    base: str  # layer name of the pretrained base inside the extractor (set by the machinery)
     head: str  # layer name of the classifier on the pooled features
     backbone: str  # the base as metrics name it, formatted with the params group
 
@@ -81,9 +82,16 @@ class ModelFamily:
         return f"train_{self.name}"
 
     @property
+    def contract(self) -> type:
+        """The Protocol its module answers (models/contract.py)."""
+        return contract.ScratchFamily if self.transfer is None else contract.TransferFamily
+
+    @property
     def builder(self) -> ModuleType:
-        """The family's module (imports Keras)."""
-        return importlib.import_module(self.module)
+        """The family's module (imports Keras), held to its contract by signature."""
+        module = importlib.import_module(self.module)
+        contract.check(module, self.contract, self.name)
+        return module
 
     @property
     def preprocess(self) -> Callable:

@@ -26,19 +26,22 @@ WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/res
 WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
 
 
-def build_base(input_size: int, resnet: ResnetParams | None = None) -> keras.Model:
-    """ResNet50 without its ImageNet classifier, at `input_size`; weights are loaded separately.
-
-    ResNet50 has no variants: its params group only says where the weights come from.
-    """
+def resnet50(input_size: int) -> keras.Model:
+    """ResNet50 without its ImageNet classifier, at `input_size`; weights are loaded separately."""
     return keras.applications.ResNet50(
         include_top=False, weights=None, input_shape=(input_size, input_size, 3)
     )
 
 
-def load_weights(base: keras.Model, resnet: ResnetParams) -> WeightsSource:
+def build_base(input_size: int, params: ResnetParams) -> keras.Model:
+    """The family's base (contract.TransferFamily): ResNet50 has no variants, its params
+    group only says where the weights come from (load_weights)."""
+    return resnet50(input_size)
+
+
+def load_weights(base: keras.Model, params: ResnetParams) -> WeightsSource:
     """resnet.weights into the base (see load_base_weights)."""
-    return load_base_weights(base, resnet.weights, resnet.require_pretrained)
+    return load_base_weights(base, params.weights, params.require_pretrained)
 
 
 def keras_cache_file() -> Path:

@@ -4,7 +4,7 @@ DVC records a digest of every model it tracks, so a re-run that trains the same
 weights must write the same bytes, or dvc.lock changes for nothing. Keras and
 TensorFlow put the time and chance into their files in four places, mended here:
 - `.keras` archives carry the save time (a zip entry's timestamp and
-  `date_saved` in metadata.json): both are fixed;
+  `date_saved` in the archive's metadata): both are fixed;
 - their config.json names objects that layers share by memory address
   (`shared_object_id`): they are numbered in order of appearance instead;
 - a SavedModel lists its variables in the order of a set keyed by memory address
@@ -24,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 import keras
+from keras.src.saving import saving_lib  # the archive's member names
 
 from imgclf import paths
 from imgclf.atomic_io import replaced_whole
@@ -45,11 +46,11 @@ def save_model(model: keras.Model, path: Path) -> None:
         entries = [(info, archive.read(info)) for info in archive.infolist()]
     with replaced_whole(path) as partial, zipfile.ZipFile(partial, "w") as archive:
         for info, content in entries:
-            if info.filename == "metadata.json":
+            if info.filename == saving_lib._METADATA_FILENAME:
                 metadata = json.loads(content)
                 metadata.pop("date_saved", None)
                 content = json.dumps(metadata).encode()
-            elif info.filename == "config.json":
+            elif info.filename == saving_lib._CONFIG_FILENAME:
                 content = json.dumps(_numbered_shared_objects(json.loads(content))).encode()
             fixed = zipfile.ZipInfo(info.filename, date_time=_FIXED_TIME)
             fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr

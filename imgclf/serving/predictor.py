@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf import paths
+from imgclf.bundle import Bundle
 from imgclf.evaluation.selective import is_uncertain
 from imgclf.explain.heatmap import overlay
 from imgclf.images import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, load_image
@@ -47,16 +48,15 @@ class Predictor:
     def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR, runtime: str = "auto") -> Predictor:
         """Load models/best (or another export directory) in `runtime` (auto: the fastest
         installed runtime whose file the export has; runtimes.RUNTIMES)."""
-        export_dir = Path(export_dir)
-        metadata_file = export_dir / "metadata.json"
-        if not metadata_file.is_file():
+        bundle = Bundle(export_dir)
+        if not bundle.is_export():
             raise ModelNotExportedError(
-                f"no exported model in {export_dir}/ (needs metadata.json and a model file): "
-                "run `dvc repro` (or `make repro`) to train and export one"
+                f"no exported model in {export_dir}/ (needs {bundle.metadata_file.name} and a "
+                "model file): run `dvc repro` (or `make repro`) to train and export one"
             )
         try:
-            metadata = ExportMetadata.read(metadata_file, "dvc repro export")
-            opened = runtimes.open_runtime(export_dir, runtimes.choose(export_dir, runtime))
+            metadata = bundle.read_metadata()
+            opened = runtimes.open_runtime(bundle, runtimes.choose(bundle, runtime))
         except (StageFileError, runtimes.RuntimeUnavailable) as exc:
             raise ModelNotExportedError(
                 f"no usable export in {export_dir}/: {exc}; run `dvc repro export` again"
@@ -69,7 +69,7 @@ class Predictor:
         if found != expected:
             raise ModelNotExportedError(
                 f"{export_dir}/ does not hang together: its {opened.name} model takes "
-                f"{found[0]} and gives {found[1]}, metadata.json says {metadata.image_size} px "
+                f"{found[0]} and gives {found[1]}, its metadata says {metadata.image_size} px "
                 f"and {metadata.num_classes} classes: run `dvc repro export` again"
             )
         return cls(opened, metadata)

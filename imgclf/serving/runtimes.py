@@ -1,6 +1,6 @@
 """Running an export in one of three runtimes: onnxruntime, LiteRT, or Keras (TensorFlow).
 
-Each runtime reads its own file of the export (model.onnx, model.tflite, model.keras)
+Each runtime reads its own format of the export (the bundle's FORMATS, bundle.py)
 and answers the same two calls: `probabilities(batch)` and `explain(pixels)`. All take
 the same plain RGB pixels and give the same calibrated probabilities (the export
 measures that they agree: deploy/parity.py). onnxruntime and LiteRT need no
@@ -18,15 +18,9 @@ from typing import Protocol
 
 import numpy as np
 
-RUNTIMES = ("onnx", "tflite", "keras")  # the order "auto" tries them in: fastest first
-FILES = {"onnx": "model.onnx", "tflite": "model.tflite", "keras": "model.keras"}
-EXPLAIN_FILE = "explain.onnx"  # Grad-CAM for the onnx runtime (deploy/formats.py)
-PACKAGES = {"onnx": "onnxruntime", "tflite": "ai_edge_litert", "keras": "keras"}
-INSTALL = {
-    "onnx": "pip install onnxruntime (or 'imgclf[serve]')",
-    "tflite": "pip install ai-edge-litert",
-    "keras": "pip install 'imgclf[pipeline]' (TensorFlow and Keras)",
-}
+from imgclf.bundle import FORMATS, SERVED, Bundle
+
+RUNTIMES = SERVED  # each runtime serves the format of its name; "auto" tries them in order
 
 
 class RuntimeUnavailable(Exception):
@@ -48,11 +42,11 @@ class Runtime(Protocol):
 
 def installed(name: str) -> bool:
     """Whether the runtime's package can be imported here."""
-    return importlib.util.find_spec(PACKAGES[name]) is not None
+    return importlib.util.find_spec(FORMATS[name].package) is not None
 
 
-def choose(export_dir: Path, requested: str = "auto") -> str:
-    """The runtime to serve `export_dir` with: `requested`, or auto's choice."""
+def choose(bundle: Bundle, requested: str = "auto") -> str:
+    """The runtime to serve `bundle` with: `requested`, or auto's choice."""
     if requested != "auto":
         if requested not in RUNTIMES:
             raise RuntimeUnavailable(
@@ -60,27 +54,34 @@ def choose(export_dir: Path, requested: str = "auto") -> str:
             )
         if not installed(requested):
             raise RuntimeUnavailable(
-                f"the {requested} runtime is not installed: {INSTALL[requested]}"
+                f"the {requested} runtime is not installed: {FORMATS[requested].install}"
             )
         return requested
     for name in RUNTIMES:
-        if installed(name) and (Path(export_dir) / FILES[name]).is_file():
+        if installed(name) and bundle.has(name):
             return name
     raise RuntimeUnavailable(
-        f"no runtime can serve {export_dir}/: it needs one of "
-        + ", ".join(f"{FILES[n]} with {PACKAGES[n]}" for n in RUNTIMES)
+        f"no runtime can serve {bundle.root}/: it needs one of "
+        + ", ".join(f"{FORMATS[n].file} with {FORMATS[n].package}" for n in RUNTIMES)
     )
 
 
-def open_runtime(export_dir: Path, name: str) -> Runtime:
-    """The runtime `name` reading its file of `export_dir` (RuntimeUnavailable if it cannot)."""
-    path = Path(export_dir) / FILES[name]
+def open_runtime(bundle: Bundle, name: str) -> Runtime:
+    """The runtime `name` reading its format of `bundle` (RuntimeUnavailable if it cannot)."""
+    path = bundle.file(name)
     if not path.is_file():
         raise RuntimeUnavailable(
             f"{path} not found: the export has no {name} file (export.formats)"
         )
+    return open_file(FORMATS[name].runtime, path, bundle.explain)
+
+
+def open_file(runtime: str, path: Path, explain: Path | None = None) -> Runtime:
+    """The runtime `runtime` on one model file (`explain`: onnx's Grad-CAM graph, if any)."""
     try:
-        return {"onnx": OnnxRuntime, "tflite": LiteRtRuntime, "keras": KerasRuntime}[name](path)
+        if runtime == "onnx":
+            return OnnxRuntime(path, explain)
+        return {"tflite": LiteRtRuntime, "keras": KerasRuntime}[runtime](path)
     except RuntimeUnavailable:
         raise
     except Exception as exc:  # a truncated or foreign file fails in many ways inside a runtime
@@ -96,13 +97,13 @@ class OnnxRuntime:
 
     name = "onnx"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, explain: Path | None = None) -> None:
         import onnxruntime
 
         self._onnxruntime = onnxruntime
         self._session = self._open(path)
         self._input = self._session.get_inputs()[0].name
-        self._explain_file = path.with_name(EXPLAIN_FILE)
+        self._explain_file = explain
         self._explainer = None
         self._lock = threading.Lock()
 
@@ -123,8 +124,10 @@ class OnnxRuntime:
     def explain(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             if self._explainer is None:
-                if not self._explain_file.is_file():
-                    raise RuntimeUnavailable(f"{self._explain_file} not found: heatmaps need it")
+                if self._explain_file is None or not self._explain_file.is_file():
+                    raise RuntimeUnavailable(
+                        f"{self._explain_file or 'no Grad-CAM graph'} not found: heatmaps need it"
+                    )
                 self._explainer = self._open(self._explain_file)
         probabilities, heatmap = self._explainer.run(
             None, {"pixels": pixels[None].astype(np.float32)}
@@ -164,7 +167,7 @@ class LiteRtRuntime:
 
     def explain(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise RuntimeUnavailable(
-            "heatmaps are not computed on the tflite runtime: use onnx (explain.onnx) or keras"
+            "heatmaps are not computed on the tflite runtime: use onnx or keras"
         )
 
 

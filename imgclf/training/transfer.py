@@ -43,6 +43,9 @@ def build_frozen(trainer: Trainer) -> TransferModel:
     side = input_size(family, params.image_size, trainer.info.image_size)
     with trainer.strategy.scope():
         base = family.builder.build_base(side, params)
+        # Grad-CAM finds the base inside a saved model by this name, whatever the module
+        # called it (TransferParts.base).
+        base.name = family.transfer.base
         weights = family.builder.load_weights(base, params)
         base.trainable = False
         extractor, head, model = build_transfer(

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import typing
 
 import keras
 import numpy as np
 import pytest
 
+from imgclf import bundle as bundle_module
 from imgclf import models
+from imgclf.bundle import CONVERTED, EXPLAIN, Bundle
 from imgclf.data.prepared import read_split
 from imgclf.deploy import formats, parity
 from imgclf.models.saving import export_saved_model
+from imgclf.param_groups import ExportFormat
 from imgclf.serving.runtimes import OnnxRuntime
 
 
@@ -32,29 +36,61 @@ def test_each_format_is_judged_by_its_own_bounds(fmt, agreement, difference, los
     assert judged is passed and reason.startswith("meets" if passed else "fails")
 
 
+def test_every_format_export_formats_may_list_has_a_converter_and_a_file():
+    assert set(formats.CONVERTERS) == set(CONVERTED) == set(typing.get_args(ExportFormat))
+    names = [f.file for f in bundle_module.FORMATS.values()] + [EXPLAIN.file]
+    assert len(set(names)) == len(names)
+
+
 def exported(tiny_project, tmp_path):
     """A copy of the tiny export's Keras model with its SavedModel, and the test split."""
-    model = keras.models.load_model(tiny_project / "models" / "best" / "model.keras")
-    folder = tmp_path / "best"
-    export_saved_model(model, folder / "saved_model" / "1")
+    model = keras.models.load_model(Bundle(tiny_project / "models" / "best").file("keras"))
+    folder = Bundle(tmp_path / "best")
+    export_saved_model(model, folder.saved_model)
     test = read_split("test", tiny_project / "prepared")
     return model, folder, (test.images, test.labels)
 
 
 def test_every_format_answers_as_the_keras_model(tiny_project, tmp_path):
     model, folder, test = exported(tiny_project, tmp_path)
-    reports, latency = parity.write_formats(folder, model, list(formats.FILES), test[0][:4], test)
+    reports, latency = parity.write_formats(folder, model, list(CONVERTED), test[0][:4], test)
     by_format = {report.format: report for report in reports}
     for fmt in ("onnx", "tflite"):
         assert by_format[fmt].passed and by_format[fmt].agreement == 1.0
         assert by_format[fmt].max_probability_difference <= parity.FLOAT_DIFFERENCE
-        assert (folder / formats.FILES[fmt]).stat().st_size == by_format[fmt].size_bytes
+        assert folder.file(fmt).stat().st_size == by_format[fmt].size_bytes
         assert 0 < latency[f"{fmt}_batch1_seconds"] < 1 and latency[f"{fmt}_seconds"] > 0
     assert by_format["explain_onnx"].passed and by_format["explain_onnx"].heatmap_correlation > 0.99
     # int8 weights: smaller than the float file (a quarter of it on real models)
     int8 = by_format["tflite_int8"]
     assert 0 < int8.size_bytes < by_format["tflite"].size_bytes
-    assert int8.passed == (folder / "model_int8.tflite").is_file()
+    assert int8.passed == folder.file("tflite_int8").is_file()
+
+
+@pytest.mark.parametrize("step", ["conversion", "check"])
+def test_a_grad_cam_graph_that_fails_is_refused_alone(
+    tiny_project, tmp_path, monkeypatch, capsys, step
+):
+    # A new base whose gradient ops tf2onnx cannot convert (or onnxruntime cannot run)
+    # loses its heatmaps on the onnx runtime, never its model.onnx or the whole export.
+    model, folder, test = exported(tiny_project, tmp_path)
+
+    def cannot(*args):
+        raise ValueError("Unsupported ops: OrderedSet(['FancyPoolGrad'])\ntf2onnx detail")
+
+    where = {"conversion": (formats, "write_explain_onnx"), "check": (parity, "check_explain")}
+    monkeypatch.setattr(*where[step], cannot)
+    reports, latency = parity.write_formats(folder, model, ["onnx"], test[0][:4], test)
+    onnx, explain = reports
+    assert onnx.passed and folder.file("onnx").is_file() and "onnx_seconds" in latency
+    assert explain.format == "explain_onnx" and not explain.passed
+    assert (
+        explain.reason
+        == f"{step} failed: ValueError: Unsupported ops: OrderedSet(['FancyPoolGrad'])"
+    )
+    assert not folder.explain.exists()
+    assert "explain_onnx (explain.onnx) is NOT shipped" in capsys.readouterr().err
+    assert "heatmap_correlation" not in explain.metrics() and explain.metrics()["passed"] is False
 
 
 def test_a_format_that_fails_its_bounds_is_removed_loudly(
@@ -64,7 +100,7 @@ def test_a_format_that_fails_its_bounds_is_removed_loudly(
     monkeypatch.setattr(parity, "FLOAT_DIFFERENCE", 0.0)  # no float file is that exact
     reports, latency = parity.write_formats(folder, model, ["onnx"], test[0][:4], test)
     assert [r.format for r in reports] == ["onnx"] and not reports[0].passed
-    assert not (folder / "model.onnx").exists() and not (folder / "explain.onnx").exists()
+    assert not folder.file("onnx").exists() and not folder.explain.exists()
     assert latency == {}
     assert "onnx (model.onnx) is NOT shipped" in capsys.readouterr().err
 
@@ -80,7 +116,7 @@ def test_a_conversion_that_fails_is_reported_not_raised(tiny_project, tmp_path, 
     assert (
         not report.passed and "ScaleAndTranslate" in report.reason and "more" not in report.reason
     )
-    assert not (folder / "model.tflite").exists()
+    assert not folder.file("tflite").exists()
 
 
 def test_the_export_records_each_format_in_its_metrics_and_card(tiny_project):
@@ -88,31 +124,32 @@ def test_the_export_records_each_format_in_its_metrics_and_card(tiny_project):
     card = (tiny_project / "models" / "best" / "MODEL_CARD.md").read_text()
     for name, figures in metrics.items():
         assert {"size_bytes", "test_accuracy", "agreement", "passed"} <= set(figures)
-        assert f"`{formats.FILES.get(name, formats.EXPLAIN_FILE)}`" in card
+        file = EXPLAIN.file if name == EXPLAIN.name else bundle_module.FORMATS[name].file
+        assert f"`{file}`" in card
 
 
 @pytest.mark.slow  # every family trained
 @pytest.mark.parametrize("family", [f.name for f in models.families()])
 def test_every_family_converts_within_the_bounds(trained_project, family, tmp_path):
     model = keras.models.load_model(trained_project / "models" / family / "model.keras")
-    folder = tmp_path / family
-    export_saved_model(model, folder / "saved_model" / "1")
+    folder = Bundle(tmp_path / family)
+    export_saved_model(model, folder.saved_model)
     test = read_split("test", trained_project / "prepared")
     train = read_split("train", trained_project / "prepared")
     reports, _ = parity.write_formats(
-        folder, model, list(formats.FILES), train.images, (test.images, test.labels)
+        folder, model, list(CONVERTED), train.images, (test.images, test.labels)
     )
     failed = {r.format: r.reason for r in reports if not r.passed}
     # int8 on a dozen test images of an untrained-looking tiny model may miss its bound;
     # the float formats and the heatmaps may not.
     assert set(failed) <= {"tflite_int8"}, failed
-    runtime = OnnxRuntime(folder / "model.onnx")
+    runtime = OnnxRuntime(folder.file("onnx"))
     np.testing.assert_allclose(
         runtime.probabilities(test.images.astype("float32")),
         model.predict(test.images.astype("float32"), verbose=0),
         atol=parity.FLOAT_DIFFERENCE,
     )
-    shutil.rmtree(folder)
+    shutil.rmtree(folder.root)
 
 
 @pytest.mark.slow  # four conversions; test_pipeline_repro checks dvc.lock end to end
@@ -123,7 +160,7 @@ def test_a_conversion_gives_the_same_bytes_every_time(tiny_project, tmp_path):
     files = []
     for attempt in range(2):
         onnx_file, explain_file = tmp_path / f"m{attempt}.onnx", tmp_path / f"e{attempt}.onnx"
-        formats.write_onnx(folder / "saved_model" / "1", onnx_file)
+        formats.write_onnx(folder.saved_model, onnx_file)
         formats.write_explain_onnx(model, explain_file)
         files.append((onnx_file.read_bytes(), explain_file.read_bytes()))
     assert files[0] == files[1]

@@ -11,7 +11,7 @@ from imgclf.explain.gradcam import GradCam, map_layer
 from imgclf.explain.heatmap import overlay
 from imgclf.models.cnn import build_model
 from imgclf.models.registry import CnnParams, ResnetParams
-from imgclf.models.resnet import build_base
+from imgclf.models.resnet import resnet50
 from imgclf.models.temperature import with_temperature
 from imgclf.models.transfer import build_transfer
 
@@ -92,7 +92,7 @@ def test_one_pass_explains_the_class_the_served_model_predicts(quadrant_model, t
 
 
 def test_resnet_map_is_the_last_block_output_still_4_cells_wide():
-    base = build_base(SIZE)
+    base = resnet50(SIZE)
     base.trainable = False
     model = build_transfer(models.get("resnet"), base, SIZE, 3, RESNET)[2]
     assert map_layer(base).name == "conv3_block4_out"  # conv4 is 2x2, conv5 1x1 at 32 px

@@ -11,7 +11,7 @@ from imgclf import models
 from imgclf.models.augmentation import build_augmentation, build_augmenter, with_augmentation
 from imgclf.models.cnn import build_model
 from imgclf.models.registry import CnnParams, ResnetParams
-from imgclf.models.resnet import FEATURES, build_base
+from imgclf.models.resnet import FEATURES, resnet50
 from imgclf.models.transfer import adapt_feature_norm, build_head, build_transfer
 from imgclf.param_groups import AugmentParams
 
@@ -117,7 +117,7 @@ def test_saved_cnn_takes_raw_pixels_like_the_in_memory_one(tmp_path):
 
 @pytest.fixture(scope="module")
 def resnet_parts():
-    base = build_base(32)
+    base = resnet50(32)
     base.trainable = False
     extractor, head, model = build_transfer(models.get("resnet"), base, 32, 4, RESNET)
     return base, extractor, head, model

@@ -8,7 +8,7 @@ import pytest
 from keras.src.legacy.saving import legacy_h5_format
 
 from imgclf.models import resnet as pretrained
-from imgclf.models.resnet import build_base, load_base_weights
+from imgclf.models.resnet import load_base_weights, resnet50
 from imgclf.models.transfer import PretrainedWeightsError
 
 SIZE = 32
@@ -23,7 +23,7 @@ def source_base():
     import keras
 
     keras.utils.set_random_seed(123)
-    return build_base(SIZE)
+    return resnet50(SIZE)
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def offline(monkeypatch, tmp_path):
 def test_weights_load_from_a_file_the_user_names(source_base, tmp_path):
     path = tmp_path / "resnet50.weights.h5"
     source_base.save_weights(path)
-    base = build_base(SIZE)
+    base = resnet50(SIZE)
     assert not same_weights(base, source_base)
     loaded = load_base_weights(base, str(path), require_pretrained=True)
     assert loaded.pretrained and loaded.source == str(path)
@@ -52,14 +52,14 @@ def test_imagenet_uses_the_keras_cache_file_in_the_published_format(source_base,
     cache_file.parent.mkdir(parents=True)
     with h5py.File(cache_file, "w") as f:  # the legacy layout Keras publishes its weights in
         legacy_h5_format.save_weights_to_hdf5_group(f, source_base)
-    base = build_base(SIZE)
+    base = resnet50(SIZE)
     loaded = load_base_weights(base, "imagenet", require_pretrained=True)
     assert loaded.pretrained and loaded.source == str(cache_file)
     assert same_weights(base, source_base)
 
 
 def test_offline_imagenet_falls_back_loudly(offline, capsys):
-    base = build_base(SIZE)
+    base = resnet50(SIZE)
     before = base.get_weights()[0].copy()
     loaded = load_base_weights(base, "imagenet", require_pretrained=False)
     assert loaded.pretrained is False
@@ -72,12 +72,12 @@ def test_offline_imagenet_falls_back_loudly(offline, capsys):
 
 def test_offline_imagenet_fails_when_pretrained_is_required(offline):
     with pytest.raises(PretrainedWeightsError, match="require_pretrained is true"):
-        load_base_weights(build_base(SIZE), "imagenet", require_pretrained=True)
+        load_base_weights(resnet50(SIZE), "imagenet", require_pretrained=True)
 
 
 def test_missing_weights_file_names_the_key(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"resnet.weights = '.*nope.h5': file not found"):
-        load_base_weights(build_base(SIZE), str(tmp_path / "nope.h5"), False)
+        load_base_weights(resnet50(SIZE), str(tmp_path / "nope.h5"), False)
 
 
 def test_wrong_weights_file_is_a_clear_error(tmp_path):
@@ -85,8 +85,8 @@ def test_wrong_weights_file_is_a_clear_error(tmp_path):
     with h5py.File(path, "w") as f:
         f.attrs["layer_names"] = [b"something_else"]
     with pytest.raises(PretrainedWeightsError, match="could not be loaded into ResNet50"):
-        load_base_weights(build_base(SIZE), str(path), False)
+        load_base_weights(resnet50(SIZE), str(path), False)
 
 
 def test_none_means_random_weights():
-    assert load_base_weights(build_base(SIZE), "none", True).pretrained is False
+    assert load_base_weights(resnet50(SIZE), "none", True).pretrained is False

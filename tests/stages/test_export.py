@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from imgclf import params as params_file
+from imgclf.bundle import EXPLAIN, FORMATS
 from imgclf.data.prepared import read_split
-from imgclf.deploy.formats import EXPLAIN_FILE, FILES
 from imgclf.evaluation import calibration
 from support.project import model_metrics
 
@@ -25,7 +25,8 @@ def test_export_holds_what_serving_needs_and_nothing_half_written(tiny_project, 
     formats = model_metrics(tiny_project, "export")["formats"]
     wanted = params_file.load(tiny_project / "params.yaml").export.formats
     assert set(formats) == {*wanted, "explain_onnx"}
-    shipped = {FILES.get(name, EXPLAIN_FILE) for name, f in formats.items() if f["passed"]}
+    files = {name: f.file for name, f in FORMATS.items()} | {EXPLAIN.name: EXPLAIN.file}
+    shipped = {files[name] for name, f in formats.items() if f["passed"]}
     assert sorted(p.name for p in best.iterdir()) == sorted([
         "MODEL_CARD.md", "metadata.json", "model.keras", "saved_model", *shipped,
     ])  # fmt: skip
