@@ -24,10 +24,10 @@ import numpy as np
 
 from imgclf import params as params_file
 from imgclf.data.prepared import read_split
-from imgclf.models.augmentation import build_augmentation, with_augmentation
 from imgclf.models.cnn import build_model
 from imgclf.seeding import make_deterministic
 from imgclf.stage_files import PreparedInfo
+from imgclf.training.augmentation import build_augmentation, with_augmentation
 from imgclf.training.batches import ArrayBatches, training_pipelines
 from imgclf.training.malloc_tuning import KeepFreedMemory
 from imgclf.training.recipe import compile_for_training, one_hot

@@ -17,14 +17,15 @@ import time
 from imgclf import models
 from imgclf import params as params_file
 from imgclf.data.prepared import read_split
-from imgclf.models.augmentation import build_augmentation, build_augmenter, with_augmentation
 from imgclf.models.inference import predict_in_batches
 from imgclf.models.resnet import resnet50
-from imgclf.models.transfer import adapt_feature_norm, build_transfer
+from imgclf.models.transfer import build_transfer
 from imgclf.seeding import make_deterministic
 from imgclf.stage_files import PreparedInfo
+from imgclf.training.augmentation import build_augmentation, build_augmenter, with_augmentation
 from imgclf.training.batches import ArrayBatches
 from imgclf.training.feature_cache import CACHE_ENV, cached_training_set
+from imgclf.training.pretrained import adapt_feature_norm
 from imgclf.training.recipe import compile_for_training, one_hot
 
 

@@ -1,4 +1,4 @@
-"""Command line for the exported model.
+"""Command line: predict and explain with the exported model, audit a folder, review findings.
 
 imgclf predict DIR_OR_FILE...               one JSON object per image (folders are walked)
 imgclf predict photos/ --csv photos.csv     the same as a table

@@ -20,6 +20,8 @@ PREPARE_REPORT = PREPARED / "report.json"  # every skipped file and why
 
 # What a person decided in `imgclf review` (relabel, exclude, keep), applied by prepare.
 DECISIONS = Path("labels") / "decisions.csv"
+# The findings as the review page's last decision saw them: what is new since, and gone.
+LAST_REVIEW = Path("labels") / "last_review.json"
 
 AUDIT = Path("audit")  # the data audit's findings, kept in git
 AUDIT_EXCLUDED = AUDIT / "excluded.csv"  # images training leaves out (audit.exclude)

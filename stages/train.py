@@ -16,9 +16,9 @@ import sys
 
 from imgclf import models
 from imgclf.stage_errors import run_stage
+from imgclf.training.pretrained import train_transfer
 from imgclf.training.scratch import train_scratch
 from imgclf.training.trainer import open_trainer
-from imgclf.training.transfer import train_transfer
 
 
 def main(family_name: str) -> None:

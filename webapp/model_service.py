@@ -41,6 +41,7 @@ from flask import Flask, current_app
 from imgclf.bundle import Bundle
 from imgclf.images import DEFAULT_MAX_DECODED_BYTES
 from imgclf.serving.predictor import ModelNotExportedError, Predictor
+from imgclf.timestamps import utc_now
 from webapp import observability
 from webapp.batching import MicroBatcher
 from webapp.errors import ApiError
@@ -48,10 +49,6 @@ from webapp.errors import ApiError
 log = logging.getLogger("webapp")
 RETRY_AFTER_S = 1  # what a refused client is told to wait
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def export_stamp(model_dir: Path) -> tuple | None:
@@ -200,7 +197,7 @@ class ModelService:
             exported_at=datetime.datetime.fromtimestamp(written, datetime.timezone.utc).isoformat(
                 timespec="seconds"
             ),
-            loaded_at=_now(),
+            loaded_at=utc_now(),
             stamp=stamp,
         )
         observability.MODEL_LOAD_SECONDS.set(time.perf_counter() - started)

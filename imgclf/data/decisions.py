@@ -10,15 +10,27 @@ untouched data the model is scored on. `data/` itself is never modified.
 from __future__ import annotations
 
 import csv
-import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
+import pydantic
+import pydantic.dataclasses
+from pydantic import AfterValidator
+
+from imgclf import paths
 from imgclf.atomic_io import FORMULA_STARTS, csv_table
-from imgclf.data.layout import DataError
+from imgclf.data.layout import DataError, SourceFile
+from imgclf.data.split import Placement
 
 ACTIONS = ("relabel", "exclude", "keep")
-FINDINGS = ("label_issue", "near_duplicate", "outlier", "mistake", "")
+# What a decision may be about: each kind of finding the review page lists, and its title.
+FINDING_KINDS = {
+    "label_issue": "likely label error",
+    "near_duplicate": "near-duplicate",
+    "outlier": "outlier",
+    "mistake": "the model's confident mistake",
+}
 COLUMNS = ["file", "action", "label", "finding", "when"]
 
 
@@ -26,46 +38,54 @@ class DecisionsError(DataError):
     """labels/decisions.csv cannot be used as it is; the message names the line."""
 
 
-@dataclass(frozen=True)
+def _under_data(file: str) -> str:
+    if not file or file.startswith("/") or ".." in file.split("/"):
+        raise ValueError(f"file {file!r} is not a path under data/")
+    return file
+
+
+@pydantic.dataclasses.dataclass(frozen=True)
 class Decision:
-    file: str  # as under data/, forward slashes
-    action: str  # one of ACTIONS
+    """One person's decision about one image; a value that cannot be one fails to construct."""
+
+    file: Annotated[str, AfterValidator(_under_data)]  # as under data/, forward slashes
+    action: Literal[ACTIONS]
     label: str = ""  # the new class, for relabel
-    finding: str = ""  # what the review page showed it for (FINDINGS)
+    finding: Literal[("", *FINDING_KINDS)] = ""  # what the review page showed it for
     when: str = ""  # ISO 8601, UTC
+
+    @pydantic.model_validator(mode="after")
+    def _label_only_to_relabel(self) -> Decision:
+        if self.action != "relabel" and self.label:
+            raise ValueError(
+                f"{self.file} has label {self.label!r} with action {self.action!r}: only "
+                "relabel takes a label"
+            )
+        return self
 
     def row(self) -> dict[str, str]:
         return {column: getattr(self, column) for column in COLUMNS}
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def check(decision: Decision, class_names: list[str], where: str) -> None:
-    """Raise DecisionsError naming `where` when the decision cannot be applied."""
-    if not decision.file or decision.file.startswith("/") or ".." in decision.file.split("/"):
-        raise DecisionsError(f"{where}: file {decision.file!r} is not a path under data/")
-    if decision.action not in ACTIONS:
+def decision(fields: dict[str, str], class_names: list[str], where: str) -> Decision:
+    """The Decision `fields` describe, for a project of `class_names`; a DecisionsError
+    naming `where` (a file and line, say) when it cannot be applied."""
+    try:
+        made = Decision(**fields)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        if error["type"] == "value_error":
+            raise DecisionsError(f"{where}: {error['ctx']['error']}") from None
+        name = error["loc"][0] if error["loc"] else "decision"
         raise DecisionsError(
-            f"{where}: action {decision.action!r} for {decision.file}: give one of "
-            f"{', '.join(ACTIONS)}"
-        )
-    if decision.action == "relabel" and decision.label not in class_names:
+            f"{where}: {name} {error['input']!r} for {fields.get('file', '')}: {error['msg']}"
+        ) from None
+    if made.action == "relabel" and made.label not in class_names:
         raise DecisionsError(
-            f"{where}: {decision.file} is relabelled as {decision.label!r}, which is not a "
+            f"{where}: {made.file} is relabelled as {made.label!r}, which is not a "
             f"class (the classes: {', '.join(class_names)}); fix the label or delete the line"
         )
-    if decision.action != "relabel" and decision.label:
-        raise DecisionsError(
-            f"{where}: {decision.file} has label {decision.label!r} with action "
-            f"{decision.action!r}: only relabel takes a label"
-        )
-    if decision.finding not in FINDINGS:
-        raise DecisionsError(
-            f"{where}: finding {decision.finding!r}: give one of {', '.join(FINDINGS[:-1])} "
-            "or leave it empty"
-        )
+    return made
 
 
 def _unescaped(cell: str) -> str:
@@ -92,13 +112,12 @@ def read_decisions(path: Path, class_names: list[str]) -> dict[str, Decision]:
         if None in row or any(value is None for value in row.values()):
             raise DecisionsError(f"{path}:{line}: expected {len(reader.fieldnames)} cells")
         fields = {column: _unescaped((row.get(column) or "").strip()) for column in COLUMNS}
-        decision = Decision(**fields)
-        check(decision, class_names, f"{path}:{line}")
-        if decision.file in decisions:
+        made = decision(fields, class_names, f"{path}:{line}")
+        if made.file in decisions:
             raise DecisionsError(
-                f"{path}:{line}: a second decision for {decision.file}: keep one of its lines"
+                f"{path}:{line}: a second decision for {made.file}: keep one of its lines"
             )
-        decisions[decision.file] = decision
+        decisions[made.file] = made
     return decisions
 
 
@@ -130,6 +149,22 @@ class Applied:
             "test_unchanged": self.test_unchanged,
         }
 
+    def summary(self, data_dir: Path) -> list[str]:
+        """What prepare prints of the review: nothing when no decision did anything."""
+        done = self.metrics()
+        if not any(done.values()):
+            return []
+        lines = [
+            f"{paths.DECISIONS}: {done['relabelled']} relabelled, {done['excluded']} "
+            f"excluded, {done['kept']} kept as they are"
+        ]
+        lines += [f"  {path}: no longer in {data_dir}/, its decision is not applied"
+                  for path in self.not_found]  # fmt: skip
+        if self.test_unchanged:
+            lines.append(f"  {len(self.test_unchanged)} decisions about test images not "
+                         "applied: the model is scored on the test split as it is")  # fmt: skip
+        return lines
+
     def metrics(self) -> dict:
         return {
             "relabelled": len(self.labels),
@@ -138,6 +173,22 @@ class Applied:
             "not_found": len(self.not_found),
             "test_unchanged": len(self.test_unchanged),
         }
+
+
+def apply_to_plan(
+    decisions: dict[str, Decision], files: list[SourceFile], placements: list[Placement]
+) -> tuple[Applied, list[str]]:
+    """The decisions applied to a planned split of `files`: excluded images marked unused
+    in `placements` (with the reason), and each file's class after relabelling."""
+    applied = apply_decisions(
+        decisions,
+        [(f.path, f.class_name, placed.split, placed.used)
+         for f, placed in zip(files, placements, strict=True)],
+    )  # fmt: skip
+    for index in applied.excluded:
+        placements[index].used = False
+        placements[index].reason = f"excluded in {paths.DECISIONS}"
+    return applied, [applied.labels.get(i, f.class_name) for i, f in enumerate(files)]
 
 
 def apply_decisions(

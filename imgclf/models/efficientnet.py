@@ -29,8 +29,9 @@ import numpy as np
 from keras import layers
 
 from imgclf.atomic_io import replaced_whole
+from imgclf.models.contract import WeightsSource
 from imgclf.models.registry import EfficientnetParams, get
-from imgclf.models.transfer import PretrainedWeightsError, WeightsSource
+from imgclf.models.transfer import PretrainedWeightsError
 
 HEAD_FILTERS = 1280  # the same in every variant
 BN_EPSILON = 1e-3

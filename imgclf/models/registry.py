@@ -51,7 +51,7 @@ class TransferParts:
     as one nested layer, so it runs the same steps itself (see explain/gradcam.py):
     the extractor's `resize` layer where it has one, the family's `preprocess`, the base.
     It finds the base by `base`, the name the machinery gives it whatever `build_base`
-    called it (training/transfer.py).
+    called it (training/pretrained.py).
     """
 
     extractor: str  # layer name of the pixels-to-features model

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import keras
 
+from imgclf.models.contract import WeightsSource
 from imgclf.models.registry import ResnetParams
-from imgclf.models.transfer import PretrainedWeightsError, WeightsSource
+from imgclf.models.transfer import PretrainedWeightsError
 
 FEATURES = 2048  # ResNet50's last block has 2048 channels
 preprocess = keras.applications.resnet50.preprocess_input

@@ -10,17 +10,13 @@ pixels-to-probabilities model, so a served model takes plain RGB pixels.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
-import numpy as np
 from keras import layers
 
 from imgclf.models.input_size import resize_to
 from imgclf.models.registry import ModelFamily
 from imgclf.param_groups import ParamsError, TransferParams
-
-VARIANCE_FLOOR = 0.01  # of the median feature variance (see adapt_feature_norm)
 
 
 def build_transfer(
@@ -69,7 +65,8 @@ def build_head(
 ) -> keras.Sequential:
     """The new classifier, trained on pooled features: one hidden layer, or none (0 units).
 
-    Call adapt_feature_norm(head, train_features) before training.
+    Its standardization is fitted to the training features before the head trains
+    (training/pretrained.adapt_feature_norm).
     """
     # Standardizing each feature (statistics from the training features) lets a small
     # head learn quickly whatever the base: ImageNet features are non-negative with
@@ -84,23 +81,6 @@ def build_head(
     return keras.Sequential(steps, name="head")
 
 
-def adapt_feature_norm(head: keras.Model, features: np.ndarray) -> None:
-    """Fit the head's feature standardization to the training features, with a variance floor.
-
-    A feature that is (nearly) constant on the training set, such as a ReLU channel of
-    a random base that never fires there, would otherwise be divided by ~0 and reach
-    millions on a new image that does fire it: the head's logits, and its validation
-    loss, then explode. Flooring each variance at VARIANCE_FLOOR of the median keeps
-    such features on the scale of the others; informative features are unaffected.
-    """
-    norm = head.get_layer("feature_norm")
-    norm.adapt(features)
-    variance = keras.ops.convert_to_numpy(norm.adapt_variance)
-    floor = VARIANCE_FLOOR * float(np.median(variance))
-    norm.adapt_variance.assign(np.maximum(variance, floor))
-    norm.finalize_state()
-
-
 def build_transfer_model(
     extractor: keras.Model, head: keras.Model, image_size: int, name: str
 ) -> keras.Model:
@@ -112,11 +92,3 @@ def build_transfer_model(
 
 class PretrainedWeightsError(ParamsError):
     """Pretrained weights were required or named but could not be loaded."""
-
-
-@dataclass(frozen=True)
-class WeightsSource:
-    """What a base was initialised with."""
-
-    pretrained: bool
-    source: str  # the file loaded, or why none was

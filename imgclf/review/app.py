@@ -19,24 +19,25 @@ from flask import Flask, abort, jsonify, render_template, request, send_file
 from imgclf import paths
 from imgclf.atomic_io import write_json
 from imgclf.data.decisions import (
+    FINDING_KINDS,
     Decision,
     DecisionsError,
-    check,
-    now,
+    decision,
     read_decisions,
     write_decisions,
 )
 from imgclf.data.layout import DataError, find_layout
 from imgclf.images import ImageDecodeError, load_image
-from imgclf.review.findings import FINDINGS_FILES, KINDS, Finding, current_findings
+from imgclf.review.worklist import FINDINGS_FILES, Finding, current_findings
 from imgclf.stage_files import PreparedInfo, StageFileError
+from imgclf.timestamps import utc_now
 
 IMAGE_SIDE = 256  # px: large enough to judge a photo, and a 28 px image shown 9x
-LAST_REVIEW = Path("labels") / "last_review.json"  # the findings as the last decision saw them
 
 
 class Review:
-    """The project's findings and decisions, read fresh for every request."""
+    """The project's findings (read again when their files change) and its decisions
+    (read on every request: another page or an editor may have written them)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -65,7 +66,7 @@ class Review:
 
     def since_last_review(self, findings: dict[str, Finding]) -> dict:
         """Findings new since the last decision, and how many it saw that are gone now."""
-        path = self.root / LAST_REVIEW
+        path = self.root / paths.LAST_REVIEW
         if not path.is_file():
             return {"new": [], "resolved": 0, "when": None}
         last = json.loads(path.read_text(encoding="utf-8"))
@@ -88,7 +89,7 @@ class Review:
             )
         return {
             "classes": self.class_names(),
-            "kinds": KINDS,
+            "kinds": FINDING_KINDS,
             "findings": [finding.as_json() for finding in findings.values()],
             "decisions": {file: d.row() for file, d in self.decisions().items()},
             "since": self.since_last_review(findings),
@@ -111,12 +112,15 @@ class Review:
                 if undo:
                     decisions.pop(file, None)
                     continue
-                decision = Decision(file, change.get("action", ""), change.get("label", ""),
-                                    findings[key].kind, now())  # fmt: skip
-                check(decision, classes, "the decision")
-                decisions[file] = decision
+                decisions[file] = decision({
+                    "file": file, "action": change.get("action", ""),
+                    "label": change.get("label", ""), "finding": findings[key].kind,
+                    "when": utc_now(),
+                }, classes, "the decision")  # fmt: skip
             write_decisions(self.root / paths.DECISIONS, decisions)
-            write_json(self.root / LAST_REVIEW, {"findings": sorted(findings), "when": now()})
+            write_json(
+                self.root / paths.LAST_REVIEW, {"findings": sorted(findings), "when": utc_now()}
+            )
 
 
 def create_review_app(root: Path = Path(".")) -> Flask:

@@ -2,7 +2,9 @@
 
 - trainer: `open_trainer`, the skeleton of every train stage (inputs, strategy, outputs)
 - scratch: `train_scratch`, a family trained from scratch on augmented pixels
-- transfer: `train_transfer`, a frozen base's cached features, a head, optional fine-tuning
+- pretrained: `train_transfer`, a frozen base's cached features, a head (its feature
+  standardization), optional fine-tuning
+- augmentation: training-time augmentation, kept out of saved models
 - fine_tuning: unfreezing the top of a pretrained base
 - recipe: epochs, learning-rate schedule, optimizer, loss, class weights
 - batches: shuffled batches from memory-mapped arrays, tf.data without autotuning

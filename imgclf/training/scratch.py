@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import keras
 
-from imgclf.models.augmentation import build_augmentation, with_augmentation
 from imgclf.models.inference import predict_in_batches
 from imgclf.models.input_size import input_size
+from imgclf.training.augmentation import build_augmentation, with_augmentation
 from imgclf.training.batches import ArrayBatches
 from imgclf.training.distribute import in_multi_worker_mode
 from imgclf.training.fit import FitResult, fit

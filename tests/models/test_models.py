@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from imgclf import models
-from imgclf.models.augmentation import build_augmentation, build_augmenter, with_augmentation
 from imgclf.models.cnn import build_model
 from imgclf.models.registry import CnnParams, ResnetParams
 from imgclf.models.resnet import FEATURES, resnet50
-from imgclf.models.transfer import adapt_feature_norm, build_head, build_transfer
+from imgclf.models.transfer import build_head, build_transfer
 from imgclf.param_groups import AugmentParams
+from imgclf.training.augmentation import build_augmentation, build_augmenter, with_augmentation
+from imgclf.training.pretrained import adapt_feature_norm
 
 CNN = CnnParams(
     image_size="auto",

@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 
 from imgclf.bundle import CONVERTED, Bundle
 from imgclf.models import registry
-from imgclf.models.transfer import WeightsSource
+from imgclf.models.contract import WeightsSource
 from imgclf.param_groups import (
     Group,
     PositiveRate,

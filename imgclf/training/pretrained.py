@@ -12,17 +12,21 @@ import time
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
-from imgclf.models.augmentation import build_augmenter
+from imgclf.models.contract import WeightsSource
 from imgclf.models.inference import inference_batch_size, predict_in_batches
 from imgclf.models.input_size import input_size
-from imgclf.models.transfer import WeightsSource, adapt_feature_norm, build_transfer
+from imgclf.models.transfer import build_transfer
+from imgclf.training.augmentation import build_augmenter
 from imgclf.training.batches import feature_batches
 from imgclf.training.feature_cache import cache_folder, cached_training_set, stored_features
 from imgclf.training.fine_tuning import fine_tune
 from imgclf.training.fit import fit
 from imgclf.training.recipe import compile_for_training, planned_epochs
 from imgclf.training.trainer import Trainer
+
+VARIANCE_FLOOR = 0.01  # of the median feature variance (see adapt_feature_norm)
 
 
 @dataclass(frozen=True)
@@ -120,3 +124,20 @@ def train_transfer(trainer: Trainer) -> None:
         backbone=trainer.family.transfer.backbone.format(**recipe.model_dump()),
         input_size=parts.base.input_shape[1],
     )
+
+
+def adapt_feature_norm(head: keras.Model, features: np.ndarray) -> None:
+    """Fit the head's feature standardization to the training features, with a variance floor.
+
+    A feature that is (nearly) constant on the training set, such as a ReLU channel of
+    a random base that never fires there, would otherwise be divided by ~0 and reach
+    millions on a new image that does fire it: the head's logits, and its validation
+    loss, then explode. Flooring each variance at VARIANCE_FLOOR of the median keeps
+    such features on the scale of the others; informative features are unaffected.
+    """
+    norm = head.get_layer("feature_norm")
+    norm.adapt(features)
+    variance = keras.ops.convert_to_numpy(norm.adapt_variance)
+    floor = VARIANCE_FLOOR * float(np.median(variance))
+    norm.adapt_variance.assign(np.maximum(variance, floor))
+    norm.finalize_state()

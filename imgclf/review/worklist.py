@@ -14,14 +14,6 @@ from pathlib import Path
 
 from imgclf import paths
 
-KINDS = {
-    "label_issue": "likely label error",
-    "near_duplicate": "near-duplicate",
-    "outlier": "outlier",
-    "mistake": "the model's confident mistake",
-}
-
-
 # What current_findings reads, under the project.
 FINDINGS_FILES = (
     paths.AUDIT / "label_issues.csv", paths.AUDIT / "near_duplicates.csv",
@@ -34,7 +26,7 @@ class Finding:
     """One thing to look at: an image (or a pair, for near-duplicates)."""
 
     key: str  # kind and file(s): stable across runs, so decisions and reviews match it
-    kind: str  # one of KINDS
+    kind: str  # one of data.decisions.FINDING_KINDS
     split: str
     file: str
     label: str  # the label it has now
