@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from support.project import ROOT
@@ -50,3 +52,16 @@ def project_imports(script: Path) -> set[Path]:
                 seen.add(file)
                 pending.append(file)
     return {path.relative_to(ROOT) for path in seen}
+
+
+def heavy_modules_after(statements: str) -> list[str]:
+    """Which of Keras, TensorFlow and onnxruntime a fresh interpreter has imported after
+    running `statements` (run, not read: lazy imports count only when they happen)."""
+    code = (
+        f"import sys; {statements}; "
+        "print(sorted(m for m in ('keras', 'tensorflow', 'onnxruntime') if m in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    return ast.literal_eval(found.strip().splitlines()[-1])

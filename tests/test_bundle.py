@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import pytest
 
 from imgclf import bundle
 from imgclf.bundle import EXPLAIN, FORMATS, SERVED, Bundle
 from imgclf.stage_files import StageFileError
+from support.imports import heavy_modules_after
 from support.project import ROOT
 
 # Every member's name, as a path would spell it.
@@ -100,11 +100,4 @@ def test_metadata_written_through_the_bundle_reads_back(tiny_project, tmp_path):
 
 
 def test_the_bundle_imports_neither_tensorflow_nor_a_runtime():
-    code = (
-        "import sys, imgclf.bundle; "
-        "print(sorted(m for m in ('keras', 'tensorflow', 'onnxruntime') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    assert heavy_modules_after("import imgclf.bundle") == []
