@@ -112,10 +112,7 @@ class Bundle:
         self.card.write_text(text, encoding="utf-8")
 
     def members(self) -> tuple[Path, ...]:
-        """The files that make an export what it is: its metadata and every model file it
-        may hold (a server watches these for a new export, and digests them for its id)."""
-        return (
-            self.metadata_file,
-            *(self.file(name) for name in FORMATS),
-            self.explain,
-        )
+        """What a server reads of an export: its metadata, the file of each runtime it may
+        serve with, and the heatmap graph (it watches these for a new export, and digests
+        them for the export's id; the int8 file is for devices and left out)."""
+        return (self.metadata_file, *(self.file(name) for name in SERVED), self.explain)

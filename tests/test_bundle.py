@@ -77,8 +77,9 @@ def test_a_bundle_places_every_member_under_its_root(tmp_path):
     assert export.saved_model.relative_to(export.root) == bundle.SAVED_MODEL_DIR
     members = export.members()
     assert members[0] == export.metadata_file and export.explain in members
-    assert {export.file(name) for name in FORMATS} <= set(members)
-    assert export.card not in members  # the card describes an export; it serves nothing
+    assert {export.file(name) for name in SERVED} <= set(members)
+    # The card describes an export and the int8 file is for devices: a server reads neither.
+    assert export.card not in members and export.file("tflite_int8") not in members
 
 
 def test_a_directory_without_metadata_is_no_export_and_bad_metadata_says_what_to_run(tmp_path):

@@ -1,6 +1,6 @@
 """The export in other runtimes' formats, and proof that they answer as the Keras model does.
 
-- formats: the export's converted formats and Grad-CAM's ONNX graph (serving/bundle.py names them)
+- formats: the export's converted formats and Grad-CAM's ONNX graph (imgclf/bundle.py names them)
 - onnx_gradients: ONNX converters for the gradient ops Grad-CAM's graph needs
 - parity: each format run on the test split beside the Keras model, judged against bounds
 """
