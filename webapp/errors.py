@@ -23,6 +23,11 @@ class ApiError(Exception):
         self.status, self.message, self.retry_after = status, message, retry_after
 
 
+def too_large_message(limit_bytes: int) -> str:
+    """What a client is told when its upload passes MAX_UPLOAD_MB (the app and the worker)."""
+    return f"upload too large: the limit is {limit_bytes / 2**20:g} MB per request"
+
+
 def error_response(status: int, message: str, retry_after: int | None = None):
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     if status == 401:
@@ -37,8 +42,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge):
-        limit_mb = app.config["MAX_CONTENT_LENGTH"] / 2**20
-        return error_response(413, f"upload too large: the limit is {limit_mb:g} MB per request")
+        return error_response(413, too_large_message(app.config["MAX_CONTENT_LENGTH"]))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from webapp.worker import _setting, canned, declared_length
+from webapp.worker import Refused, _setting, canned, declared_length
 
 HEAD = b"POST /predict HTTP/1.1\r\nHost: x"
+LIMIT = 10 * 2**20
 
 
 @pytest.mark.parametrize(
@@ -18,13 +19,31 @@ HEAD = b"POST /predict HTTP/1.1\r\nHost: x"
         (b"", 0),
         (b"\r\nContent-Length: 1234", 1234),
         (b"\r\ncontent-length:  77 ", 77),
-        (b"\r\nTransfer-Encoding: chunked", None),  # gunicorn's parser reads chunks itself
+        (b"\r\nContent-Length: %d" % LIMIT, LIMIT),
         (b"\r\nContent-Length: -5", None),  # left to the parser, which answers 400
         (b"\r\nContent-Length: \xb2", None),
+        (b"\r\nContent-Length: \xd9\xa3", None),  # an Arabic-Indic digit: not ASCII
     ],
 )
 def test_declared_length(extra, length):
-    assert declared_length(HEAD + extra) == length
+    assert declared_length(HEAD + extra, LIMIT) == length
+
+
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [
+        (b"\r\nContent-Length: %d" % (LIMIT + 1), "413"),
+        # Python refuses int() of more than 4,300 digits: this once killed the worker.
+        (b"\r\nContent-Length: " + b"9" * 5000, "413"),
+        (b"\r\nContent-Length: " + b"0" * 30 + b"5", "413"),  # no length needs 19 digits
+        (b"\r\nTransfer-Encoding: chunked", "411"),
+        (b"\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", "411"),
+    ],
+)
+def test_a_body_the_loop_does_not_read_is_refused_with_its_status(extra, status):
+    with pytest.raises(Refused) as refusal:
+        declared_length(HEAD + extra, LIMIT)
+    assert refusal.value.status.startswith(status) and refusal.value.message
 
 
 def test_canned_answers_are_whole_json_responses():
