@@ -34,14 +34,22 @@ register_heif_opener()
 BACKGROUND = (255, 255, 255)
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_DECODED_BYTES = 2**30  # a 50-megapixel RGB file decodes in about 300 MB
-# Bytes a pixel of each mode takes at the peak of decoding and converting it to RGB:
-# the decoded image, the copies its conversion makes (an alpha composite makes three),
-# and the RGB result.
+# Bytes a pixel of each mode takes at the peak of decoding and converting it to RGB, an
+# upper bound of what bench/bench_decode_memory.py measures for every format and mode
+# Pillow opens here (tests/test_images.py fails if one decodes above its estimate): the
+# decoded image (Pillow keeps RGB and CMYK in 4 bytes a pixel), the copies its conversion
+# makes (an alpha composite makes three RGBA images), and the RGB result.
 _PEAK_BYTES_PER_PIXEL = {
-    "1": 4, "L": 4, "P": 4, "RGB": 6, "YCbCr": 6, "LAB": 6, "HSV": 6, "RGBX": 7, "CMYK": 7,
-    "LA": 15, "La": 15, "PA": 15, "RGBA": 15, "RGBa": 15,
-    "I;16": 10, "I;16B": 10, "I;16L": 10, "I;16N": 10, "I": 12,
+    "1": 6, "L": 4, "P": 6, "RGB": 6, "YCbCr": 6, "LAB": 6, "HSV": 6, "RGBX": 9, "CMYK": 10,
+    "LA": 22, "La": 22, "PA": 22, "RGBA": 22, "RGBa": 22,
+    "I;16": 15, "I;16B": 15, "I;16L": 15, "I;16N": 15, "I": 20,
 }  # fmt: skip
+_TRANSPARENT_PALETTE_PEAK = 19  # converted to RGBA and composited: as RGBA, less its own copy
+# Decoders that hold a whole image of their own beside Pillow's: WebP (through an RGBA
+# buffer, animated or not) and HEIC (libheif's planes).
+_FORMAT_PEAK_BYTES_PER_PIXEL = {"WEBP": {"RGB": 18, "RGBA": 31}, "HEIF": {"RGB": 9, "RGBA": 24}}
+_UNKNOWN_MODE_PEAK = 32
+_DECODER_OVERHEAD = 4 * 2**20  # tables and buffers a decoder needs whatever the image's size
 RESAMPLE = Image.Resampling.BICUBIC
 
 # Modes Pillow decodes that have a well-defined RGB meaning; anything else (float
@@ -85,7 +93,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # no copy of an RGB image
 
 
 # Formats recognised by their first bytes, so Pillow opens them without trying each
@@ -127,7 +135,11 @@ def _draft_scale(width: int, height: int, image_size: int) -> int:
 def decoding_bytes(image: Image.Image) -> int:
     """Memory that decoding `image` (opened, not yet loaded) to RGB takes at its peak."""
     width, height = image.size  # of the first frame, the only one decoded
-    return width * height * _PEAK_BYTES_PER_PIXEL.get(image.mode, 16)
+    by_mode = _FORMAT_PEAK_BYTES_PER_PIXEL.get(image.format, _PEAK_BYTES_PER_PIXEL)
+    per_pixel = by_mode.get(image.mode, _PEAK_BYTES_PER_PIXEL.get(image.mode, _UNKNOWN_MODE_PEAK))
+    if image.mode == "P" and "transparency" in image.info:
+        per_pixel = _TRANSPARENT_PALETTE_PEAK
+    return width * height * per_pixel + _DECODER_OVERHEAD
 
 
 def _open_upright(
