@@ -115,9 +115,16 @@ def review_command(args: argparse.Namespace) -> int:
               "(or give --project), after `dvc repro audit`", file=sys.stderr)  # fmt: skip
         return 2
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per image shown
-    server = make_server("127.0.0.1", args.port, create_review_app(project), threaded=True)
-    print(f"review: http://127.0.0.1:{server.server_port}/ (Ctrl+C stops it); decisions go "
+    app = create_review_app(project)
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    # The address carries this run's key: the page answers no one without it.
+    address = f"http://127.0.0.1:{server.server_port}/?key={app.config['REVIEW_KEY']}"
+    print(f"review: {address} (Ctrl+C stops it); decisions go "
           f"to {project / 'labels' / 'decisions.csv'}", flush=True)  # fmt: skip
+    if not args.no_browser:
+        import webbrowser
+
+        webbrowser.open(address)  # nothing happens where there is no browser
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0
@@ -158,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "review", help="a page on 127.0.0.1 to relabel or exclude what the audit found"
     )
     review.add_argument("--project", type=Path, default=Path("."), help="default: here")
-    review.add_argument("--port", type=int, default=5001, help="default 5001 (0: any free)")
+    review.add_argument("--port", type=int, default=0, help="default: any free port")
+    review.add_argument("--no-browser", action="store_true", help="only print the address")
     review.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     for command in (predict, explain):
         command.add_argument(

@@ -52,6 +52,11 @@ def spreadsheet_safe(value: object) -> object:
     return value
 
 
+def spreadsheet_unescaped(cell: str) -> str:
+    """A cell as it was before spreadsheet_safe kept a spreadsheet from reading it as a formula."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] in FORMULA_STARTS and cell[1:] else cell
+
+
 class SafeCsvWriter:
     """csv.DictWriter whose text cells cannot become formulas; floats get 4 decimals."""
 

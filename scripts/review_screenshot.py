@@ -35,12 +35,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for name in ("data", "audit", "evaluation", "prepared"):
             (Path(scratch) / name).symlink_to(ROOT / name)
-        server = make_server("127.0.0.1", 0, create_review_app(Path(scratch)), threaded=True)
+        app = create_review_app(Path(scratch))
+        server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
             page = browser.new_page(viewport={"width": 1100, "height": 1000})
-            page.goto(f"http://127.0.0.1:{server.server_port}/")
+            page.goto(f"http://127.0.0.1:{server.server_port}/?key={app.config['REVIEW_KEY']}")
             page.locator(".finding").first.wait_for()
             page.keyboard.press("a")  # take the first suggestion: the page moves on
             decided = "!document.querySelector('#progress').textContent.startsWith('0 ')"

@@ -46,3 +46,13 @@ def review_project(root: Path) -> Path:
     write_class_folders(root / "data", CLASSES, per_class=8)
     write_findings(root, FINDINGS)
     return root
+
+
+def review_client(root: Path):
+    """Flask's test client of the review app for the project at `root`, sending its key."""
+    from imgclf.review.app import KEY_HEADER, create_review_app
+
+    app = create_review_app(root)
+    client = app.test_client()
+    client.environ_base[f"HTTP_{KEY_HEADER.upper().replace('-', '_')}"] = app.config["REVIEW_KEY"]
+    return client

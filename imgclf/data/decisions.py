@@ -19,7 +19,7 @@ import pydantic.dataclasses
 from pydantic import AfterValidator
 
 from imgclf import paths
-from imgclf.atomic_io import FORMULA_STARTS, csv_table
+from imgclf.atomic_io import csv_table, spreadsheet_unescaped
 from imgclf.data.layout import DataError, SourceFile
 from imgclf.data.split import Placement
 
@@ -88,11 +88,6 @@ def decision(fields: dict[str, str], class_names: list[str], where: str) -> Deci
     return made
 
 
-def _unescaped(cell: str) -> str:
-    """A cell as it was before csv_table kept a spreadsheet from reading it as a formula."""
-    return cell[1:] if cell.startswith("'") and cell[1:2] in FORMULA_STARTS and cell[1:] else cell
-
-
 def read_decisions(path: Path, class_names: list[str]) -> dict[str, Decision]:
     """Every decision in `path` by file (none when the file does not exist)."""
     if not path.is_file():
@@ -111,7 +106,9 @@ def read_decisions(path: Path, class_names: list[str]) -> dict[str, Decision]:
     for line, row in enumerate(reader, start=2):
         if None in row or any(value is None for value in row.values()):
             raise DecisionsError(f"{path}:{line}: expected {len(reader.fieldnames)} cells")
-        fields = {column: _unescaped((row.get(column) or "").strip()) for column in COLUMNS}
+        fields = {
+            column: spreadsheet_unescaped((row.get(column) or "").strip()) for column in COLUMNS
+        }
         made = decision(fields, class_names, f"{path}:{line}")
         if made.file in decisions:
             raise DecisionsError(

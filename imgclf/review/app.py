@@ -5,16 +5,25 @@ audit/ and evaluation/, and writes labels/decisions.csv, none of which a deploye
 server has or should write. It loads no model, so it starts at once and works
 offline. Every decision is written at once (labels/decisions.csv, whole or not at
 all), so nothing is lost on a reload; `prepare` applies them on the next `dvc repro`.
+
+It answers only its own user. Any web page the user visits can send requests to
+127.0.0.1, and through DNS rebinding read the answers, so every request must name the
+server as 127.0.0.1 or localhost at its own port (`Host`), and carry this run's random
+key: in the address `imgclf review` prints (the page then keeps it in a SameSite=Strict
+cookie, and strips it from the address), or in an `X-Review-Key` header. No page may
+frame it, and an image is served only from a file that resolves inside data/.
 """
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
+import secrets
 import threading
 from pathlib import Path
 
-from flask import Flask, abort, jsonify, render_template, request, send_file
+from flask import Flask, abort, jsonify, redirect, render_template, request, send_file
 
 from imgclf import paths
 from imgclf.atomic_io import write_json
@@ -33,6 +42,8 @@ from imgclf.stage_files import PreparedInfo, StageFileError
 from imgclf.timestamps import utc_now
 
 IMAGE_SIDE = 256  # px: large enough to judge a photo, and a 28 px image shown 9x
+KEY_PARAMETER, KEY_COOKIE, KEY_HEADER = "key", "imgclf_review_key", "X-Review-Key"
+LOCAL_NAMES = ("127.0.0.1", "localhost")
 
 
 class Review:
@@ -123,10 +134,49 @@ class Review:
             )
 
 
-def create_review_app(root: Path = Path(".")) -> Flask:
-    """The review page and its JSON API for the project at `root`."""
+def is_local_host(host: str, port: str) -> bool:
+    """Whether a request's Host names this server on this machine (127.0.0.1 or localhost
+    at its own port; a browser leaves out port 80), not a name rebound to it."""
+    return any(host == f"{name}:{port}" or (port == "80" and host == name) for name in LOCAL_NAMES)
+
+
+def create_review_app(root: Path = Path("."), key: str | None = None) -> Flask:
+    """The review page and its JSON API for the project at `root`, answering only requests
+    that carry `key` (default: a new random one, in app.config["REVIEW_KEY"])."""
     app = Flask(__name__)
+    app.config["REVIEW_KEY"] = key or secrets.token_urlsafe(32)
     review = Review(Path(root))
+
+    def given_key() -> str:
+        return (
+            request.args.get(KEY_PARAMETER)
+            or request.headers.get(KEY_HEADER)
+            or request.cookies.get(KEY_COOKIE)
+            or ""
+        )
+
+    @app.before_request
+    def only_its_own_user():
+        if not is_local_host(request.host, request.environ.get("SERVER_PORT", "")):
+            return jsonify(error=f"this page answers only at 127.0.0.1 or localhost, not at "
+                           f"{request.host!r}"), 403  # fmt: skip
+        if not hmac.compare_digest(given_key().encode(), app.config["REVIEW_KEY"].encode()):
+            return jsonify(error="open the address `imgclf review` printed: it carries this "
+                           "run's key"), 403  # fmt: skip
+        if KEY_PARAMETER in request.args and request.method == "GET" and request.path == "/":
+            # Keep the key in a cookie no other site can send, and out of the address bar.
+            page = redirect("/", code=303)
+            page.set_cookie(KEY_COOKIE, app.config["REVIEW_KEY"], httponly=True,
+                            samesite="Strict", path="/")  # fmt: skip
+            return page
+        return None
+
+    @app.after_request
+    def never_framed(response):
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
     @app.errorhandler(DecisionsError)
     @app.errorhandler(DataError)
@@ -154,8 +204,13 @@ def create_review_app(root: Path = Path(".")) -> Flask:
         shown = {name for f in review.findings().values() for name in (f.file, f.partner_file)}
         if file not in shown:
             abort(404)
+        # The findings files are data too: a path in them must still land inside data/.
+        data = (review.root / paths.DATA).resolve()
+        path = (data / file).resolve()
+        if not path.is_relative_to(data):
+            abort(404)
         try:
-            pixels = load_image(review.root / paths.DATA / file, IMAGE_SIDE)
+            pixels = load_image(path, IMAGE_SIDE)
         except (ImageDecodeError, OSError):
             abort(404)
         from PIL import Image

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from imgclf import paths
+from imgclf.atomic_io import spreadsheet_unescaped
 
 # What current_findings reads, under the project.
 FINDINGS_FILES = (
@@ -49,8 +50,13 @@ class Finding:
 def _rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
+    # As csv_table wrote them: a name that would start a formula is read back as it is.
     with open(path, newline="", encoding="utf-8", errors="surrogateescape") as table:
-        return list(csv.DictReader(table))
+        return [
+            {key: spreadsheet_unescaped(value) if isinstance(value, str) else value
+             for key, value in row.items()}
+            for row in csv.DictReader(table)
+        ]  # fmt: skip
 
 
 def _number(text: str) -> float | None:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from imgclf.review.app import create_review_app
-from support.review import FINDINGS, review_project, write_findings
+from support.review import FINDINGS, review_client, review_project, write_findings
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def project(tmp_path):
 
 @pytest.fixture
 def client(project):
-    return create_review_app(project).test_client()
+    return review_client(project)
 
 
 def decide(client, finding: str, *changes: dict, undo: bool = False):
@@ -58,7 +58,7 @@ def test_a_decision_is_written_at_once_and_undone(client, project):
     assert decide(client, pair, {"file": "square/004.png", "action": "exclude"}).status_code == 200
     assert [r["file"] for r in decisions_file(project)] == ["circle/000.png", "square/004.png"]
     # A new app (a reload, a restart) reads them back.
-    state = create_review_app(project).test_client().get("/api/state").get_json()
+    state = review_client(project).get("/api/state").get_json()
     assert set(state["decisions"]) == {"circle/000.png", "square/004.png"}
     assert decide(client, pair, {"file": "square/004.png"}, undo=True).status_code == 200
     assert [r["file"] for r in decisions_file(project)] == ["circle/000.png"]
@@ -116,5 +116,80 @@ def test_without_an_audit_the_page_says_what_to_run(tmp_path):
     from support.images import write_class_folders
 
     write_class_folders(tmp_path / "data", ["a", "b"], per_class=2)
-    state = create_review_app(tmp_path).test_client().get("/api/state").get_json()
+    state = review_client(tmp_path).get("/api/state").get_json()
     assert state["findings"] == [] and "dvc repro audit" in state["problems"][0]
+
+
+# --- it answers only its own user ------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["attacker.example:5001", "attacker.example", "127.0.0.1:81",
+                                  "localhost.attacker.example", "10.0.0.5"])  # fmt: skip
+def test_a_request_naming_another_host_is_refused_even_with_the_key(client, project, host):
+    # DNS rebinding: a page at attacker.example, its name pointed at 127.0.0.1, reads and
+    # writes through the user's browser; the browser still sends the attacker's Host.
+    headers = {"Host": host, "Origin": f"http://{host}"}
+    assert client.get("/api/state", headers=headers).status_code == 403
+    assert client.get("/image/circle/000.png", headers=headers).status_code == 403
+    change = {"file": "circle/000.png", "action": "relabel", "label": "square"}
+    answer = client.post("/api/decide", json={"finding": "label_issue:circle/000.png",
+                                              "changes": [change]}, headers=headers)  # fmt: skip
+    assert answer.status_code == 403 and "127.0.0.1" in answer.get_json()["error"]
+    assert not (project / "labels" / "decisions.csv").exists()
+
+
+def test_without_this_runs_key_nothing_is_answered(project):
+    app = create_review_app(project)
+    anonymous = app.test_client()
+    for path in ("/", "/api/state", "/image/circle/000.png", "/static/review.js"):
+        answer = anonymous.get(path)
+        assert answer.status_code == 403 and "imgclf review" in answer.get_json()["error"], path
+    assert anonymous.get("/api/state", headers={"X-Review-Key": "guess"}).status_code == 403
+    assert anonymous.get("/api/state?key=" + "x" * 43).status_code == 403
+    assert create_review_app(project).config["REVIEW_KEY"] != app.config["REVIEW_KEY"]
+
+
+def test_the_printed_address_sets_a_strict_cookie_and_leaves_the_address_bar(project):
+    app = create_review_app(project)
+    browser = app.test_client()
+    opened = browser.get(f"/?key={app.config['REVIEW_KEY']}")
+    assert opened.status_code == 303 and opened.headers["Location"] == "/"
+    cookie = opened.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    # The page, its images and its API then work from the cookie alone.
+    assert browser.get("/").status_code == 200
+    assert browser.get("/api/state").get_json()["findings"]
+    assert browser.get("/image/circle/000.png").mimetype == "image/png"
+
+
+def test_no_page_may_frame_it_or_learn_its_address(client):
+    for answer in (client.get("/"), client.get("/api/state"), client.get("/nope"),
+                   client.get("/api/state", headers={"Host": "attacker.example"})):  # fmt: skip
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_a_findings_file_cannot_point_an_image_outside_data(client, project):
+    (project / "outside.png").write_bytes((project / "data" / "circle" / "000.png").read_bytes())
+    (project / "data" / "circle" / "link.png").symlink_to(project / "outside.png")
+    write_findings(project, {**FINDINGS, "audit/outliers.csv": [
+        "train,../outside.png,circle,0.9", "train,circle/link.png,circle,0.8",
+    ]})  # fmt: skip
+    listed = {f["file"] for f in client.get("/api/state").get_json()["findings"]}
+    assert {"../outside.png", "circle/link.png"} <= listed  # listed, as the file says
+    assert client.get("/image/..%2Foutside.png").status_code == 404
+    assert client.get("/image/circle/link.png").status_code == 404  # resolves outside data/
+
+
+def test_a_file_whose_name_starts_like_a_formula_is_shown_under_its_own_name(client, project):
+    from imgclf.atomic_io import csv_table
+
+    source = project / "data" / "circle" / "000.png"
+    (project / "data" / "-x.png").write_bytes(source.read_bytes())
+    with csv_table(project / "audit" / "outliers.csv", ["split", "file", "label", "score"]) as t:
+        t.writerow({"split": "train", "file": "-x.png", "label": "circle", "score": 0.9})
+    assert "train,'-x.png," in (project / "audit" / "outliers.csv").read_text()  # escaped
+    listed = {f["file"] for f in client.get("/api/state").get_json()["findings"]}
+    assert "-x.png" in listed and "'-x.png" not in listed
+    assert client.get("/image/-x.png").status_code == 200

@@ -24,10 +24,12 @@ def served(tmp_path):
     from werkzeug.serving import make_server
 
     project = review_project(tmp_path / "project")
-    server = make_server("127.0.0.1", 0, create_review_app(project), threaded=True)
+    app = create_review_app(project)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield project, f"http://127.0.0.1:{server.server_port}/"
+    # The address `imgclf review` prints: it carries the run's key.
+    yield project, f"http://127.0.0.1:{server.server_port}/?key={app.config['REVIEW_KEY']}"
     server.shutdown()
     thread.join(10)
 

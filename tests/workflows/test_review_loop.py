@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.review.app import create_review_app
+from support.review import review_client
 from support.images import write_class_folders
 from support.project import commit_copy, copy_tracked_files, project_env, set_params, tiny_params
 
@@ -51,7 +51,7 @@ def test_accepting_the_suggestions_fixes_labels_through_dvc_repro(tmp_path):
               for name in ("audit", "export")}  # fmt: skip
 
     # What a reviewer does on the page: take every suggestion (the 'a' key, or its button).
-    client = create_review_app(repo).test_client()
+    client = review_client(repo)
     state = client.get("/api/state").get_json()
     issues = [f for f in state["findings"] if f["kind"] == "label_issue"]
     assert issues and all(f["file"].split("/")[1].startswith("flipped_") for f in issues)
