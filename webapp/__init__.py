@@ -81,6 +81,8 @@ def create_app(config: dict | None = None) -> Flask:
     _check(app)
     if not (config and "MAX_CONTENT_LENGTH" in config):
         app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"] * 2**20)
+    # First: every request gets its id and its log line, a refused one (401) included.
+    observability.register(app)
     try:
         auth.install(app)
     except auth.TokenError as exc:
@@ -89,5 +91,4 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(page.bp)
     app.register_blueprint(api.bp)
     errors.register(app)
-    observability.register(app)
     return app

@@ -11,7 +11,6 @@ port (docs/serving.md).
 from __future__ import annotations
 
 import hmac
-from pathlib import Path
 
 from flask import Flask, current_app, request
 
@@ -29,7 +28,8 @@ def configured_token(config: dict) -> str:
     file = config.get("API_TOKEN_FILE") or ""
     if file:
         try:
-            token = Path(file).read_text(encoding="utf-8").strip()
+            with open(file, encoding="utf-8") as secret:
+                token = secret.readline(4096).strip()  # the first line: the rest is not read
         except OSError as exc:
             raise TokenError(
                 f"IMGCLF_API_TOKEN_FILE = {file!r}: cannot read it ({exc.strerror})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -62,3 +63,31 @@ def test_the_token_can_come_from_a_file(cnn_export, tmp_path):
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError, match="holds no token"):
         create_app({"MODEL_DIR": str(cnn_export), "API_TOKEN_FILE": str(tmp_path / "empty")})
+
+
+def test_with_a_token_the_page_tells_nothing_that_model_protects(cnn_export, guarded):
+    page = guarded.get("/").get_data(as_text=True)
+    metadata = create_app({"MODEL_DIR": str(cnn_export)}).test_client().get("/model").get_json()
+    assert 'data-token-required="true"' in page and "asks for its API token" in page
+    for secret in (*metadata["class_names"], "accuracy on its test images", "custom CNN"):
+        assert secret not in page, secret
+    open_page = create_app({"MODEL_DIR": str(cnn_export)}).test_client().get("/")
+    assert all(name in open_page.get_data(as_text=True) for name in metadata["class_names"])
+
+
+def test_a_refused_request_is_logged_with_its_request_id(guarded, caplog):
+    with caplog.at_level("INFO", logger="webapp"):
+        answer = guarded.get("/model", headers={"X-Request-ID": "refused-42"})
+    assert answer.status_code == 401 and answer.headers["X-Request-ID"] == "refused-42"
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{")]
+    assert {"request_id": "refused-42", "status": 401}.items() <= logged[-1].items()
+
+
+def test_only_the_token_files_first_line_is_the_token(cnn_export, tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text(f"{TOKEN}\nnot-the-token\n" + "x" * 100_000)
+    client = create_app({"MODEL_DIR": str(cnn_export), "API_TOKEN_FILE": str(secret)}).test_client()
+    assert client.get("/model", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert (
+        client.get("/model", headers={"Authorization": "Bearer not-the-token"}).status_code == 401
+    )
