@@ -232,7 +232,7 @@ class BufferedThreadWorker(ThreadWorker):
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
             conn.initialized = True
-        conn.parser.unreader.unread(bytes(arriving.data))
+        conn.parser.unreader.unread(arriving.data)  # copied into the parser's buffer: once
         conn.data_ready = True
         super().enqueue_req(conn)
 

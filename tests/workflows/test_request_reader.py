@@ -52,6 +52,13 @@ def normal_answer_seconds(server: Gunicorn) -> float:
     return seconds
 
 
+def normal_client_is_answered(server: Gunicorn, case: str) -> None:
+    """A normal prediction during the attack, in under 2 s; prints its time."""
+    seconds = normal_answer_seconds(server)
+    print(f"\n{case}: a normal client answered in {seconds:.3f} s")
+    assert seconds < 2
+
+
 def connect(server: Gunicorn, payload: bytes = b"") -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     if payload:
@@ -90,7 +97,7 @@ def test_a_content_length_of_5000_digits_is_refused_and_the_worker_lives(server)
     sock = connect(server, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: "
                    + b"9" * 5000 + b"\r\n\r\n")  # fmt: skip
     assert statuses(reply(sock)) == [413]
-    assert normal_answer_seconds(server) < 2
+    normal_client_is_answered(server, "5000-digit Content-Length")
 
 
 @pytest.mark.parametrize("server", [{"IMGCLF_READ_BUFFER_MB": "32"}], indirect=True)
@@ -105,7 +112,7 @@ def test_idle_connections_declaring_big_uploads_hold_no_buffer(server):
     time.sleep(0.5)
     status, answer = http(f"{server.url}/health", timeout=5)
     assert status == 200, answer
-    assert normal_answer_seconds(server) < 2
+    normal_client_is_answered(server, "26 idle 10 MiB uploads")
     # Each idle upload is cut off at its deadline, told why.
     assert {tuple(statuses(reply(sock, 8))) for sock in idle} == {(408,)}
 
@@ -117,7 +124,8 @@ def test_pipelined_requests_are_read_by_the_loop_not_by_a_thread(server):
     time.sleep(0.5)
     started = time.monotonic()
     assert http(f"{server.url}/health", timeout=5)[0] == 200
-    assert time.monotonic() - started < 2 and normal_answer_seconds(server) < 2
+    assert time.monotonic() - started < 2
+    normal_client_is_answered(server, "2 pipelines holding an unfinished request")
     for sock in pipelined:
         assert statuses(reply(sock, 8)) == [200, 408]  # the first answered, the second cut off
 
@@ -139,7 +147,7 @@ def test_a_chunked_upload_is_refused_at_once_without_a_thread(server):
     for sock in stalled:
         received = reply(sock)
         assert statuses(received) == [411] and b"Content-Length" in received
-    assert normal_answer_seconds(server) < 2
+    normal_client_is_answered(server, "3 stalled chunked uploads")
 
 
 def test_an_upload_over_the_limit_is_refused_before_its_body(server):
@@ -148,6 +156,7 @@ def test_an_upload_over_the_limit_is_refused_before_its_body(server):
     started = time.monotonic()
     received = reply(sock)  # no body sent: the answer comes, and the connection closes
     assert statuses(received) == [413] and b"the limit is 10 MB" in received
+    print(f"\nupload over the limit: 413 after {time.monotonic() - started:.3f} s, no body read")
     assert time.monotonic() - started < 1
 
 
@@ -158,7 +167,6 @@ def test_requests_waiting_for_a_thread_count_against_the_buffer(server):
     # Complete uploads handed to busy threads once left the count: the worker grew by
     # all of them (40 x 10 MiB took it from 43 to 482 MiB under a 256 MiB buffer).
     [pid] = server.first_workers
-    before = peak_rss_mib(pid)
     body, content_type = multipart([("a.png", random.Random(0).randbytes(8 * MiB))])
     head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
@@ -169,6 +177,9 @@ def test_requests_waiting_for_a_thread_count_against_the_buffer(server):
             sock.sendall(head + body)
             answers.extend(statuses(reply(sock, 30)))
 
+    before = peak_rss_mib(pid)
+    upload()  # alone: what one upload costs the worker, read and handled
+    alone = peak_rss_mib(pid) - before
     clients = [threading.Thread(target=upload) for _ in range(40)]
     for client in clients:
         client.start()
@@ -176,11 +187,13 @@ def test_requests_waiting_for_a_thread_count_against_the_buffer(server):
         client.join(60)
     growth = peak_rss_mib(pid) - before
     print(f"\n40 concurrent 8 MiB uploads, one thread, 32 MiB buffer: worker peak +{growth:.0f} "
-          f"MiB; answers {sorted(set(answers))} ({answers.count(503)} x 503)")  # fmt: skip
+          f"MiB (one upload alone: +{alone:.0f} MiB); answers {sorted(set(answers))} "
+          f"({answers.count(503)} x 503)")  # fmt: skip
     assert set(answers) <= {400, 503} and 503 in answers  # undecodable bytes, or no room
-    # The buffer, plus what one thread's request costs the app (multipart, a copy, decode).
-    assert growth < 32 + 6 * 8 + 16
-    assert normal_answer_seconds(server) < 2
+    # The buffer, what handling an upload costs (twice: the allocator keeps the last one's
+    # pages while the next is handled), and the one being handed to the thread.
+    assert growth < 32 + 2 * alone + 8
+    normal_client_is_answered(server, "40 queued 8 MiB uploads")
 
 
 def adversarial_payloads(seed: int, count: int) -> list[tuple[bytes, bool]]:
