@@ -193,3 +193,31 @@ def test_a_file_whose_name_starts_like_a_formula_is_shown_under_its_own_name(cli
     listed = {f["file"] for f in client.get("/api/state").get_json()["findings"]}
     assert "-x.png" in listed and "'-x.png" not in listed
     assert client.get("/image/-x.png").status_code == 200
+
+
+@pytest.mark.slow  # starts `imgclf review` as a user does
+def test_imgclf_review_prints_an_address_with_its_key_on_a_free_port(project):
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "imgclf", "review", "--no-browser", "--project", str(project)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = server.stdout.readline()
+        address = line.split()[1]
+        assert address.startswith("http://127.0.0.1:") and "/?key=" in address
+        base, key = address.split("/?key=")
+        assert not base.endswith(":5001") and len(key) >= 40
+        request = urllib.request.Request(f"{base}/api/state", headers={"X-Review-Key": key})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.loads(answer.read())["findings"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/api/state", timeout=10)
+        assert refused.value.code == 403
+    finally:
+        server.terminate()
+        server.wait(10)

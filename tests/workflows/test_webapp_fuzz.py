@@ -137,9 +137,13 @@ def test_raw_bytes_on_the_socket_never_get_a_server_error(gunicorn, noise, known
 @pytest.fixture(scope="module")
 def gunicorn(cnn_export):
     with Gunicorn(cnn_export, workers=1) as server:
+        workers = server.worker_pids()
         yield server
-        # And it answers a normal request as before.
+        # And it answers a normal request as before, from the worker it started with:
+        # gunicorn replaces a worker that died, which would hide the crash.
         assert http(f"{server.url}/predict", *multipart([("a.png", PNG)]))[0] == 200
+        assert server.worker_pids() == workers, "a worker exited during the fuzz"
+        assert "Worker exiting" not in server.output() and "Traceback" not in server.output()
 
 
 def test_the_app_answers_normally_after_the_fuzz(client):
