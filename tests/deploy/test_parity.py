@@ -93,6 +93,23 @@ def test_a_grad_cam_graph_that_fails_is_refused_alone(
     assert "heatmap_correlation" not in explain.metrics() and explain.metrics()["passed"] is False
 
 
+def test_a_grad_cam_graph_whose_heatmaps_disagree_is_refused(tiny_project, tmp_path, monkeypatch):
+    # The graph is judged by its heatmaps, not only its probabilities: against a reference
+    # whose maps are turned upside down, the same (correct) graph must be refused.
+    model, folder, test = exported(tiny_project, tmp_path)
+
+    class UpsideDown(parity.GradCam):
+        def explain(self, pixels):
+            probabilities, maps = super().explain(pixels)
+            return probabilities, maps[:, ::-1, ::-1] + np.linspace(0, 1, maps.shape[2])
+
+    monkeypatch.setattr(parity, "GradCam", UpsideDown)
+    onnx, explain = parity.write_formats(folder, model, ["onnx"], test[0][:4], test)[0]
+    assert onnx.passed and explain.agreement == 1.0  # the same classes, other places
+    assert not explain.passed and explain.heatmap_correlation < parity.HEATMAP_CORRELATION
+    assert "failed (lowest" in explain.reason and not folder.explain.exists()
+
+
 def test_a_format_that_fails_its_bounds_is_removed_loudly(
     tiny_project, tmp_path, monkeypatch, capsys
 ):

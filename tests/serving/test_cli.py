@@ -179,10 +179,4 @@ def test_predictor_matches_the_exported_model_on_prepared_pixels(tiny_project, t
     first = tiny_project / "data" / test.files[0]
     assert np.array_equal(predictor.pixels(first), test.images[0])
     answer = predictor.predict(first)
-    assert sum(answer["probabilities"].values()) == pytest_approx_one(answer)
-
-
-def pytest_approx_one(answer: dict) -> float:
-    total = sum(answer["probabilities"].values())
-    assert abs(total - 1) < 1e-5
-    return total
+    assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-5)

@@ -163,3 +163,40 @@ def test_the_mistakes_to_review_are_training_and_validation_images_only(tiny_pro
     assert [float(r["confidence"]) for r in rows] == sorted(
         (float(r["confidence"]) for r in rows), reverse=True
     )
+
+
+def overconfident(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of 3 classes at 0.96 on their top class, a third of them wrong."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, count)
+    predicted = np.where(np.arange(count) % 3 == 0, (labels + 1) % 3, labels)
+    probabilities = np.full((count, 3), 0.02)
+    probabilities[np.arange(count), predicted] = 0.96
+    return probabilities, labels
+
+
+def test_a_temperature_that_applies_is_inside_the_model_the_export_serves(tiny_project):
+    # The tiny export never applies calibration (too few validation errors): here it must,
+    # and what the stage then serves is the model wrapped with that temperature.
+    from imgclf.data.prepared import PreparedSplit
+    from imgclf.evaluation.interpretation import Interpretation
+    from stages.export import calibrate
+
+    model = keras.models.load_model(tiny_project / "models" / "cnn" / "model.keras")
+    test = read_split("test", tiny_project / "prepared")
+
+    def interpretation(name: str, seed: int) -> Interpretation:
+        probabilities, labels = overconfident(60, seed)
+        split = PreparedSplit(np.zeros((60, 32, 32, 3), np.uint8), labels, [""] * 60)
+        return Interpretation(name, split, ["a", "b", "c"], probabilities)
+
+    served = calibrate(model, interpretation("val", 0), interpretation("test", 1), enabled=True)
+    assert served.decision.applied and served.decision.temperature > 1  # overconfident
+    raw = model.predict(test.images.astype("float32"), verbose=0)
+    exported = served.model.predict(test.images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(
+        exported, calibration.apply_temperature(raw, served.decision.temperature), atol=1e-5
+    )
+    assert served.val.probabilities.max() < 0.96  # read from what is served
+    switched_off = calibrate(model, interpretation("val", 0), interpretation("test", 1), False)
+    assert switched_off.model is model and not switched_off.decision.applied

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from support.review import review_client
 from support.images import write_class_folders
 from support.project import commit_copy, copy_tracked_files, project_env, set_params, tiny_params
+from support.review import review_client
 
 pytestmark = pytest.mark.slow  # trains every family twice: `make test-fast` leaves it out
 
