@@ -12,7 +12,7 @@ import tensorflow as tf
 from imgclf import params as params_file
 from imgclf.bundle import EXPLAIN, FORMATS
 from imgclf.data.prepared import read_split
-from imgclf.evaluation import calibration
+from imgclf.evaluation import calibration, selective
 from support.project import model_metrics
 
 
@@ -136,6 +136,16 @@ def test_threshold_is_chosen_on_validation_and_measured_on_test(tiny_project, be
     )
     confident = probabilities.max(axis=1) >= threshold
     assert exported["test_coverage"] == pytest.approx(confident.mean(), abs=1e-6)
+    # Chosen on the validation images as served, at export.target_accuracy: not on test.
+    served = keras.models.load_model(best / "model.keras")
+    target = params_file.load(tiny_project / "params.yaml").export.target_accuracy
+    chosen = {
+        name: selective.choose_threshold(
+            served.predict(split.images.astype("float32"), verbose=0), split.labels, target
+        ).confidence
+        for name, split in (("val", read_split("val", tiny_project / "prepared")), ("test", test))
+    }
+    assert threshold == pytest.approx(chosen["val"]) and chosen["val"] != chosen["test"], chosen
     curve = json.loads((tiny_project / "evaluation" / "risk_coverage.json").read_text())
     assert curve[-1]["coverage"] == 1.0
     assert all(0 <= point["accuracy"] <= 1 for point in curve)
