@@ -46,9 +46,12 @@ def test_higher_accuracy_wins(tmp_path, monkeypatch):
     assert result["cnn_val_accuracy"] == 0.8 and result["resnet_val_accuracy"] == 0.9
 
 
-def test_a_tie_goes_to_the_smaller_model(tmp_path, monkeypatch):
-    result = run_compare(tmp_path, monkeypatch, {"val_accuracy": 0.85}, {"val_accuracy": 0.85})
-    assert result["selected"] == "cnn" and result["margin"] == 0
+@pytest.mark.parametrize(("cnn_params", "smaller"), [(400_000, "cnn"), (30_000_000, "resnet")])
+def test_a_tie_goes_to_the_smaller_model(tmp_path, monkeypatch, cnn_params, smaller):
+    # Both ways: the CNN is registered first, so a tie must not simply keep the first.
+    cnn = {"val_accuracy": 0.85, "params_total": cnn_params}
+    result = run_compare(tmp_path, monkeypatch, cnn, {"val_accuracy": 0.85})
+    assert result["selected"] == smaller and result["margin"] == 0
 
 
 def test_lower_loss_wins(tmp_path, monkeypatch):

@@ -88,8 +88,34 @@ def test_a_request_that_gave_up_is_not_computed():
 
 
 def test_a_closed_batcher_answers_what_it_holds_and_then_stragglers_itself():
-    batcher = MicroBatcher(lambda batch: batch.sum(axis=1, keepdims=True), max_batch=4)
-    batcher.close()
+    release = threading.Event()
+
+    def predict(batch):
+        release.wait(5)  # the first call holds the model while others queue
+        return batch.sum(axis=1, keepdims=True)
+
+    batcher = MicroBatcher(predict, max_batch=4)
+    answers = {}
+
+    def ask(name, rows):
+        answers[name] = batcher.submit(np.full((rows, 3), rows, dtype=float), timeout=10)
+
+    first = threading.Thread(target=ask, args=("first", 1))
+    first.start()
+    while not batcher.model_busy.locked():
+        time.sleep(0.001)
+    held = [threading.Thread(target=ask, args=(name, rows)) for name, rows in (("a", 2), ("b", 3))]
+    for thread in held:
+        thread.start()
+    while batcher.requests.qsize() < 2:
+        time.sleep(0.001)
+    batcher.close()  # two requests are held: they are answered before the thread ends
+    release.set()
+    for thread in (first, *held):
+        thread.join(10)
+    assert {name: answer.ravel().tolist() for name, answer in answers.items()} == {
+        "first": [3.0], "a": [6.0, 6.0], "b": [9.0, 9.0, 9.0],
+    }  # fmt: skip
     batcher._thread.join(timeout=5)
     assert not batcher._thread.is_alive()
     answer = batcher.submit(np.ones((2, 3)))  # after close: computed in the caller's thread
