@@ -2,6 +2,8 @@
 
 imgclf predict DIR_OR_FILE...               one JSON object per image (folders are walked)
 imgclf predict photos/ --csv photos.csv     the same as a table
+imgclf predict s3://bucket/photos --engine ray --out preds/ --csv preds.csv
+                                            Ray Data actors, resumable Parquet shards
 imgclf explain IMAGE -o IMAGE_heatmap.png   the JSON answer, and a PNG of what drove it
 imgclf audit FOLDER                         likely label errors, near-duplicates, outliers
 imgclf review                               a page on 127.0.0.1 to decide about the findings
@@ -40,10 +42,21 @@ def silence_native_stderr() -> None:
     sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
 
 
+def named_sources(args: argparse.Namespace) -> list[str]:
+    """The DIR_OR_FILE arguments, then the lines of --files-from."""
+    sources = list(args.images)
+    if args.files_from:
+        lines = args.files_from.read_text(encoding="utf-8").splitlines()
+        sources += [line.strip() for line in lines if line.strip()]
+    return sources
+
+
 def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int | None) -> int:
-    files = batch_predict.expand(args.images)
+    if args.engine == "ray":
+        return ray_predict_command(predictor, args, top_k)
+    files = batch_predict.expand(named_sources(args))
     if not files:
-        print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
+        print(f"error: no image files in {' '.join(named_sources(args))}", file=sys.stderr)
         return 1
     answers = batch_predict.predict_files(predictor, files, top_k)
     if sys.stderr.isatty():
@@ -57,6 +70,45 @@ def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int |
     if failures:
         print(f"error: {failures} of {len(files)} file(s) could not be predicted", file=sys.stderr)
     return 1 if failures else 0
+
+
+def ray_predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int | None) -> int:
+    """`--engine ray`: Parquet shards in --out (resumable), and the --csv table if asked."""
+    from imgclf.serving import ray_predict
+
+    if args.out is None:
+        print(
+            "error: --engine ray needs --out DIR, the folder of its Parquet shards", file=sys.stderr
+        )
+        return 2
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    try:
+        run = ray_predict.predict_with_ray(
+            named_sources(args), args.out, Path(args.model_dir), runtime=predictor.runtime.name,
+            top_k=top_k, num_cpus=args.num_cpus,
+            shard_files=args.shard_files or ray_predict.SHARD_FILES, csv_path=args.csv,
+        )  # fmt: skip
+    except (ray_predict.RayUnavailable, ray_predict.OutputMismatch) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the finished shards are kept in {args.out}/; "
+            "run the same command again to predict the rest",
+            file=sys.stderr,
+        )
+        return 130
+    if run.files == 0:
+        print(f"error: no image files in {' '.join(named_sources(args))}", file=sys.stderr)
+        return 1
+    print(
+        f"{run.files} files in {run.shards} shards under {args.out}/"
+        f" ({run.resumed} kept from an earlier run)" + (f"; table: {args.csv}" if args.csv else ""),
+        file=sys.stderr,
+    )
+    if run.errors:
+        print(f"error: {run.errors} of {run.files} file(s) could not be predicted", file=sys.stderr)
+    return 1 if run.errors else 0
 
 
 def explain_file(predictor: Predictor, name: str, output: Path, top_k: int | None) -> int:
@@ -136,10 +188,28 @@ def main(argv: list[str] | None = None) -> int:
     predict = commands.add_parser(
         "predict", help="classify image files and folders with the exported model"
     )
-    predict.add_argument("images", nargs="+", metavar="DIR_OR_FILE")
+    predict.add_argument("images", nargs="*", metavar="DIR_OR_FILE")
     predict.add_argument(
         "--csv", type=Path, help="write a table here (file, prediction, confidence, ...)"
     )
+    predict.add_argument(
+        "--files-from",
+        type=Path,
+        metavar="LIST",
+        help="also the files (or URIs) named in LIST, one per line",
+    )
+    predict.add_argument(
+        "--engine", choices=("threads", "ray"), default="threads",
+        help="threads (default): this process; ray: Ray Data actors, locally or on RAY_ADDRESS's "
+        "cluster, written as resumable Parquet shards (pip install 'imgclf[ray]')",
+    )  # fmt: skip
+    predict.add_argument(
+        "--out", type=Path, help="ray: the folder of Parquet shards (run again to resume)"
+    )
+    predict.add_argument(
+        "--num-cpus", type=int, default=None, help="ray: CPUs of the local Ray (default: all)"
+    )
+    predict.add_argument("--shard-files", type=int, default=None, help=argparse.SUPPRESS)
     explain = commands.add_parser(
         "explain", help="classify one image and draw a Grad-CAM heatmap of what drove it"
     )

@@ -166,7 +166,8 @@ def main() -> None:
     raw_model = load_trained_model(family.name)
     info = PreparedInfo.load()
     # Validation as the candidates were selected on (less audit.exclude's images); test whole.
-    val_split, test_split = read_used_split("val", mmap=False), read_split("test", mmap=False)
+    # Memory-mapped: predicted a batch at a time, never held whole.
+    val_split, test_split = read_used_split("val"), read_split("test")
     served = calibrate(
         raw_model,
         Interpretation.of(raw_model, val_split, "val", info.class_names),
@@ -192,9 +193,7 @@ def main() -> None:
     # For `imgclf review`: the training and validation images the served model is surest
     # are wrong. Never test images: choosing those to fix by the model's mistakes would
     # flatter its test score.
-    train = Interpretation.of(
-        model, read_used_split("train", mmap=False), "train", info.class_names
-    )
+    train = Interpretation.of(model, read_used_split("train"), "train", info.class_names)
     to_review = mistakes_to_review([train, val], REVIEW_MISTAKES)
 
     def render_card(reports: list[FormatReport]) -> str:

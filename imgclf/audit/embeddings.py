@@ -21,10 +21,10 @@ ROWS_PER_CHUNK = 512
 
 @dataclass(frozen=True)
 class Embeddings:
-    """One split's images as the findings see them, row for row."""
+    """Every image of the splits as the findings see them, row for row, split after split."""
 
     features: np.ndarray  # float32 (n, d)
-    pixels: np.ndarray  # float32 (n, side * side * 3)
+    pixels: np.ndarray  # uint8 (n, side * side * 3)
 
 
 def extractor(variant: str, prepared_size: int, input_size: int):
@@ -38,30 +38,45 @@ def extractor(variant: str, prepared_size: int, input_size: int):
     return build_feature_extractor(base, prepared_size, preprocess, "audit_features")
 
 
-def small_pixels(images: np.ndarray) -> np.ndarray:
-    """Each image shrunk to at most PIXEL_SIDE px (box filter), flattened, as float32."""
-    side = min(PIXEL_SIDE, images.shape[1])
-    out = np.empty((len(images), side * side * 3), dtype=np.float32)
+def pixel_side(images: np.ndarray) -> int:
+    return min(PIXEL_SIDE, images.shape[1])
+
+
+def small_pixels(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Each image shrunk to at most PIXEL_SIDE px (box filter), flattened, as uint8 (into
+    `out` when given)."""
+    side = pixel_side(images)
+    if out is None:
+        out = np.empty((len(images), side * side * 3), dtype=np.uint8)
     for start in range(0, len(images), ROWS_PER_CHUNK):
         chunk = np.asarray(images[start : start + ROWS_PER_CHUNK])
         for offset, image in enumerate(chunk):
             small = Image.fromarray(image)
             if side != image.shape[0]:
                 small = small.resize((side, side), Image.Resampling.BOX)
-            out[start + offset] = np.asarray(small, dtype=np.float32).reshape(-1)
+            out[start + offset] = np.asarray(small).reshape(-1)
     return out
 
 
-def embed(model, images: np.ndarray) -> Embeddings:
-    """Features (a batch at a time) and small pixels of `images`."""
+def embed(model, splits: list[np.ndarray]) -> Embeddings:
+    """Features (a batch at a time) and small pixels of the images of `splits`, in order,
+    each written into one preallocated array."""
     from imgclf.models.inference import inference_batch_size
     from imgclf.training.feature_cache import stored_features
 
-    if len(images) == 0:
-        width = model.output_shape[-1]
-        side = min(PIXEL_SIDE, images.shape[1])
-        return Embeddings(np.zeros((0, width), np.float32), np.zeros((0, side * side * 3)))
-    # Through the feature cache: train_efficientnet's base pass over the same splits
-    # then reads these.
-    features, _ = stored_features(model, images, inference_batch_size(model.input_shape[1]))
-    return Embeddings(features.astype(np.float32), small_pixels(images))
+    total = sum(len(images) for images in splits)
+    side = pixel_side(splits[0]) if splits else PIXEL_SIDE
+    features = np.empty((total, model.output_shape[-1]), dtype=np.float32)
+    pixels = np.empty((total, side * side * 3), dtype=np.uint8)
+    start = 0
+    for images in splits:
+        if len(images) == 0:
+            continue
+        rows = slice(start, start + len(images))
+        # Through the feature cache: train_efficientnet's base pass over the same splits
+        # then reads these.
+        batch = inference_batch_size(model.input_shape[1])
+        stored_features(model, images, batch, out=features[rows])
+        small_pixels(images, pixels[rows])
+        start += len(images)
+    return Embeddings(features, pixels)

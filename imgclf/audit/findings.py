@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +36,16 @@ from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
+
+from imgclf.audit.neighbours import (
+    FIT_SAMPLE_ROWS,
+    euclidean_index,
+    in_chunks,
+    is_large,
+    sample_rows,
+    sampled_projection,
+)
 
 PCA_DIMENSIONS = 256  # as accurate as all 2,024 features here, and several times faster
 NEIGHBOURS = 5  # candidates per image for near-duplicates, in each space
@@ -65,8 +74,14 @@ def out_of_sample_probabilities(
     # The projection never sees a label, so fitting it once on every row keeps each
     # row's probabilities out of sample (and is 5x faster than once per fold).
     dims = int(min(PCA_DIMENSIONS, features.shape[1], len(labels) - 1))
-    standardized = StandardScaler().fit_transform(features)
-    projected = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(standardized)
+    if is_large(len(features)):
+        project = sampled_projection(features, dims, standardize=True, seed=seed)
+        width = project(features[:1]).shape[1]
+        projected = in_chunks(len(features), width, lambda rows: project(features[rows]))
+    else:
+        standardized = StandardScaler().fit_transform(features)
+        pca = PCA(dims, svd_solver="randomized", random_state=seed)
+        projected = pca.fit_transform(standardized)
     classifier = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
@@ -128,18 +143,30 @@ def _projected(vectors: np.ndarray) -> np.ndarray:
     return PCA(dims, svd_solver="randomized", random_state=0).fit_transform(vectors)
 
 
+def _unit_space(
+    vectors: np.ndarray, standardize: bool = False, prepare: Callable | None = None
+) -> np.ndarray:
+    """Rows of `vectors` (after `prepare`, then standardized if asked) on their top principal
+    components, as unit rows: whole below EXACT_ROWS, else fitted on a sample and
+    computed a chunk at a time (see neighbours.py)."""
+    prepare = prepare or (lambda rows: np.asarray(rows, np.float32))
+    if not is_large(len(vectors)):
+        rows = prepare(vectors)
+        if standardize:
+            rows = StandardScaler().fit_transform(rows)
+        return _unit_rows(_projected(rows))
+    dims = min(PCA_DIMENSIONS, vectors.shape[1])
+    sample = prepare(vectors[sample_rows(len(vectors), FIT_SAMPLE_ROWS)])
+    project = sampled_projection(sample, dims, standardize)
+    width = project(sample[:1]).shape[1]
+    return in_chunks(len(vectors), width, lambda rows: _unit_rows(project(prepare(vectors[rows]))))
+
+
 def _neighbours(units: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Cosine distances and indices of each unit row's k nearest other rows (and itself)."""
-    index = _euclidean_index(units, min(k + 1, len(units)))
+    index = euclidean_index(units, min(k + 1, len(units)), approximate=is_large(len(units)))
     distances, indices = index.kneighbors(units)
     return distances**2 / 2, indices  # for unit vectors |a - b|^2 = 2 (1 - cos)
-
-
-def _euclidean_index(units: np.ndarray, k: int) -> NearestNeighbors:
-    """Nearest neighbours of unit rows by euclidean distance: the order cosine gives, found
-    by scikit-learn's chunked euclidean search, which keeps memory flat (its cosine
-    search holds a gigabyte of distances per chunk) and is several times faster."""
-    return NearestNeighbors(n_neighbors=k, metric="euclidean", algorithm="brute").fit(units)
 
 
 def _typical_distance(distances: np.ndarray, indices: np.ndarray) -> float:
@@ -154,17 +181,23 @@ def feature_space(features: np.ndarray) -> np.ndarray:
     """The features as near-duplicates and outliers compare them: unit rows on the top
     principal components (256 keep the neighbours of 2,000-3,000 dimensions, at a
     tenth of the cost of searching them). Computed once for both findings."""
-    return _unit_rows(_projected(features))
+    return _unit_space(features)
+
+
+def _centred_pixels(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, np.float32)
+    return rows - rows.mean(axis=1, keepdims=True)
 
 
 def near_duplicates(space: np.ndarray, pixels: np.ndarray, distance: float) -> list[Pair]:
     """Pairs closer than `distance` (relative, in both spaces; see the module docstring).
 
-    `space` is the images' `feature_space`; `pixels` their small pixel copies.
+    `space` is the images' `feature_space`; `pixels` their small pixel copies (uint8
+    or float, one flattened image per row).
     """
     if len(space) < 2:
         return []
-    spaces = [space, _unit_rows(_projected(pixels - pixels.mean(axis=1, keepdims=True)))]
+    spaces = [space, _unit_space(pixels, prepare=_centred_pixels)]
     found = [_neighbours(vectors, NEIGHBOURS) for vectors in spaces]
     scale = [_typical_distance(*neighbours) for neighbours in found]
     # Every (row, neighbour) of either search, each unordered pair once.
@@ -190,8 +223,7 @@ def near_duplicates(space: np.ndarray, pixels: np.ndarray, distance: float) -> l
 def outlier_space(features: np.ndarray) -> np.ndarray:
     """The features as outliers compare them: standardized (so no few large features
     decide), on their top principal components, as unit rows."""
-    standardized = StandardScaler().fit_transform(features.astype(np.float32))
-    return _unit_rows(_projected(standardized))
+    return _unit_space(features, standardize=True)
 
 
 def outlier_z(scores: np.ndarray) -> np.ndarray:
@@ -228,8 +260,9 @@ def outlier_scores(space: np.ndarray, labels: np.ndarray) -> np.ndarray:
         if k < 1:
             continue
         # Cosine geometry (cleanlab's own default for features) on the top principal
-        # components, searched by euclidean distance (see _euclidean_index).
-        detector = OutOfDistribution(params={"knn": _euclidean_index(space[members], k), "k": k})
+        # components, searched by euclidean distance (see neighbours.euclidean_index).
+        index = euclidean_index(space[members], k, approximate=is_large(len(space)))
+        detector = OutOfDistribution(params={"knn": index, "k": k})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             own = detector.fit_score(features=space[members], verbose=False)

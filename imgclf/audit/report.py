@@ -170,7 +170,7 @@ def run_audit(
     are looked for across all of them.
     """
     names = list(splits)
-    embedded = {name: embed(model, splits[name].images) for name in names}
+    embedded = embed(model, [splits[name].images for name in names])
     images = [
         Seen(name, row, file, int(label))
         for name in names
@@ -183,9 +183,13 @@ def run_audit(
 
     judged = tuple(name for name in judged if name in splits)
     if judged:
-        rows = [image for image in images if image.split in judged]
-        # In the order of `images` (of `splits`), as `rows` are.
-        judged_features = np.concatenate([embedded[n].features for n in names if n in judged])
+        at = np.flatnonzero([image.split in judged for image in images])
+        rows = [images[i] for i in at]
+        # The judged splits come first (train, val): a view, not a copy.
+        contiguous = len(at) == 0 or at[-1] - at[0] + 1 == len(at)
+        judged_features = (
+            embedded.features[at[0] : at[-1] + 1] if contiguous else embedded.features[at]
+        )
         labels = np.array([image.label for image in rows], dtype=np.int64)
         found = findings.label_issues(judged_features, labels, len(class_names), params.folds, seed)
         audit.label_ranking = [
@@ -206,10 +210,9 @@ def run_audit(
             )
             audit.gallery_pixels.append(np.asarray(splits[image.split].images[image.row]))
 
-    features = np.concatenate([embedded[n].features for n in names])
-    pixels = np.concatenate([embedded[n].pixels for n in names])
+    features = embedded.features
     space = findings.feature_space(features)
-    for pair in findings.near_duplicates(space, pixels, params.duplicate_distance):
+    for pair in findings.near_duplicates(space, embedded.pixels, params.duplicate_distance):
         a, b = images[pair.first], images[pair.second]
         audit.near_duplicates.append(
             {

@@ -51,6 +51,7 @@ def predict_in_batches(
     images: np.ndarray,
     batch_size: int,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The model's outputs for images read batch by batch (memory-mapped data stays on disk).
 
@@ -59,12 +60,18 @@ def predict_in_batches(
     training, no collectives: each worker predicts everything itself, with the same
     results on all of them. `transform` (random augmentation) runs on each batch
     outside the model's graph, so every call reuses one traced model (traced_forward).
+    The outputs go into `out` when given, else into an array allocated once.
     """
     call = traced_forward(model, tuple(images.shape[1:]))
-    outputs = []
+    outputs = out  # else preallocated once the first batch shows the output's shape
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]  # a slice of a memory map reads only it
         if transform is not None:
             batch = transform(batch)
-        outputs.append(call(tf.cast(batch, tf.float32)).numpy())
-    return np.concatenate(outputs)
+        output = call(tf.cast(batch, tf.float32)).numpy()
+        if outputs is None:
+            outputs = np.empty((len(images), *output.shape[1:]), dtype=output.dtype)
+        outputs[start : start + len(output)] = output
+    if outputs is None:
+        return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
+    return outputs

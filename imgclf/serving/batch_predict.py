@@ -16,7 +16,7 @@ import itertools
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
@@ -62,12 +62,17 @@ def expand(paths: Iterable[str]) -> list[str]:
     return files
 
 
-def decode_files(names: list[str], image_size: int, max_pixels: int) -> list[np.ndarray | str]:
-    """The model input for each file, or the error message for it (runs in a worker)."""
+def decode_files(
+    names: list[str], image_size: int, max_pixels: int, read: Callable[[str], bytes] | None = None
+) -> list[np.ndarray | str]:
+    """The model input for each file, or the error message for it (runs in a worker).
+
+    `read` gives a file's bytes (a remote file's, say); by default local files are read.
+    """
     decoded: list[np.ndarray | str] = []
     for name in names:
         try:
-            decoded.append(load_image(name, image_size, max_pixels))
+            decoded.append(load_image(read(name) if read else name, image_size, max_pixels))
         except OSError as exc:
             decoded.append(f"cannot read {name}: {exc.strerror or exc}")
         except ImageDecodeError as exc:
@@ -132,14 +137,32 @@ def write_csv(answers: Iterable[dict], path: Path) -> int:
     errors = 0
     with csv_table(path, CSV_COLUMNS) as writer:
         for answer in answers:
-            top = answer.get("probabilities", {})
-            writer.writerow({
-                "file": answer["file"],
-                "prediction": answer.get("prediction", ""),
-                "confidence": f"{answer['confidence']:.4f}" if "confidence" in answer else "",
-                "uncertain": answer.get("uncertain", ""),
-                "top_classes": "; ".join(f"{name} {p:.4f}" for name, p in top.items()),
-                "error": answer.get("error", ""),
-            })  # fmt: skip
+            writer.writerow(csv_row(record(answer)))
             errors += "error" in answer
     return errors
+
+
+def record(answer: dict) -> dict:
+    """One answer as a typed row of CSV_COLUMNS (None where the file failed, or for its error)."""
+    top = answer.get("probabilities", {})
+    return {
+        "file": answer["file"],
+        "prediction": answer.get("prediction"),
+        "confidence": answer.get("confidence"),
+        "uncertain": answer.get("uncertain"),
+        "top_classes": "; ".join(f"{name} {p:.4f}" for name, p in top.items()),
+        "error": answer.get("error"),
+    }
+
+
+def csv_row(row: dict) -> dict:
+    """A `record` as the CSV's text cells (empty where there is nothing)."""
+    confidence, uncertain = row["confidence"], row["uncertain"]
+    return {
+        "file": row["file"],
+        "prediction": row["prediction"] or "",
+        "confidence": "" if confidence is None else f"{confidence:.4f}",
+        "uncertain": "" if uncertain is None else uncertain,
+        "top_classes": row["top_classes"],
+        "error": row["error"] or "",
+    }

@@ -45,9 +45,15 @@ class Predictor:
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES  # memory one decode may take
 
     @classmethod
-    def load(cls, export_dir: Path | str = DEFAULT_EXPORT_DIR, runtime: str = "auto") -> Predictor:
+    def load(
+        cls,
+        export_dir: Path | str = DEFAULT_EXPORT_DIR,
+        runtime: str = "auto",
+        threads: int | None = None,
+    ) -> Predictor:
         """Load models/best (or another export directory) in `runtime` (auto: the fastest
-        installed runtime whose file the export has; runtimes.RUNTIMES)."""
+        installed runtime whose file the export has; runtimes.RUNTIMES), its calls using
+        `threads` threads (default: the runtime's own)."""
         bundle = Bundle(export_dir)
         if not bundle.is_export():
             raise ModelNotExportedError(
@@ -56,7 +62,7 @@ class Predictor:
             )
         try:
             metadata = bundle.read_metadata()
-            opened = runtimes.open_runtime(bundle, runtimes.choose(bundle, runtime))
+            opened = runtimes.open_runtime(bundle, runtimes.choose(bundle, runtime), threads)
         except (StageFileError, runtimes.RuntimeUnavailable) as exc:
             raise ModelNotExportedError(
                 f"no usable export in {export_dir}/: {exc}; run `dvc repro export` again"

@@ -66,22 +66,30 @@ def choose(bundle: Bundle, requested: str = "auto") -> str:
     )
 
 
-def open_runtime(bundle: Bundle, name: str) -> Runtime:
-    """The runtime `name` reading its format of `bundle` (RuntimeUnavailable if it cannot)."""
+def open_runtime(bundle: Bundle, name: str, threads: int | None = None) -> Runtime:
+    """The runtime `name` reading its format of `bundle` (RuntimeUnavailable if it cannot);
+    `threads`: the threads one call may use (default: the runtime's own, all cores)."""
     path = bundle.file(name)
     if not path.is_file():
         raise RuntimeUnavailable(
             f"{path} not found: the export has no {name} file (export.formats)"
         )
-    return open_file(FORMATS[name].runtime, path, bundle.explain)
+    return open_file(FORMATS[name].runtime, path, bundle.explain, threads)
 
 
-def open_file(runtime: str, path: Path, explain: Path | None = None) -> Runtime:
-    """The runtime `runtime` on one model file (`explain`: onnx's Grad-CAM graph, if any)."""
+def open_file(
+    runtime: str, path: Path, explain: Path | None = None, threads: int | None = None
+) -> Runtime:
+    """The runtime `runtime` on one model file (`explain`: onnx's Grad-CAM graph, if any).
+
+    `threads` applies to onnxruntime and LiteRT; TensorFlow's threads are the process's.
+    """
     try:
         if runtime == "onnx":
-            return OnnxRuntime(path, explain)
-        return {"tflite": LiteRtRuntime, "keras": KerasRuntime}[runtime](path)
+            return OnnxRuntime(path, explain, threads)
+        if runtime == "tflite":
+            return LiteRtRuntime(path, threads)
+        return KerasRuntime(path)
     except RuntimeUnavailable:
         raise
     except Exception as exc:  # a truncated or foreign file fails in many ways inside a runtime
@@ -97,10 +105,11 @@ class OnnxRuntime:
 
     name = "onnx"
 
-    def __init__(self, path: Path, explain: Path | None = None) -> None:
+    def __init__(self, path: Path, explain: Path | None = None, threads: int | None = None) -> None:
         import onnxruntime
 
         self._onnxruntime = onnxruntime
+        self._threads = threads
         self._session = self._open(path)
         self._input = self._session.get_inputs()[0].name
         self._explain_file = explain
@@ -110,6 +119,8 @@ class OnnxRuntime:
     def _open(self, path: Path):
         options = self._onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: its start-up notes are not ours to print
+        if self._threads:
+            options.intra_op_num_threads = self._threads
         return self._onnxruntime.InferenceSession(str(path), options, ["CPUExecutionProvider"])
 
     def io_shapes(self) -> tuple[tuple, tuple]:
@@ -140,10 +151,10 @@ class LiteRtRuntime:
 
     name = "tflite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(path))
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]

@@ -14,9 +14,9 @@ never changes a metric.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +28,9 @@ from imgclf.atomic_io import replaced_whole
 from imgclf.models.inference import predict_in_batches
 
 CACHE_ENV = "IMGCLF_FEATURE_CACHE"  # another folder for the cache; empty switches it off
-# Entries past this total are deleted, least recently used first (never the newest).
-MAX_CACHE_BYTES = 4 * 2**30
+# Entries past cache_limit() are deleted, least recently used first (never the newest).
+MIN_CACHE_BYTES = 4 * 2**30
+ENTRIES_KEPT = 16
 PROBE_IMAGES = 2
 HASH_ROWS = 1024
 
@@ -72,28 +73,35 @@ def stored_features(
     extractor: keras.Model,
     images: np.ndarray,
     batch_size: int,
-    compute: Callable[[], np.ndarray] | None = None,
+    compute: Callable[[np.ndarray], np.ndarray] | None = None,
     recipe: str = "",
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """The extractor's features of `images`, from the cache or computed (and then kept).
 
-    `compute` replaces the plain pass (augmented views); `recipe` then names what
-    it does beyond it. Returns the features and whether they came from the cache.
+    `compute(out)` replaces the plain pass (augmented views) and writes into `out`;
+    `recipe` then names what it does beyond it. With `out` (preallocated, the right
+    shape) the features land there and no other copy is made. Returns the features
+    and whether they came from the cache.
     """
     folder = cache_folder()
     if compute is None:
-        compute = functools.partial(predict_in_batches, extractor, images, batch_size)
+
+        def compute(out: np.ndarray | None) -> np.ndarray:
+            return predict_in_batches(extractor, images, batch_size, out=out)
+
     if folder is None or len(images) == 0:
-        return compute(), False
+        return _into(compute(out), out), False
     key = hashlib.sha256(
         f"{extractor_digest(extractor, batch_size)}|{images_digest(images)}|{recipe}".encode()
     ).hexdigest()
     entry = folder / f"{key}.npy"
     with contextlib.suppress(OSError, ValueError):
-        features = np.load(entry)
+        # Memory-mapped, then copied into `out`: only one copy is ever resident.
+        features = _into(np.load(entry, mmap_mode="r"), out)
         os.utime(entry)  # recently used: kept longest
         return features, True
-    features = compute()
+    features = _into(compute(out), out)
     with contextlib.suppress(OSError):  # a full or read-only disk costs speed, not the run
         folder.mkdir(parents=True, exist_ok=True)
         with replaced_whole(entry, suffix=".npy") as partial:  # np.save wants the suffix
@@ -102,8 +110,33 @@ def stored_features(
     return features, False
 
 
-def prune(folder: Path, keep: Path, max_bytes: int = MAX_CACHE_BYTES) -> None:
-    """Delete the least recently used entries until the cache is within max_bytes."""
+def _into(features: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """`features` in `out` (copied unless already there), or as a plain in-memory array."""
+    if out is None:
+        return np.array(features) if isinstance(features, np.memmap) else features
+    if features is not out:
+        out[...] = features
+    return out
+
+
+def cache_limit(folder: Path, newest_bytes: int) -> int:
+    """How many bytes the cache may hold: room for this data set's entries, within the disk.
+
+    A pipeline run keeps about a dozen entries the size of its largest (every split's
+    features for the audit and each transfer family, and their augmented views):
+    sixteen of the newest entry's size, at least MIN_CACHE_BYTES, and never more than
+    half of what the disk has left for it.
+    """
+    cached = sum(entry.stat().st_size for entry in folder.glob("[!.]*.npy"))
+    room = shutil.disk_usage(folder).free + cached
+    return int(min(max(MIN_CACHE_BYTES, ENTRIES_KEPT * newest_bytes), room // 2))
+
+
+def prune(folder: Path, keep: Path, max_bytes: int | None = None) -> None:
+    """Delete the least recently used entries until the cache is within max_bytes
+    (by default cache_limit for the entry just written)."""
+    if max_bytes is None:
+        max_bytes = cache_limit(folder, keep.stat().st_size if keep.is_file() else 0)
     # Entries only: another worker's partial file (a dot name) is not the cache's yet.
     entries = [(entry, entry.stat()) for entry in folder.glob("[!.]*.npy")]
     total = 0
@@ -127,24 +160,27 @@ def cached_training_set(
 
     `augmentation` describes the augmenter (its params and seed) for the cache key.
     With augmentation switched off (no augmenter) the copies would be identical, so
-    only the originals are computed.
+    only the originals are computed. Every view is written straight into one
+    preallocated array: the training set is held once.
     """
-    originals, hit = stored_features(extractor, images, batch_size)
-    views, from_cache = [originals], len(originals) if hit else 0
     copies = augmented_views if augmenter is not None else 0
+    width = extractor.output_shape[-1]
+    features = np.empty((len(images) * (1 + copies), width), dtype=np.float32)
+    originals, views = features[: len(images)], features[len(images) :]
+    _, hit = stored_features(extractor, images, batch_size, out=originals)
+    from_cache = len(originals) if hit else 0
     if copies:
         # Augmentation runs on each batch before the base, outside the extractor's
         # graph, so every view reuses one traced extractor. The views are kept
         # together: each one continues the augmenter's random sequence.
-        def augmented() -> np.ndarray:
-            return np.concatenate([
-                predict_in_batches(extractor, images, batch_size, augmenter)
-                for _ in range(copies)
-            ])  # fmt: skip
+        def augmented(out: np.ndarray) -> np.ndarray:
+            for view in range(copies):
+                rows = slice(view * len(images), (view + 1) * len(images))
+                predict_in_batches(extractor, images, batch_size, augmenter, out=out[rows])
+            return out
 
-        features, hit = stored_features(
-            extractor, images, batch_size, augmented, f"{augmentation}|{copies}"
+        _, hit = stored_features(
+            extractor, images, batch_size, augmented, f"{augmentation}|{copies}", out=views
         )
-        views.append(features)
-        from_cache += len(features) if hit else 0
-    return np.concatenate(views), np.tile(labels, 1 + copies), from_cache
+        from_cache += len(views) if hit else 0
+    return features, np.tile(labels, 1 + copies), from_cache

@@ -72,9 +72,13 @@ class Trainer:
         )
 
     def val_data(self, inputs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(validation inputs, one-hot labels) for fit(): the images, or features of them."""
+        """(validation inputs, one-hot labels) for fit(): the images, or features of them.
+
+        The images stay uint8 (a quarter of float32's bytes); the model casts them in
+        its graph, exactly as it casts the training batches.
+        """
         if inputs is None:
-            inputs = self.val.images.astype("float32")
+            inputs = self.val.images
         return inputs, one_hot(self.val.labels, self.num_classes)
 
     def finish(

@@ -1,10 +1,24 @@
-"""The three findings on small generated embeddings, where the truth is known."""
+"""The three findings on small generated embeddings, where the truth is known, on the exact
+path and on the path that large data sets take (sampled fits, faiss' approximate search)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from imgclf.audit import findings
+from imgclf.audit import findings, neighbours
+
+
+@pytest.fixture(autouse=True, params=["exact", "approximate"])
+def search(request, monkeypatch):
+    """Every test twice: as the sample runs, and with the large-data path forced on tiny data
+    (fits on 60 rows, 2 of the groups searched per query)."""
+    if request.param == "approximate":
+        monkeypatch.setattr(neighbours, "EXACT_ROWS", 10)
+        monkeypatch.setattr(neighbours, "PROBES", 2)
+        for module in (neighbours, findings):
+            monkeypatch.setattr(module, "FIT_SAMPLE_ROWS", 60)
+    return request.param
 
 
 def blobs(per_class: int, classes: int, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

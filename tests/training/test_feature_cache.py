@@ -37,9 +37,9 @@ def counting(monkeypatch) -> list[int]:
     """Replace the base pass by one that counts the images it runs on."""
     passes: list[int] = []
 
-    def predict(model, images, batch_size, transform=None):
+    def predict(model, images, batch_size, transform=None, out=None):
         passes.append(len(images))
-        return predict_in_batches(model, images, batch_size, transform)
+        return predict_in_batches(model, images, batch_size, transform, out=out)
 
     monkeypatch.setattr(feature_cache, "predict_in_batches", predict)
     return passes
@@ -126,6 +126,32 @@ def test_prune_deletes_the_least_recently_used_first(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.npy")) == ["mid.npy", "new.npy"]
     prune(tmp_path, keep=entries[0], max_bytes=50)  # the one just written always stays
     assert [p.name for p in tmp_path.glob("*.npy")] == []
+
+
+def test_the_cache_holds_a_dozen_entries_of_this_data_set_within_half_the_free_disk(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "a.npy").write_bytes(b"x" * 1000)
+    free = 100 * 2**30
+    usage = type("Usage", (), {"free": free})
+    monkeypatch.setattr(feature_cache.shutil, "disk_usage", lambda _: usage)
+    assert feature_cache.cache_limit(tmp_path, 10) == feature_cache.MIN_CACHE_BYTES
+    # 300,000 images' features (about 1.5 GB an entry) get room for all of them ...
+    entry = 1_500_000_000
+    assert feature_cache.cache_limit(tmp_path, entry) == feature_cache.ENTRIES_KEPT * entry
+    # ... unless the disk has not that much to spare.
+    usage.free = 10 * 2**30
+    assert feature_cache.cache_limit(tmp_path, entry) == (10 * 2**30 + 1000) // 2
+
+
+def test_features_land_in_the_array_given_from_a_pass_and_from_the_cache(cache, images):
+    model = extractor(1)
+    for expected_hit in (False, True):
+        out = np.full((12, 4), -1.0, np.float32)
+        features, hit = stored_features(model, images, 4, out=out[1:11])
+        assert hit is expected_hit and features.base is out
+        np.testing.assert_array_equal(out[1:11], predict_in_batches(model, images, 4))
+        assert (out[[0, 11]] == -1).all()  # nothing written outside
 
 
 def test_augmented_views_are_cached_whole_and_give_the_same_training_set(cache, images):
