@@ -39,6 +39,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 
 from imgclf.audit.neighbours import (
+    CHUNK_ROWS,
     FIT_SAMPLE_ROWS,
     euclidean_index,
     in_chunks,
@@ -267,6 +268,10 @@ def outlier_scores(space: np.ndarray, labels: np.ndarray) -> np.ndarray:
             warnings.simplefilter("ignore", UserWarning)
             own = detector.fit_score(features=space[members], verbose=False)
             best[members] = np.maximum(best[members], own)
-            if len(rest):
-                best[rest] = np.maximum(best[rest], detector.score(features=space[rest]))
+            # The other classes' images, a chunk at a time on a large set (not a copy of
+            # nearly all of `space`); each row's score is its own.
+            step = CHUNK_ROWS * 8 if is_large(len(space)) else max(1, len(rest))
+            for start in range(0, len(rest), step):
+                chunk = rest[start : start + step]
+                best[chunk] = np.maximum(best[chunk], detector.score(features=space[chunk]))
     return best

@@ -171,6 +171,9 @@ def run_audit(
     """
     names = list(splits)
     embedded = embed(model, [splits[name].images for name in names])
+    # Held as locals, so each can go as soon as the findings are done with it.
+    features, pixels = embedded.features, embedded.pixels
+    del embedded
     images = [
         Seen(name, row, file, int(label))
         for name in names
@@ -187,11 +190,10 @@ def run_audit(
         rows = [images[i] for i in at]
         # The judged splits come first (train, val): a view, not a copy.
         contiguous = len(at) == 0 or at[-1] - at[0] + 1 == len(at)
-        judged_features = (
-            embedded.features[at[0] : at[-1] + 1] if contiguous else embedded.features[at]
-        )
+        judged_features = features[at[0] : at[-1] + 1] if contiguous else features[at]
         labels = np.array([image.label for image in rows], dtype=np.int64)
         found = findings.label_issues(judged_features, labels, len(class_names), params.folds, seed)
+        del judged_features
         audit.label_ranking = [
             (rows[i].split, rows[i].file) for i in np.argsort(found.quality, kind="stable")
         ]
@@ -210,9 +212,13 @@ def run_audit(
             )
             audit.gallery_pixels.append(np.asarray(splits[image.split].images[image.row]))
 
-    features = embedded.features
+    # Both spaces first: the features (the largest array) then go before the searches.
     space = findings.feature_space(features)
-    for pair in findings.near_duplicates(space, embedded.pixels, params.duplicate_distance):
+    outlier_space = findings.outlier_space(features)
+    del features
+    pairs = findings.near_duplicates(space, pixels, params.duplicate_distance)
+    del pixels, space
+    for pair in pairs:
         a, b = images[pair.first], images[pair.second]
         audit.near_duplicates.append(
             {
@@ -227,9 +233,7 @@ def run_audit(
             }
         )
 
-    scores = findings.outlier_scores(
-        findings.outlier_space(features), np.array([i.label for i in images])
-    )
+    scores = findings.outlier_scores(outlier_space, np.array([i.label for i in images]))
     z = findings.outlier_z(scores)
     order = np.argsort(scores, kind="stable")
     audit.outlier_ranking = [(images[i].split, images[i].file) for i in order]
