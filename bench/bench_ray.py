@@ -31,6 +31,7 @@ from PIL import Image
 
 from bench import datasets
 from bench.fashion_mnist import CLASS_NAMES, load_usable
+from imgclf.bundle import Bundle
 
 SMALL = 1000
 
@@ -106,7 +107,7 @@ def main() -> None:
     parser.add_argument("--fashion", type=int, default=50_000)
     args = parser.parse_args()
     project = Path(__file__).resolve().parents[1]
-    if not (project / "models" / "best" / "metadata.json").is_file():
+    if not Bundle(project / "models" / "best").is_export():
         sys.exit("models/best/ not found: run `make repro` first")
     work = Path(tempfile.mkdtemp(prefix="imgclf-ray-"))
     results = {}

@@ -96,6 +96,21 @@ def write_fashion_scale(data: Path, count: int, seed: int = 0) -> dict:
     return plant(data, [p for p in pool if p not in in_pool], copy_from, None, foreign, seed + 1)
 
 
+def planted_files(data: Path) -> dict:
+    """What bench_audit.plant planted, by the names it gives: `flip_*` (moved to another
+    class), `copy_<original>` (beside its original), `foreign_*`."""
+    rel = lambda p: str(p.relative_to(data))  # noqa: E731
+    files = sorted(p for p in data.rglob("*") if p.is_file())
+    return {
+        "flipped": [rel(p) for p in files if p.name.startswith("flip_")],
+        "copies": [
+            (rel(p.parent / (p.stem.removeprefix("copy_") + ".png")), rel(p))
+            for p in files if p.name.startswith("copy_")
+        ],
+        "foreign": [rel(p) for p in files if p.name.startswith("foreign_")],
+    }  # fmt: skip
+
+
 def score(project: Path, planted: dict) -> dict:
     """How much of what was planted the audit's CSVs report."""
 
@@ -170,17 +185,27 @@ def search_check(project: Path) -> dict:
     }
 
 
-def run_case(root: Path, name: str, write) -> dict:
+def run_case(root: Path, name: str, write, earlier: dict | None = None) -> dict:
+    """Write the case's data and run every stage; with `earlier` (this case's results
+    in a kept project), copy this checkout's code in again and run only the stages
+    `earlier` lacks."""
     project = root / name
-    project.mkdir(parents=True)
-    copy_tracked_files(project)
-    started = time.perf_counter()
-    planted = write(project / "data")
-    written = time.perf_counter() - started
+    if earlier is None:
+        project.mkdir(parents=True)
+        copy_tracked_files(project)
+        started = time.perf_counter()
+        write(project / "data")
+        written = time.perf_counter() - started
+    else:
+        copy_tracked_files(project)  # the code as it is now
+        written = earlier["write_seconds"]
+    planted = planted_files(project / "data")
     set_params(project, {"train": {"epochs": 1}})
     env = project_env(project)
-    stages = {}
+    stages = dict(earlier["stages"]) if earlier else {}
     for stage, command in STAGES:
+        if stage in stages:
+            continue
         print(f"\n== {name}: {stage}", flush=True)
         measured = run_measured(command, project, env)
         stages[stage] = {
@@ -190,7 +215,7 @@ def run_case(root: Path, name: str, write) -> dict:
         }
         print(f"== {name}: {stage} {stages[stage]}", flush=True)
     result = {"write_seconds": round(written, 1), "stages": stages}
-    if planted:
+    if any(planted.values()):
         result["audit_quality"] = score(project, planted)
     prepared = json.loads((project / "metrics" / "prepare.json").read_text())
     result["images"] = prepared["used"]
@@ -201,24 +226,38 @@ def run_case(root: Path, name: str, write) -> dict:
 
 
 def growth_table(results: dict) -> str:
-    """Markdown: each stage's seconds and peak MiB per case, and the growth 30k -> 300k."""
+    """Markdown: each stage's seconds and peak MiB per case, its growth from 30,000 to
+    300,000 images, and a million images projected from that growth."""
     names = list(results)
-    head = "| stage | " + " | ".join(f"{n}: s, MiB" for n in names)
     small, large = "fashion-30000", "fashion-300000"
     grows = small in results and large in results
-    lines = [head + (" | time 30k to 300k |" if grows else " |")]
-    lines.append("|---" * (len(names) + 1 + grows) + "|")
+    head = "| stage | " + " | ".join(f"{n}: s, MiB" for n in names)
+    if grows:
+        head += " | time 30k to 300k | 1M projected: s, MiB"
+    lines = [head + " |", "|---" * (len(names) + 1 + 2 * grows) + "|"]
     for stage, _ in STAGES:
         measured = [results[n]["stages"][stage] for n in names]
         cells = [f"{m['seconds']:.0f}, {m['peak_mib']}" for m in measured]
         if grows:
+            seconds, mib = project_million(
+                results[small]["stages"][stage], results[large]["stages"][stage]
+            )
             ratio = (
                 results[large]["stages"][stage]["seconds"]
                 / results[small]["stages"][stage]["seconds"]
             )
-            cells.append(f"{ratio:.1f}x")
+            cells += [f"{ratio:.1f}x", f"{seconds:.0f}, {mib:.0f}"]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def project_million(at_30k: dict, at_300k: dict) -> tuple[float, float]:
+    """A stage's seconds and peak MiB at 1,000,000 images: its time on the power law through
+    the two measurements (exponent log10 of the growth), its memory on the straight line."""
+    exponent = np.log10(max(at_300k["seconds"], 1e-3) / max(at_30k["seconds"], 1e-3))
+    seconds = at_300k["seconds"] * (1_000_000 / 300_000) ** max(exponent, 1.0)
+    per_image = (at_300k["peak_mib"] - at_30k["peak_mib"]) / 270_000
+    return seconds, at_300k["peak_mib"] + max(per_image, 0.0) * 700_000
 
 
 def main() -> None:
@@ -227,17 +266,34 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=30_000, help="0: no photos case")
     parser.add_argument("--keep", type=Path, help="build the projects here and keep them")
     parser.add_argument("--no-search-check", action="store_true")
+    parser.add_argument(
+        "--rerun", metavar="STAGE",
+        help="with --keep: run this stage and those after it again in the kept projects, "
+        f"with this checkout's code, keeping the other figures of {OUT}",
+    )  # fmt: skip
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="imgclf-scale-"))
-    results = {}
+    results = json.loads(OUT.read_text()) if args.rerun else {}
+    order = [stage for stage, _ in STAGES]
+    cases = [f"fashion-{size}" for size in args.sizes] + [f"photos-{args.photos}"]
+    for name, result in results.items():
+        if name not in cases:
+            continue
+        result.pop("search_check", None)
+        result["stages"] = {
+            stage: figures for stage, figures in result["stages"].items()
+            if order.index(stage) < order.index(args.rerun)
+        }  # fmt: skip
     try:
         for size in args.sizes:
             name = f"fashion-{size}"
             results[name] = run_case(
-                root, name, lambda data, size=size: write_fashion_scale(data, size)
-            )
+                root, name, lambda data, size=size: write_fashion_scale(data, size),
+                results.get(name),
+            )  # fmt: skip
             # Exact search at 300,000 images is what the large-data path is for: too slow.
-            if 30_000 <= size <= 60_000 and not args.no_search_check:
+            needed = "search_check" not in results[name] and not args.no_search_check
+            if 30_000 <= size <= 60_000 and needed:
                 results[name]["search_check"] = search_check(root / name)
             print(json.dumps(results[name], indent=2), flush=True)
         if args.photos:
@@ -245,12 +301,13 @@ def main() -> None:
             results[f"photos-{args.photos}"] = run_case(
                 root, f"photos-{args.photos}",
                 lambda data: datasets.write_photos(data, per_class=per_class, seed=5) and {},
+                results.get(f"photos-{args.photos}"),
             )  # fmt: skip
     finally:
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(results, indent=2) + "\n")  # what was measured, even so far
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     print("\n" + growth_table(results))
     for name, result in results.items():

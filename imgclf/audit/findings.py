@@ -20,6 +20,10 @@
   and MAD), at most 1% of the images, so one threshold holds for 3,000 images and
   for 17,000, where an absolute score does not (the typical distance grows as
   classes get sparser).
+
+Up to 50,000 images every search is exact and every projection is fitted on all the
+rows; above, projections are fitted on a sample and the searches use faiss'
+inverted-file index, so time and memory grow near-linearly (see neighbours.py).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 EXACT_ROWS = 50_000  # above this many rows, sampled fits and faiss (see bench_scale)
-FIT_SAMPLE_ROWS = 50_000
+FIT_SAMPLE_ROWS = 20_000
 CHUNK_ROWS = 8_192
 PROBES = 16  # groups searched per query
 TRAINING_ROWS_PER_GROUP = 64  # k-means sample per centroid (faiss warns below 39)

@@ -212,7 +212,8 @@ def run_audit(
             )
             audit.gallery_pixels.append(np.asarray(splits[image.split].images[image.row]))
 
-    # Both spaces first: the features (the largest array) then go before the searches.
+    # Each array goes as soon as nothing needs it: the largest (the features, the small
+    # pixel copies) before the searches that hold indexes of their own.
     space = findings.feature_space(features)
     outlier_space = findings.outlier_space(features)
     del features

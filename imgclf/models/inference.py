@@ -7,11 +7,13 @@ export all predict this way, so it lives under all of them, beside the models.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from imgclf.data.prepared import release_pages
 
 
 def inference_batch_size(image_size: int) -> int:
@@ -46,6 +48,29 @@ def traced_forward(model: keras.Model, item_shape: tuple[int, ...]) -> Callable:
     return by_shape[item_shape]
 
 
+def predict_batches(
+    model: keras.Model,
+    images: np.ndarray,
+    batch_size: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[np.ndarray]:
+    """The model's outputs for images read batch by batch, one batch at a time.
+
+    One traced call of the model per batch, the way predict_on_batch runs it: no tf.data
+    iterator (destroying one can stall, see training/batches.py) and, under multi-worker
+    training, no collectives: each worker predicts everything itself, with the same
+    results on all of them. `transform` (random augmentation) runs on each batch
+    outside the model's graph, so every call reuses one traced model (traced_forward).
+    """
+    call = traced_forward(model, tuple(images.shape[1:]))
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]  # a slice of a memory map reads only it
+        if transform is not None:
+            batch = transform(batch)
+        yield call(tf.cast(batch, tf.float32)).numpy()
+    release_pages(images)
+
+
 def predict_in_batches(
     model: keras.Model,
     images: np.ndarray,
@@ -53,25 +78,14 @@ def predict_in_batches(
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The model's outputs for images read batch by batch (memory-mapped data stays on disk).
-
-    One traced call of the model per batch, the way predict_on_batch runs it: no tf.data
-    iterator (destroying one can stall, see training/batches.py) and, under multi-worker
-    training, no collectives: each worker predicts everything itself, with the same
-    results on all of them. `transform` (random augmentation) runs on each batch
-    outside the model's graph, so every call reuses one traced model (traced_forward).
-    The outputs go into `out` when given, else into an array allocated once.
-    """
-    call = traced_forward(model, tuple(images.shape[1:]))
-    outputs = out  # else preallocated once the first batch shows the output's shape
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]  # a slice of a memory map reads only it
-        if transform is not None:
-            batch = transform(batch)
-        output = call(tf.cast(batch, tf.float32)).numpy()
+    """All of predict_batches' outputs in one array (memory-mapped data stays on disk):
+    `out` when given, else an array allocated once the first batch shows the shape."""
+    outputs, start = out, 0
+    for output in predict_batches(model, images, batch_size, transform):
         if outputs is None:
             outputs = np.empty((len(images), *output.shape[1:]), dtype=output.dtype)
         outputs[start : start + len(output)] = output
+        start += len(output)
     if outputs is None:
         return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
     return outputs

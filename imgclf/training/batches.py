@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.data.prepared import release_pages
 from imgclf.training.recipe import one_hot
 
 PREFETCH = 2  # batches made ahead of the step that takes them
@@ -54,6 +55,7 @@ class ArrayBatches(keras.utils.PyDataset):
         return images, labels
 
     def on_epoch_end(self) -> None:
+        release_pages(self.images)  # a memory map's pages read this epoch
         if self.shuffle:
             self.order = self.rng.permutation(len(self.labels))
 

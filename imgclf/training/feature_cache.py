@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -25,7 +25,7 @@ import numpy as np
 
 from imgclf import paths
 from imgclf.atomic_io import replaced_whole
-from imgclf.models.inference import predict_in_batches
+from imgclf.models.inference import predict_batches
 
 CACHE_ENV = "IMGCLF_FEATURE_CACHE"  # another folder for the cache; empty switches it off
 # Entries past cache_limit() are deleted, least recently used first (never the newest).
@@ -33,6 +33,11 @@ MIN_CACHE_BYTES = 4 * 2**30
 ENTRIES_KEPT = 16
 PROBE_IMAGES = 2
 HASH_ROWS = 1024
+READ_ROWS = 8192
+# The head's training features are held as float16: their rounding (a part in two
+# thousand) is far below what a head learns from, and it halves the largest array a
+# transfer family's stage holds. Entries in the cache stay float32.
+TRAINING_DTYPE = np.float16
 
 
 def cache_folder() -> Path | None:
@@ -73,50 +78,86 @@ def stored_features(
     extractor: keras.Model,
     images: np.ndarray,
     batch_size: int,
-    compute: Callable[[np.ndarray], np.ndarray] | None = None,
+    *,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    views: int = 1,
     recipe: str = "",
     out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """The extractor's features of `images`, from the cache or computed (and then kept).
 
-    `compute(out)` replaces the plain pass (augmented views) and writes into `out`;
-    `recipe` then names what it does beyond it. With `out` (preallocated, the right
-    shape) the features land there and no other copy is made. Returns the features
-    and whether they came from the cache.
+    `views` passes over the images, each batch through `transform` first when given
+    (augmented views: `recipe` then names what they do). The features land in `out`
+    (preallocated, any float dtype) when given, else in a new float32 array. They
+    stream to and from the cache file a chunk at a time, always as float32: nothing
+    but `out` is ever held. Returns the features and whether they came from the cache.
     """
+    rows, width = views * len(images), extractor.output_shape[-1]
+    if out is None:
+        out = np.empty((rows, width), np.float32)
+
+    def batches() -> Iterator[np.ndarray]:
+        for _ in range(views):
+            yield from predict_batches(extractor, images, batch_size, transform)
+
     folder = cache_folder()
-    if compute is None:
-
-        def compute(out: np.ndarray | None) -> np.ndarray:
-            return predict_in_batches(extractor, images, batch_size, out=out)
-
-    if folder is None or len(images) == 0:
-        return _into(compute(out), out), False
+    if folder is None or rows == 0:
+        _fill(out, batches(), None)
+        return out, False
     key = hashlib.sha256(
         f"{extractor_digest(extractor, batch_size)}|{images_digest(images)}|{recipe}".encode()
     ).hexdigest()
     entry = folder / f"{key}.npy"
     with contextlib.suppress(OSError, ValueError):
-        # Memory-mapped, then copied into `out`: only one copy is ever resident.
-        features = _into(np.load(entry, mmap_mode="r"), out)
+        _read_entry(entry, out)
         os.utime(entry)  # recently used: kept longest
-        return features, True
-    features = _into(compute(out), out)
+        return out, True
+    filled = False
     with contextlib.suppress(OSError):  # a full or read-only disk costs speed, not the run
         folder.mkdir(parents=True, exist_ok=True)
-        with replaced_whole(entry, suffix=".npy") as partial:  # np.save wants the suffix
-            np.save(partial, features)
+        with replaced_whole(entry, suffix=".npy") as partial, open(partial, "wb") as file:
+            header = {"descr": "<f4", "fortran_order": False, "shape": (rows, width)}
+            np.lib.format.write_array_header_1_0(file, header)
+            filled = True
+            if not _fill(out, batches(), file):
+                raise OSError(f"could not write {entry}")  # the partial file is removed
         prune(folder, keep=entry)
-    return features, False
+    if not filled:
+        _fill(out, batches(), None)
+    return out, False
 
 
-def _into(features: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """`features` in `out` (copied unless already there), or as a plain in-memory array."""
-    if out is None:
-        return np.array(features) if isinstance(features, np.memmap) else features
-    if features is not out:
-        out[...] = features
-    return out
+def _fill(out: np.ndarray, batches: Iterator[np.ndarray], file) -> bool:
+    """Write the batches into `out`, and as float32 rows into `file` if given; False if a
+    write to the file failed (the batches are all computed all the same)."""
+    start, written = 0, file is not None
+    for batch in batches:
+        out[start : start + len(batch)] = batch
+        start += len(batch)
+        if written:
+            try:
+                file.write(np.ascontiguousarray(batch, dtype="<f4").tobytes())
+            except OSError:
+                written = False
+    return written
+
+
+def _read_entry(entry: Path, out: np.ndarray) -> None:
+    """A cache entry's rows into `out`, READ_ROWS at a time (plain reads: a memory map would
+    keep every page it touched resident); ValueError if it is not what `out` expects."""
+    with open(entry, "rb") as file:
+        if np.lib.format.read_magic(file) != (1, 0):
+            raise ValueError(f"{entry}: not a version 1.0 .npy file")
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
+        if shape != out.shape or fortran_order or dtype != np.dtype("<f4"):
+            raise ValueError(f"{entry}: holds {shape} {dtype}, not {out.shape}")
+        width = shape[1]
+        for start in range(0, shape[0], READ_ROWS):
+            count = min(READ_ROWS, shape[0] - start)
+            rows = np.fromfile(file, dtype="<f4", count=count * width)
+            if rows.size != count * width:
+                raise ValueError(f"{entry}: truncated")
+            out[start : start + count] = rows.reshape(count, width)
 
 
 def cache_limit(folder: Path, newest_bytes: int) -> int:
@@ -161,11 +202,12 @@ def cached_training_set(
     `augmentation` describes the augmenter (its params and seed) for the cache key.
     With augmentation switched off (no augmenter) the copies would be identical, so
     only the originals are computed. Every view is written straight into one
-    preallocated array: the training set is held once.
+    preallocated TRAINING_DTYPE array: the training set is held once, at half of
+    float32's bytes (2 GB for 300,000 images' ResNet50 features, not 4 GB).
     """
     copies = augmented_views if augmenter is not None else 0
     width = extractor.output_shape[-1]
-    features = np.empty((len(images) * (1 + copies), width), dtype=np.float32)
+    features = np.empty((len(images) * (1 + copies), width), dtype=TRAINING_DTYPE)
     originals, views = features[: len(images)], features[len(images) :]
     _, hit = stored_features(extractor, images, batch_size, out=originals)
     from_cache = len(originals) if hit else 0
@@ -173,14 +215,9 @@ def cached_training_set(
         # Augmentation runs on each batch before the base, outside the extractor's
         # graph, so every view reuses one traced extractor. The views are kept
         # together: each one continues the augmenter's random sequence.
-        def augmented(out: np.ndarray) -> np.ndarray:
-            for view in range(copies):
-                rows = slice(view * len(images), (view + 1) * len(images))
-                predict_in_batches(extractor, images, batch_size, augmenter, out=out[rows])
-            return out
-
         _, hit = stored_features(
-            extractor, images, batch_size, augmented, f"{augmentation}|{copies}", out=views
-        )
+            extractor, images, batch_size, transform=augmenter, views=copies,
+            recipe=f"{augmentation}|{copies}", out=views,
+        )  # fmt: skip
         from_cache += len(views) if hit else 0
     return features, np.tile(labels, 1 + copies), from_cache

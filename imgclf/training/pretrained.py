@@ -134,10 +134,26 @@ def adapt_feature_norm(head: keras.Model, features: np.ndarray) -> None:
     millions on a new image that does fire it: the head's logits, and its validation
     loss, then explode. Flooring each variance at VARIANCE_FLOOR of the median keeps
     such features on the scale of the others; informative features are unaffected.
+    The mean and variance are summed a chunk at a time in float64 (Keras' own adapt
+    would hold a float32 copy of all the features, and another of their deviations).
     """
     norm = head.get_layer("feature_norm")
-    norm.adapt(features)
-    variance = keras.ops.convert_to_numpy(norm.adapt_variance)
+    mean, variance = column_statistics(features)
     floor = VARIANCE_FLOOR * float(np.median(variance))
-    norm.adapt_variance.assign(np.maximum(variance, floor))
+    norm.adapt_mean.assign(mean.reshape(norm.adapt_mean.shape).astype("float32"))
+    norm.adapt_variance.assign(
+        np.maximum(variance, floor).reshape(norm.adapt_variance.shape).astype("float32")
+    )
     norm.finalize_state()
+
+
+def column_statistics(rows: np.ndarray, chunk: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and (population) variance, in float64, a chunk of rows at a time."""
+    total = np.zeros(rows.shape[1])
+    for start in range(0, len(rows), chunk):
+        total += rows[start : start + chunk].sum(axis=0, dtype=np.float64)
+    mean = total / len(rows)
+    squares = np.zeros(rows.shape[1])
+    for start in range(0, len(rows), chunk):
+        squares += np.square(rows[start : start + chunk].astype(np.float64) - mean).sum(axis=0)
+    return mean, squares / len(rows)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.models.inference import predict_in_batches
+from imgclf.models.inference import predict_batches, predict_in_batches
 from imgclf.training import feature_cache
 from imgclf.training.feature_cache import cached_training_set, prune, stored_features
 
@@ -37,11 +37,11 @@ def counting(monkeypatch) -> list[int]:
     """Replace the base pass by one that counts the images it runs on."""
     passes: list[int] = []
 
-    def predict(model, images, batch_size, transform=None, out=None):
+    def predict(model, images, batch_size, transform=None):
         passes.append(len(images))
-        return predict_in_batches(model, images, batch_size, transform, out=out)
+        return predict_batches(model, images, batch_size, transform)
 
-    monkeypatch.setattr(feature_cache, "predict_in_batches", predict)
+    monkeypatch.setattr(feature_cache, "predict_batches", predict)
     return passes
 
 
@@ -174,3 +174,39 @@ def test_augmented_views_are_cached_whole_and_give_the_same_training_set(cache, 
     assert reused_three == 10  # the originals only: three views are another entry
     plain, tiled_plain, _ = cached_training_set(model, images, labels, 4, None, 2, "")
     assert plain.shape == (10, 4) and len(tiled_plain) == 10
+
+
+def test_a_disk_that_fills_while_writing_leaves_no_entry_and_every_feature(cache, images):
+    class FullDisk:
+        def __init__(self) -> None:
+            self.writes = 0
+
+        def write(self, data: bytes) -> None:
+            self.writes += 1
+            if self.writes > 1:
+                raise OSError(28, "No space left on device")
+
+    model = extractor(1)
+    batches = feature_cache.predict_batches(model, images, 4)
+    out = np.zeros((10, 4), np.float32)
+    assert feature_cache._fill(out, batches, FullDisk()) is False
+    np.testing.assert_array_equal(out, predict_in_batches(model, images, 4))
+
+
+def test_an_entry_is_written_as_float32_and_read_into_any_float_array(cache, images):
+    model = extractor(1)
+    exact, _ = stored_features(model, images, 4)
+    (entry,) = cache.glob("*.npy")
+    assert np.load(entry).dtype == np.float32
+    np.testing.assert_array_equal(np.load(entry), exact)
+    half = np.empty((10, 4), np.float16)
+    _, hit = stored_features(model, images, 4, out=half)
+    assert hit and np.array_equal(half, exact.astype(np.float16))
+
+
+def test_the_training_set_is_half_precision_and_the_cache_full_precision(cache, images):
+    model = extractor(1)
+    features, _, _ = cached_training_set(model, images, np.zeros(10), 4, None, 0)
+    assert features.dtype == feature_cache.TRAINING_DTYPE == np.float16
+    np.testing.assert_allclose(features, predict_in_batches(model, images, 4), rtol=1e-3)
+    assert np.load(next(cache.glob("*.npy"))).dtype == np.float32
