@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imgclf.audit import neighbours
 from imgclf.data.prepared import read_split, read_used_split
 from stages import audit, prepare
 from support.project import ROOT, InProject, write_params
@@ -71,8 +72,12 @@ def plant(data) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+@pytest.fixture(scope="module", params=["exact", "large-data path"])
+def planted(request, tmp_path_factory):
+    """The stage on tiny data with faults planted: as the sample runs, and on the path a
+    data set above neighbours.EXACT_ROWS takes (float16 features, sampled fits, faiss;
+    how well the approximate search finds neighbours is test_neighbours' and
+    bench_scale's)."""
     project = tmp_path_factory.mktemp("audited")
     planted = plant(project / "data")
     write_params(
@@ -82,7 +87,11 @@ def planted(tmp_path_factory):
             "outlier_z": 3,
         },
     )
-    with InProject(project):
+    with InProject(project), pytest.MonkeyPatch.context() as patch:
+        if request.param != "exact":
+            # faiss searching all of its few groups, fits on every row: float16 features,
+            # chunked projections and faiss' index, on data too small to sample.
+            patch.setattr(neighbours, "EXACT_ROWS", 10)
         prepare.main()
         audit.main()
     return project, planted
