@@ -267,22 +267,22 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the projects here and keep them")
     parser.add_argument("--no-search-check", action="store_true")
     parser.add_argument(
-        "--rerun", metavar="STAGE",
-        help="with --keep: run this stage and those after it again in the kept projects, "
-        f"with this checkout's code, keeping the other figures of {OUT}",
+        "--rerun", nargs="+", metavar="STAGE", default=[],
+        help="with --keep: run these stages again in the kept projects, with this "
+        f"checkout's code, keeping the other figures of {OUT}",
     )  # fmt: skip
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="imgclf-scale-"))
     results = json.loads(OUT.read_text()) if args.rerun else {}
-    order = [stage for stage, _ in STAGES]
     cases = [f"fashion-{size}" for size in args.sizes] + [f"photos-{args.photos}"]
     for name, result in results.items():
         if name not in cases:
             continue
-        result.pop("search_check", None)
+        if "audit" in args.rerun:
+            result.pop("search_check", None)
         result["stages"] = {
             stage: figures for stage, figures in result["stages"].items()
-            if order.index(stage) < order.index(args.rerun)
+            if stage not in args.rerun
         }  # fmt: skip
     try:
         for size in args.sizes:

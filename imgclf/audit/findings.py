@@ -119,7 +119,11 @@ def label_issues(
     quality = get_label_quality_scores(given, probs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        issues = find_label_issues(given, probs, return_indices_ranked_by="self_confidence")
+        # One process: cleanlab's worker processes (the same results) are forks of this
+        # one, each counting its gigabytes of features as theirs too.
+        issues = find_label_issues(
+            given, probs, return_indices_ranked_by="self_confidence", n_jobs=1
+        )
     return LabelIssues(probabilities, quality, np.asarray(issues, dtype=np.int64))
 
 
