@@ -30,8 +30,10 @@ from pathlib import Path
 from PIL import Image
 
 from bench import datasets
+from bench.bench_scale import machine
 from bench.fashion_mnist import CLASS_NAMES, load_usable
 from imgclf.bundle import Bundle
+from support.markers import replace_between
 
 SMALL = 1000
 
@@ -101,10 +103,33 @@ def measure(name: str, folder: Path, work: Path, project: Path) -> dict:
     return result
 
 
+def table(results: dict) -> str:
+    """Markdown: each engine's time and throughput per case, and their ratio."""
+    lines = [
+        "| files | threads: s, files/s (steady) | ray, 2 actors: s, files/s (steady) "
+        "| Ray / threads: steady, wall | tables identical |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        engines = [
+            f"{r[e]['seconds']:.1f}, {r[e]['steady_files_per_second']:,}"
+            for e in ("threads", "ray")
+        ]
+        lines.append(
+            f"| {r['files']:,} {name} | {engines[0]} | {engines[1]} "
+            f"| **{r['ray_over_threads_steady']:.2f}**, {r['ray_over_threads_wall']:.2f} "
+            f"| {'yes' if r['identical_tables'] else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=24_000, help="photo crops (12 classes)")
     parser.add_argument("--fashion", type=int, default=50_000)
+    parser.add_argument(
+        "--docs", action="store_true", help="write the table into docs/benchmarks.md"
+    )
     args = parser.parse_args()
     project = Path(__file__).resolve().parents[1]
     if not Bundle(project / "models" / "best").is_export():
@@ -124,6 +149,12 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+    print(table(results))
+    if args.docs:
+        stamp = (
+            f"Measured {time.strftime('%Y-%m-%d')} on {machine()} (`python -m bench.bench_ray`)."
+        )
+        replace_between(project / "docs" / "benchmarks.md", "ray", f"{table(results)}\n\n{stamp}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from bench import datasets
 from bench.bench_audit import _photo_crops, plant
 from bench.fashion_mnist import CLASS_NAMES, USABLE, load_usable
 from bench.measure import run_measured
+from support.markers import replace_between
 from support.project import copy_tracked_files, project_env, set_params
 
 STAGES = [
@@ -54,6 +55,7 @@ STAGES = [
 ]
 COPIES, FOREIGN = 50, 20
 OUT = Path("bench/out/scale.json")
+DOCS = Path("docs")
 
 
 def augmented(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -214,7 +216,7 @@ def run_case(root: Path, name: str, write, earlier: dict | None = None) -> dict:
             "others_share": round(measured.others_share, 3),
         }
         print(f"== {name}: {stage} {stages[stage]}", flush=True)
-    result = {"write_seconds": round(written, 1), "stages": stages}
+    result = {"write_seconds": written and round(written, 1), "stages": stages}
     if any(planted.values()):
         result["audit_quality"] = score(project, planted)
     prepared = json.loads((project / "metrics" / "prepare.json").read_text())
@@ -260,20 +262,85 @@ def project_million(at_30k: dict, at_300k: dict) -> tuple[float, float]:
     return seconds, at_300k["peak_mib"] + max(per_image, 0.0) * 700_000
 
 
+def quality_table(results: dict) -> str:
+    """Markdown: what the audit reported of the planted faults, per case."""
+    lines = [
+        "| case | label errors flagged (recall, precision) | copies paired | foreign listed "
+        "| flagged, pairs, outliers |",
+        "|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        if "audit_quality" not in result:
+            continue
+        q = result["audit_quality"]
+        lines.append(
+            f"| {name} | {q['label_errors_recall']:.0%}, {q['label_errors_precision']:.0%} "
+            f"| {q['copies_recall']:.0%} | {q['foreign_recall']:.0%} "
+            f"| {q['flagged']:,}, {q['pairs']:,}, {q['outliers']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """The CPU, its cores and the memory, for the docs."""
+    import os
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), "unknown CPU",
+    )  # fmt: skip
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB"
+
+
+def write_docs(results: dict) -> None:
+    """The tables into docs/scaling.md and docs/audit.md, between their markers."""
+    stamp = f"Measured {time.strftime('%Y-%m-%d')} on {machine()} (`python -m bench.bench_scale`)."
+    search = ""
+    for name, result in results.items():
+        if "search_check" in result:
+            check = result["search_check"]
+            search += (
+                f" Search check at {name}: the large-data path found "
+                f"{check['pairs_also_found']:.0%} of the exact search's near-duplicate pairs "
+                f"and listed {check['outliers_also_listed']:.0%} of its outliers, in "
+                f"{check['approximate_seconds']:.0f} s against {check['exact_seconds']:.0f} s."
+            )
+    replace_between(
+        DOCS / "scaling.md", "scale",
+        f"{growth_table(results)}\n\nThe audit's findings of the planted faults:\n\n"
+        f"{quality_table(results)}\n\n{stamp}{search}",
+    )  # fmt: skip
+    rows = ["| images | seconds | peak MiB | search |", "|---|---|---|---|"]
+    for name, result in results.items():
+        if name.startswith("fashion-"):
+            audit = result["stages"]["audit"]
+            path = "exact" if result["images"] <= 50_000 else "faiss, sampled fits"
+            figures = f"{audit['seconds']:.0f} | {audit['peak_mib']:,}"
+            rows.append(f"| {result['images']:,} | {figures} | {path} |")
+    replace_between(DOCS / "audit.md", "audit-cost", "\n".join(rows) + f"\n\n{stamp}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[3000, 30_000, 300_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[3000, 30_000, 300_000])
     parser.add_argument("--photos", type=int, default=30_000, help="0: no photos case")
     parser.add_argument("--keep", type=Path, help="build the projects here and keep them")
     parser.add_argument("--no-search-check", action="store_true")
     parser.add_argument(
+        "--docs", action="store_true",
+        help="write the tables into docs/scaling.md and docs/audit.md (every case measured)",
+    )  # fmt: skip
+    parser.add_argument(
         "--rerun", nargs="+", metavar="STAGE", default=[],
         help="with --keep: run these stages again in the kept projects, with this "
-        f"checkout's code, keeping the other figures of {OUT}",
+        f"checkout's code (a kept project's other figures come from {OUT})",
     )  # fmt: skip
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="imgclf-scale-"))
-    results = json.loads(OUT.read_text()) if args.rerun else {}
+    # A project kept by an earlier run is resumed: its measured stages are kept.
+    earlier = json.loads(OUT.read_text()) if args.keep and OUT.is_file() else {}
+    results = {name: result for name, result in earlier.items() if (root / name).is_dir()}
     cases = [f"fashion-{size}" for size in args.sizes] + [f"photos-{args.photos}"]
     for name, result in results.items():
         if name not in cases:
@@ -315,6 +382,9 @@ def main() -> None:
             print(f"{name} audit quality: {result['audit_quality']}")
         if "search_check" in result:
             print(f"{name} large-data search against exact: {result['search_check']}")
+    if args.docs:
+        write_docs(results)
+        print("wrote the tables into docs/scaling.md and docs/audit.md")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from imgclf import models, paths
+from support.markers import replace_between
 
 README = Path("README.md")
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def metrics() -> dict[str, dict]:
@@ -88,10 +91,7 @@ def table(m: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    text = README.read_text(encoding="utf-8")
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    README.write_text(f"{before}{START}\n{table(metrics())}\n{END}{after}", encoding="utf-8")
+    replace_between(README, "results", table(metrics()))
     print(f"updated the results table in {README}")
 
 

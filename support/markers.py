@@ -1,0 +1,16 @@
+"""Generated figures in the docs: the lines between `<!-- NAME:start -->` and its end marker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def replace_between(path: Path, name: str, text: str) -> None:
+    """Put `text` between the `name` markers of `path` (ValueError if it has none)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    content = path.read_text(encoding="utf-8")
+    if start not in content or end not in content:
+        raise ValueError(f"{path} has no {start} ... {end} markers")
+    before, rest = content.split(start, 1)
+    _, after = rest.split(end, 1)
+    path.write_text(f"{before}{start}\n{text.strip()}\n{end}{after}", encoding="utf-8")
