@@ -33,9 +33,10 @@ from bench import datasets
 from bench.bench_scale import machine
 from bench.fashion_mnist import CLASS_NAMES, load_usable
 from imgclf.bundle import Bundle
-from support.markers import replace_between
+from support.markers import markdown_table, replace_between
 
 SMALL = 1000
+ENGINES = ("threads", "ray")
 
 
 def write_fashion(folder: Path, count: int) -> None:
@@ -69,7 +70,7 @@ def timed(args: list[str], cwd: Path) -> float:
 def engines(folder: Path, work: Path, project: Path) -> dict:
     """Seconds of each engine on `folder`, and whether their tables are the same."""
     seconds = {}
-    for engine in ("threads", "ray"):
+    for engine in ENGINES:
         table = work / f"{folder.name}-{engine}.csv"
         extra = ["--engine", "ray", "--num-cpus", "2", "--out", str(work / f"{folder.name}-shards")]
         seconds[engine] = timed(
@@ -86,7 +87,7 @@ def measure(name: str, folder: Path, work: Path, project: Path) -> dict:
     small = first_files(folder, SMALL, work / f"{name}-small" / name)
     whole, start = engines(folder, work, project), engines(small, work, project)
     result = {"files": files, "identical_tables": whole["identical_tables"]}
-    for engine in ("threads", "ray"):
+    for engine in ENGINES:
         steady = (files - SMALL) / (whole["seconds"][engine] - start["seconds"][engine])
         result[engine] = {
             "seconds": round(whole["seconds"][engine], 1),
@@ -105,22 +106,17 @@ def measure(name: str, folder: Path, work: Path, project: Path) -> dict:
 
 def table(results: dict) -> str:
     """Markdown: each engine's time and throughput per case, and their ratio."""
-    lines = [
-        "| files | threads: s, files/s (steady) | ray, 2 actors: s, files/s (steady) "
-        "| Ray / threads: steady, wall | tables identical |",
-        "|---|---|---|---|---|",
-    ]
+    header = [
+        "files", "threads: s, files/s (steady)", "ray, 2 actors: s, files/s (steady)",
+        "Ray / threads: steady, wall", "tables identical",
+    ]  # fmt: skip
+    rows = []
     for name, r in results.items():
-        engines = [
-            f"{r[e]['seconds']:.1f}, {r[e]['steady_files_per_second']:,}"
-            for e in ("threads", "ray")
-        ]
-        lines.append(
-            f"| {r['files']:,} {name} | {engines[0]} | {engines[1]} "
-            f"| **{r['ray_over_threads_steady']:.2f}**, {r['ray_over_threads_wall']:.2f} "
-            f"| {'yes' if r['identical_tables'] else '**no**'} |"
-        )
-    return "\n".join(lines)
+        engines = [f"{r[e]['seconds']:.1f}, {r[e]['steady_files_per_second']:,}" for e in ENGINES]
+        ratios = f"**{r['ray_over_threads_steady']:.2f}**, {r['ray_over_threads_wall']:.2f}"
+        same = "yes" if r["identical_tables"] else "**no**"
+        rows.append([f"{r['files']:,} {name}", *engines, ratios, same])
+    return markdown_table(header, rows)
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from bench import datasets
 from bench.bench_audit import _photo_crops, plant
 from bench.fashion_mnist import CLASS_NAMES, USABLE, load_usable
 from bench.measure import run_measured
-from support.markers import replace_between
+from support.markers import markdown_table, replace_between
 from support.project import copy_tracked_files, project_env, set_params
 
 STAGES = [
@@ -233,24 +233,22 @@ def growth_table(results: dict) -> str:
     names = list(results)
     small, large = "fashion-30000", "fashion-300000"
     grows = small in results and large in results
-    head = "| stage | " + " | ".join(f"{n}: s, MiB" for n in names)
+    header = ["stage", *(f"{n}: s, MiB" for n in names)]
     if grows:
-        head += " | time 30k to 300k | 1M projected: s, MiB"
-    lines = [head + " |", "|---" * (len(names) + 1 + 2 * grows) + "|"]
+        header += ["time 30k to 300k", "1M projected: s, MiB"]
+    rows = []
     for stage, _ in STAGES:
         measured = [results[n]["stages"][stage] for n in names]
-        cells = [f"{m['seconds']:.0f}, {m['peak_mib']}" for m in measured]
+        cells = [stage, *(f"{m['seconds']:.0f}, {m['peak_mib']:,}" for m in measured)]
         if grows:
-            seconds, mib = project_million(
-                results[small]["stages"][stage], results[large]["stages"][stage]
-            )
-            ratio = (
-                results[large]["stages"][stage]["seconds"]
-                / results[small]["stages"][stage]["seconds"]
-            )
-            cells += [f"{ratio:.1f}x", f"{seconds:.0f}, {mib:.0f}"]
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            at_30k, at_300k = results[small]["stages"][stage], results[large]["stages"][stage]
+            seconds, mib = project_million(at_30k, at_300k)
+            cells += [
+                f"{at_300k['seconds'] / at_30k['seconds']:.1f}x",
+                f"{seconds:.0f}, {mib:,.0f}",
+            ]
+        rows.append(cells)
+    return markdown_table(header, rows)
 
 
 def project_million(at_30k: dict, at_300k: dict) -> tuple[float, float]:
@@ -264,21 +262,20 @@ def project_million(at_30k: dict, at_300k: dict) -> tuple[float, float]:
 
 def quality_table(results: dict) -> str:
     """Markdown: what the audit reported of the planted faults, per case."""
-    lines = [
-        "| case | label errors flagged (recall, precision) | copies paired | foreign listed "
-        "| flagged, pairs, outliers |",
-        "|---|---|---|---|---|",
-    ]
+    header = [
+        "case", "label errors flagged (recall, precision)", "copies paired", "foreign listed",
+        "flagged, pairs, outliers",
+    ]  # fmt: skip
+    rows = []
     for name, result in results.items():
-        if "audit_quality" not in result:
-            continue
-        q = result["audit_quality"]
-        lines.append(
-            f"| {name} | {q['label_errors_recall']:.0%}, {q['label_errors_precision']:.0%} "
-            f"| {q['copies_recall']:.0%} | {q['foreign_recall']:.0%} "
-            f"| {q['flagged']:,}, {q['pairs']:,}, {q['outliers']:,} |"
-        )
-    return "\n".join(lines)
+        if "audit_quality" in result:
+            q = result["audit_quality"]
+            rows.append([
+                name, f"{q['label_errors_recall']:.0%}, {q['label_errors_precision']:.0%}",
+                f"{q['copies_recall']:.0%}", f"{q['foreign_recall']:.0%}",
+                f"{q['flagged']:,}, {q['pairs']:,}, {q['outliers']:,}",
+            ])  # fmt: skip
+    return markdown_table(header, rows)
 
 
 def machine() -> str:
@@ -311,14 +308,15 @@ def write_docs(results: dict) -> None:
         f"{growth_table(results)}\n\nThe audit's findings of the planted faults:\n\n"
         f"{quality_table(results)}\n\n{stamp}{search}",
     )  # fmt: skip
-    rows = ["| images | seconds | peak MiB | search |", "|---|---|---|---|"]
+    rows = []
     for name, result in results.items():
         if name.startswith("fashion-"):
             audit = result["stages"]["audit"]
             path = "exact" if result["images"] <= 50_000 else "faiss, sampled fits"
-            figures = f"{audit['seconds']:.0f} | {audit['peak_mib']:,}"
-            rows.append(f"| {result['images']:,} | {figures} | {path} |")
-    replace_between(DOCS / "audit.md", "audit-cost", "\n".join(rows) + f"\n\n{stamp}")
+            rows.append([f"{result['images']:,}", f"{audit['seconds']:.0f}",
+                         f"{audit['peak_mib']:,}", path])  # fmt: skip
+    cost = markdown_table(["images", "seconds", "peak MiB", "search"], rows)
+    replace_between(DOCS / "audit.md", "audit-cost", f"{cost}\n\n{stamp}")
 
 
 def main() -> None:

@@ -14,3 +14,10 @@ def replace_between(path: Path, name: str, text: str) -> None:
     before, rest = content.split(start, 1)
     _, after = rest.split(end, 1)
     path.write_text(f"{before}{start}\n{text.strip()}\n{end}{after}", encoding="utf-8")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of text cells."""
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
