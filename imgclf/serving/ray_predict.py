@@ -95,6 +95,11 @@ def _list_uri(uri: str) -> list[str]:
     return sorted(names)
 
 
+def absolute(name: str) -> str:
+    """A local file's absolute path (a URI as it is)."""
+    return name if is_uri(name) else str(Path(name).resolve())
+
+
 def read_bytes(name: str) -> bytes:
     """A file's bytes: local, or through pyarrow's file system for its URI."""
     if not is_uri(name):
@@ -121,7 +126,12 @@ class Answerer:
 
         names = [str(name) for name in batch["file"].to_pylist()]
         predictor = self.predictor
-        decoded = decode_files(names, predictor.image_size, predictor.max_pixels, read_bytes)
+        # Read by absolute path (a cluster's workers do not start in this folder), answered
+        # under the name given, as the threaded CLI answers.
+        at = dict(zip(names, batch["path"].to_pylist(), strict=True))
+        decoded = decode_files(
+            names, predictor.image_size, predictor.max_pixels, lambda name: read_bytes(at[name])
+        )
         good = [i for i, item in enumerate(decoded) if not isinstance(item, str)]
         answers: dict[int, dict] = {}
         if good:
@@ -230,6 +240,7 @@ def _run(ray, shards, pending, out, model_dir, runtime, top_k, num_cpus, progres
             "shard": pa.array([i for i in pending for _ in shards[i]], pa.int32()),
             "row": pa.array([r for i in pending for r in range(len(shards[i]))], pa.int32()),
             "file": pa.array([name for i in pending for name in shards[i]], pa.string()),
+            "path": pa.array([absolute(name) for i in pending for name in shards[i]], pa.string()),
         })  # fmt: skip
         blocks = [
             table.slice(start, FILES_PER_BLOCK) for start in range(0, len(table), FILES_PER_BLOCK)
@@ -237,7 +248,7 @@ def _run(ray, shards, pending, out, model_dir, runtime, top_k, num_cpus, progres
         answered = ray.data.from_arrow(blocks).map_batches(
             Answerer,
             fn_constructor_kwargs={
-                "model_dir": str(model_dir),
+                "model_dir": str(Path(model_dir).resolve()),
                 "runtime": runtime,
                 "top_k": top_k,
                 "threads": 1,

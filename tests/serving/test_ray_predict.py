@@ -157,3 +157,40 @@ def test_without_ray_the_cli_says_what_to_install(tiny_project, tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "pip install 'imgclf[ray]'" in result.stderr
+
+
+def test_a_cluster_named_by_ray_address_does_the_work(tiny_project, tmp_path):
+    """`ray start --head` (a one-machine cluster on a free port), then the CLI with
+    RAY_ADDRESS: the run joins it instead of starting its own Ray."""
+    import secrets
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray = Path(sys.executable).parent / "ray"
+    # As the docs say to start a cluster: its token in every node's and client's environment.
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, **token, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    started = subprocess.run(
+        [str(ray), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+         "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+        capture_output=True, text=True, env={**os.environ, **token}, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "imgclf", "predict", "data", "--engine", "ray",
+             "--out", str(tmp_path / "shards"), "--csv", str(tmp_path / "cluster.csv")],
+            capture_output=True, text=True, cwd=tiny_project, env=env, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        status = subprocess.run(
+            [str(ray), "status", "--address", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, env=env, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert status.returncode == 0  # the cluster outlived the run: it was joined, not started
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True, timeout=TIMEOUT)
+    found = rows(tmp_path / "cluster.csv")
+    assert len(found) == 24 and all(row["prediction"] for row in found)
