@@ -221,12 +221,22 @@ def near_duplicates(space: np.ndarray, pixels: np.ndarray, distance: float) -> l
         return []
     first, second = pairs[:, 0], pairs[:, 1]
     ratios = [
-        np.maximum(1 - np.sum(vectors[first] * vectors[second], axis=1), 0) / s
+        _pair_distances(vectors, first, second) / s
         for vectors, s in zip(spaces, scale, strict=True)
     ]
     combined = np.sqrt(ratios[0] * ratios[1])
     keep = np.flatnonzero(combined <= distance)
     return [Pair(int(first[i]), int(second[i]), float(combined[i])) for i in keep]
+
+
+def _pair_distances(units: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cosine distance of each pair of unit rows, CHUNK_ROWS pairs at a time: the rows of
+    all the candidate pairs at once (ten an image) would take gigabytes."""
+    distances = np.empty(len(first), dtype=np.float32)
+    for start in range(0, len(first), CHUNK_ROWS):
+        a, b = first[start : start + CHUNK_ROWS], second[start : start + CHUNK_ROWS]
+        distances[start : start + len(a)] = np.maximum(1 - np.sum(units[a] * units[b], axis=1), 0)
+    return distances
 
 
 def outlier_space(features: np.ndarray) -> np.ndarray:
