@@ -171,8 +171,9 @@ def run_audit(
     """
     names = list(splits)
     embedded = embed(model, [splits[name].images for name in names])
-    # Held as locals, so each can go as soon as the findings are done with it.
-    features, pixels = embedded.features, embedded.pixels
+    # Held as locals, so each can go as soon as the findings are done with it: the small
+    # pixel copies first, for the space near-duplicates compare them in.
+    features, pixels = embedded.features, findings.pixel_space(embedded.pixels)
     del embedded
     images = [
         Seen(name, row, file, int(label))

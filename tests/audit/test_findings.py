@@ -59,7 +59,9 @@ def test_near_copies_are_paired_and_distinct_images_are_not():
     for original, copy in copies:
         features[copy] = features[original] + rng.normal(0, 0.01, 64)
         pixels[copy] = pixels[original] + rng.normal(0, 1, 48)  # re-encoding noise
-    pairs = findings.near_duplicates(findings.feature_space(features), pixels, distance=0.2)
+    pairs = findings.near_duplicates(
+        findings.feature_space(features), findings.pixel_space(pixels), distance=0.2
+    )
     assert {(p.first, p.second) for p in pairs} == set(copies)
     assert all(0 <= p.distance <= 0.2 for p in pairs)
 
@@ -70,12 +72,19 @@ def test_a_pair_only_somewhat_close_in_one_space_and_unrelated_in_the_other_is_n
     # Similar content, other pixels (two photos of one scene); and the other way round.
     features[60] = 0.7 * features[10] + 0.3 * rng.normal(size=32)
     pixels[70] = 0.7 * pixels[20] + 0.3 * rng.uniform(0, 255, 27)
-    assert findings.near_duplicates(findings.feature_space(features), pixels, distance=0.2) == []
+    assert (
+        findings.near_duplicates(
+            findings.feature_space(features), findings.pixel_space(pixels), distance=0.2
+        )
+        == []
+    )
     # Both close at once: a copy.
     features[70] = 0.7 * features[20] + 0.3 * rng.normal(size=32)
     assert [
         (p.first, p.second)
-        for p in findings.near_duplicates(findings.feature_space(features), pixels, 0.2)
+        for p in findings.near_duplicates(
+            findings.feature_space(features), findings.pixel_space(pixels), 0.2
+        )
     ] == [(20, 70)]
 
 
