@@ -67,25 +67,26 @@ def timed(args: list[str], cwd: Path) -> float:
     return seconds
 
 
-def engines(folder: Path, work: Path, project: Path) -> dict:
-    """Seconds of each engine on `folder`, and whether their tables are the same."""
+def engines(folder: Path, out: Path, project: Path) -> dict:
+    """Seconds of each engine on `folder` (its tables and shards in `out`), and whether their
+    tables are the same."""
+    out.mkdir(parents=True)
     seconds = {}
     for engine in ENGINES:
-        table = work / f"{folder.name}-{engine}.csv"
-        extra = ["--engine", "ray", "--num-cpus", "2", "--out", str(work / f"{folder.name}-shards")]
+        extra = ["--engine", "ray", "--num-cpus", "2", "--out", str(out / "shards")]
         seconds[engine] = timed(
-            [str(folder), "--csv", str(table), *(extra if engine == "ray" else [])], project
+            [str(folder), "--csv", str(out / f"{engine}.csv"), *(extra if engine == "ray" else [])],
+            project,
         )
-    same = (work / f"{folder.name}-threads.csv").read_bytes() == (
-        work / f"{folder.name}-ray.csv"
-    ).read_bytes()
+    same = (out / "threads.csv").read_bytes() == (out / "ray.csv").read_bytes()
     return {"seconds": seconds, "identical_tables": same}
 
 
 def measure(name: str, folder: Path, work: Path, project: Path) -> dict:
     files = sum(1 for p in folder.rglob("*") if p.is_file())
     small = first_files(folder, SMALL, work / f"{name}-small" / name)
-    whole, start = engines(folder, work, project), engines(small, work, project)
+    whole = engines(folder, work / f"{name}-whole", project)
+    start = engines(small, work / f"{name}-small-run", project)
     result = {"files": files, "identical_tables": whole["identical_tables"]}
     for engine in ENGINES:
         steady = (files - SMALL) / (whole["seconds"][engine] - start["seconds"][engine])
