@@ -74,14 +74,13 @@ def embed(model, splits: list[np.ndarray]) -> Embeddings:
     dtype = np.float16 if is_large(total) else np.float32
     features = np.empty((total, model.output_shape[-1]), dtype=dtype)
     pixels = np.empty((total, side * side * 3), dtype=np.uint8)
-    start = 0
+    batch, start = inference_batch_size(model.input_shape[1]), 0
     for images in splits:
         if len(images) == 0:
             continue
         rows = slice(start, start + len(images))
         # Through the feature cache: train_efficientnet's base pass over the same splits
         # then reads these.
-        batch = inference_batch_size(model.input_shape[1])
         stored_features(model, images, batch, out=features[rows])
         small_pixels(images, pixels[rows])
         release_pages(images)

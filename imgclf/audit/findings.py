@@ -81,8 +81,7 @@ def out_of_sample_probabilities(
     dims = int(min(PCA_DIMENSIONS, features.shape[1], len(labels) - 1))
     if is_large(len(features)):
         project = sampled_projection(features, dims, standardize=True, seed=seed)
-        width = project(features[:1]).shape[1]
-        projected = in_chunks(len(features), width, lambda rows: project(features[rows]))
+        projected = in_chunks(len(features), lambda rows: project(features[rows]))
     else:
         standardized = StandardScaler().fit_transform(features)
         pca = PCA(dims, svd_solver="randomized", random_state=seed)
@@ -167,8 +166,7 @@ def _unit_space(
     dims = min(PCA_DIMENSIONS, vectors.shape[1])
     sample = prepare(vectors[sample_rows(len(vectors), FIT_SAMPLE_ROWS)])
     project = sampled_projection(sample, dims, standardize)
-    width = project(sample[:1]).shape[1]
-    return in_chunks(len(vectors), width, lambda rows: _unit_rows(project(prepare(vectors[rows]))))
+    return in_chunks(len(vectors), lambda rows: _unit_rows(project(prepare(vectors[rows]))))
 
 
 def _neighbours(units: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

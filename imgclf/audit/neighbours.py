@@ -45,14 +45,16 @@ def sample_rows(rows: int, count: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(rows, count, replace=False))
 
 
-def in_chunks(
-    rows: int, width: int, fill: Callable[[slice], np.ndarray], dtype=np.float32
-) -> np.ndarray:
-    """A preallocated (rows, width) array, filled CHUNK_ROWS rows at a time by `fill`."""
-    out = np.empty((rows, width), dtype=dtype)
+def in_chunks(rows: int, fill: Callable[[slice], np.ndarray]) -> np.ndarray:
+    """`fill` of every CHUNK_ROWS rows, in one array allocated once the first chunk shows
+    its width and dtype."""
+    out = None
     for start in range(0, rows, CHUNK_ROWS):
         chunk = slice(start, min(rows, start + CHUNK_ROWS))
-        out[chunk] = fill(chunk)
+        filled = fill(chunk)
+        if out is None:
+            out = np.empty((rows, *filled.shape[1:]), dtype=filled.dtype)
+        out[chunk] = filled
     return out
 
 

@@ -53,7 +53,7 @@ def test_a_projection_fitted_on_a_sample_keeps_the_main_directions(monkeypatch):
     vectors = rng.normal(0, 0.1, (5000, 40)).astype(np.float32)
     vectors[:, :2] += rng.normal(0, 10, (5000, 2))
     project = neighbours.sampled_projection(vectors, 2, standardize=False)
-    projected = neighbours.in_chunks(len(vectors), 2, lambda rows: project(vectors[rows]))
+    projected = neighbours.in_chunks(len(vectors), lambda rows: project(vectors[rows]))
     assert projected.shape == (5000, 2) and projected.dtype == np.float32
     kept = np.var(projected, axis=0).sum() / np.var(vectors, axis=0).sum()
     assert kept > 0.99
