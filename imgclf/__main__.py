@@ -52,11 +52,17 @@ def named_sources(args: argparse.Namespace) -> list[str]:
 
 
 def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int | None) -> int:
+    try:
+        sources = named_sources(args)
+    except OSError as exc:
+        print(f"error: cannot read --files-from {args.files_from}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.engine == "ray":
-        return ray_predict_command(predictor, args, top_k)
-    files = batch_predict.expand(named_sources(args))
+        return ray_predict_command(predictor, args, sources, top_k)
+    files = batch_predict.expand(sources)
     if not files:
-        print(f"error: no image files in {' '.join(named_sources(args))}", file=sys.stderr)
+        print(f"error: no image files in {' '.join(sources)}", file=sys.stderr)
         return 1
     answers = batch_predict.predict_files(predictor, files, top_k)
     if sys.stderr.isatty():
@@ -72,7 +78,9 @@ def predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int |
     return 1 if failures else 0
 
 
-def ray_predict_command(predictor: Predictor, args: argparse.Namespace, top_k: int | None) -> int:
+def ray_predict_command(
+    predictor: Predictor, args: argparse.Namespace, sources: list[str], top_k: int | None
+) -> int:
     """`--engine ray`: Parquet shards in --out (resumable), and the --csv table if asked."""
     from imgclf.serving import ray_predict
 
@@ -84,7 +92,7 @@ def ray_predict_command(predictor: Predictor, args: argparse.Namespace, top_k: i
     logging.getLogger("ray").setLevel(logging.ERROR)
     try:
         run = ray_predict.predict_with_ray(
-            named_sources(args), args.out, Path(args.model_dir), runtime=predictor.runtime.name,
+            sources, args.out, Path(args.model_dir), runtime=predictor.runtime.name,
             top_k=top_k, num_cpus=args.num_cpus,
             shard_files=args.shard_files or ray_predict.SHARD_FILES, csv_path=args.csv,
         )  # fmt: skip
@@ -99,7 +107,7 @@ def ray_predict_command(predictor: Predictor, args: argparse.Namespace, top_k: i
         )
         return 130
     if run.files == 0:
-        print(f"error: no image files in {' '.join(named_sources(args))}", file=sys.stderr)
+        print(f"error: no image files in {' '.join(sources)}", file=sys.stderr)
         return 1
     print(
         f"{run.files} files in {run.shards} shards under {args.out}/"
