@@ -243,3 +243,8 @@ class ExportParams(Group):
         Annotated[int, Field(ge=1, le=10_000)],
         "training images that calibrate tflite_int8's ranges",
     )
+    unfamiliar_share: key(
+        Annotated[float, Field(ge=0, le=0.5)],
+        "share of validation images scored above the unfamiliarity threshold, which it sets "
+        "(docs/serving.md); 0 flags nothing",
+    )

@@ -178,6 +178,11 @@ class ExportMetadata(_File):
     top_k: int
     confidence_threshold: float = 0.0  # answers below it are "not sure" (0 in old exports)
     target_accuracy: float = 0.0
+    # Images scoring above it are unlike the training images (None: never flagged, as in
+    # exports made before the score; models/familiarity.py).
+    unfamiliar_threshold: float | None = None
+    # Each class's share of the training images: the mix serving compares its answers with.
+    class_shares: list[float] | None = None
 
     @property
     def num_classes(self) -> int:

@@ -1,13 +1,14 @@
 """Stage `export`: calibrate the selected model, evaluate it once on the test split, export it.
 
 Reads params `export.*`, metrics/compare.json and the selected model; writes the
-export bundle models/best/ (imgclf/bundle.py: the Keras model, the SavedModel for TF
-Serving, the formats of export.formats for onnxruntime and LiteRT, each checked against
-the Keras model on the test split, the metadata and the model card), metrics/export.json
-and the plots in evaluation/: the test confusion matrix and reliability, the validation
-risk-coverage curve that sets the "not sure" threshold, and the gallery of the most
-confidently wrong test images; and, for `imgclf review`, the training and validation
-images it is surest are mislabelled (review_mistakes.csv).
+export bundle models/best/ (imgclf/bundle.py: the Keras model answering probabilities
+and each image's unfamiliarity score, the SavedModel for TF Serving, the formats of
+export.formats for onnxruntime and LiteRT, each checked against the Keras model on the
+test split, the metadata and the model card), metrics/export.json and the plots in
+evaluation/: the test confusion matrix and reliability, the validation risk-coverage
+curve that sets the "not sure" threshold, and the gallery of the most confidently wrong
+test images; and, for `imgclf review`, the training and validation images it is surest
+are mislabelled (review_mistakes.csv).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from imgclf.deploy.parity import FormatReport, write_formats
 from imgclf.evaluation import calibration, model_card, selective
 from imgclf.evaluation.gallery import save_gallery
 from imgclf.evaluation.interpretation import Interpretation, mistakes_to_review
+from imgclf.models.familiarity import Familiarity, fit_to_training, pooled_features
 from imgclf.models.saving import export_saved_model, load_trained_model, save_model
+from imgclf.models.served import served_model
 from imgclf.models.temperature import with_temperature
 from imgclf.param_groups import ExportParams
 from imgclf.seeding import make_deterministic
@@ -71,8 +74,9 @@ def write_export(
         save_model(model, bundle.file("keras"))
         export_saved_model(model, bundle.saved_model)
         reports, seconds = write_formats(
-            bundle, model, export.formats, calibration_images(export.quantization_images), test
-        )
+            bundle, model, export.formats, calibration_images(export.quantization_images), test,
+            metadata.unfamiliar_threshold,
+        )  # fmt: skip
         bundle.write_metadata(metadata)
         bundle.write_card(render_card(reports))
     return reports, seconds
@@ -131,9 +135,44 @@ def calibrate(model: keras.Model, val_raw: Interpretation, test_raw: Interpretat
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Unfamiliar:
+    """The unfamiliarity score's summary of the training features, its threshold, and the
+    share of validation and test images it flags."""
+
+    familiarity: Familiarity
+    threshold: float | None
+    val_share: float
+    test_share: float
+
+    def metrics(self) -> dict:
+        return {
+            "unfamiliar_threshold": self.threshold,
+            "val_unfamiliar_share": self.val_share,
+            "test_unfamiliar_share": self.test_share,
+        }
+
+
+def fit_unfamiliar(raw_model: keras.Model, num_classes: int, share: float,
+                   val: np.ndarray, test: np.ndarray) -> Unfamiliar:  # fmt: skip
+    """The score fitted on training features, its threshold chosen on validation images
+    (at most `share` of them above it); the test split only reports how many it flags."""
+    train = read_used_split("train")
+    familiarity = fit_to_training(raw_model, train.images, train.labels, num_classes, SEED)
+    val_scores = familiarity.score(pooled_features(raw_model, val))
+    threshold = selective.unfamiliar_threshold(val_scores, share)
+    test_scores = familiarity.score(pooled_features(raw_model, test))
+    return Unfamiliar(
+        familiarity, threshold,
+        float(selective.is_unfamiliar(val_scores, threshold).mean()),
+        float(selective.is_unfamiliar(test_scores, threshold).mean()),
+    )  # fmt: skip
+
+
 def export_metadata(
     family: str, comparison: Comparison, info: PreparedInfo, test_metrics: dict,
     calibration_summary: Calibration, threshold: selective.Threshold, top_k: int,
+    unfamiliar: Unfamiliar,
 ) -> ExportMetadata:  # fmt: skip
     """What a server needs to know about the export, and where it came from."""
     trained = TrainedMetrics.load(family)
@@ -154,7 +193,15 @@ def export_metadata(
         top_k=top_k,
         confidence_threshold=threshold.confidence,
         target_accuracy=threshold.target_accuracy,
+        unfamiliar_threshold=unfamiliar.threshold,
+        class_shares=class_shares(info.num_classes),
     )
+
+
+def class_shares(num_classes: int) -> list[float]:
+    """Each class's share of the training images the model learned from."""
+    counts = np.bincount(read_used_split("train").labels, minlength=num_classes)
+    return [round(float(count / counts.sum()), 6) for count in counts]
 
 
 def main() -> None:
@@ -185,9 +232,14 @@ def main() -> None:
         test_ece_before=served.test_raw.calibration_error(),
         test_ece_after=served.test_calibrated.calibration_error(),
     )
-    metadata = export_metadata(
-        family.name, comparison, info, test_metrics, calibration_summary, threshold, export.top_k
+    # "Unfamiliar" above the score that export.unfamiliar_share of validation images exceed.
+    unfamiliar = fit_unfamiliar(
+        raw_model, info.num_classes, export.unfamiliar_share, val_split.images, test_split.images
     )
+    metadata = export_metadata(
+        family.name, comparison, info, test_metrics, calibration_summary, threshold,
+        export.top_k, unfamiliar,
+    )  # fmt: skip
     counts = {name: len(read_used_split(name).labels) for name in ("train", "val", "test")}
     pairs = test.most_confused(CONFUSED_PAIRS)
     # For `imgclf review`: the training and validation images the served model is surest
@@ -198,11 +250,16 @@ def main() -> None:
 
     def render_card(reports: list[FormatReport]) -> str:
         return model_card.render(
-            metadata, family, test_metrics, counts, pairs, threshold, test_answered, reports
-        )
+            metadata, family, test_metrics, counts, pairs, threshold, test_answered, reports,
+            unfamiliar.metrics(),
+        )  # fmt: skip
 
+    # What the bundle serves: the calibrated probabilities and the unfamiliarity score,
+    # from one forward pass of the selected model.
+    temperature = served.decision.temperature if served.decision.applied else None
+    bundled = served_model(raw_model, temperature, unfamiliar.familiarity)
     reports, format_seconds = write_export(
-        model, metadata, render_card, export, (test.split.images, test.labels)
+        bundled, metadata, render_card, export, (test.split.images, test.labels)
     )
     write_plots(model, test, served.test_raw, served.test_calibrated, val, pairs, export.mistakes,
                 family.name, to_review)  # fmt: skip
@@ -216,6 +273,7 @@ def main() -> None:
         "val_coverage": threshold.val_coverage, "val_answered_accuracy": threshold.val_accuracy,
         "test_coverage": test_answered["coverage"],
         "test_answered_accuracy": test_answered["accuracy"],
+        **unfamiliar.metrics(),
         "formats": {report.format: report.metrics() for report in reports},
     })  # fmt: skip
     seconds = time.perf_counter() - started
@@ -225,7 +283,8 @@ def main() -> None:
         f"{calibration_summary.test_ece_before:.4f} -> {calibration_summary.test_ece_after:.4f} "
         f"(calibration {served.decision.reason}); answers {100 * test_answered['coverage']:.0f}% "
         f"of test images at confidence >= {threshold.confidence:.3f} with accuracy "
-        f"{test_answered['accuracy']:.4f}; wrote {paths.EXPORT}/ in {seconds:.0f}s"
+        f"{test_answered['accuracy']:.4f}; flags {100 * unfamiliar.test_share:.1f}% of test "
+        f"images unfamiliar; wrote {paths.EXPORT}/ in {seconds:.0f}s"
     )
 
 

@@ -13,7 +13,7 @@ from imgclf.serving.predictor import Predictor
 from imgclf.serving.runtimes import RuntimeUnavailable
 from webapp.errors import ApiError
 from webapp.model_service import model_service
-from webapp.observability import PREDICTIONS, metrics_response
+from webapp.observability import metrics_response
 
 bp = Blueprint("api", __name__)
 
@@ -78,10 +78,9 @@ def predict():
                 answer["heatmap_png"] = base64.b64encode(png_bytes(heatmap)).decode("ascii")
                 answers.append(answer)
         else:
-            probabilities = service.probabilities(loaded, np.stack(inputs), g.deadline)
-            answers = predictor.describe_batch(probabilities, top_k)
-    for answer in answers:
-        PREDICTIONS.labels(answer["prediction"]).inc()
+            scores = service.scores(loaded, np.stack(inputs), g.deadline)
+            answers = predictor.describe_batch(scores, top_k)
+    loaded.recent.record(answers, loaded.class_shares)
     return jsonify(answers if len(answers) > 1 else answers[0])
 
 

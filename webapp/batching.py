@@ -15,16 +15,20 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 import numpy as np
+
+Sliceable = Any  # rows of what `predict` answers: answer[start:stop] is theirs
 
 _CLOSE = object()  # put in the queue by close(): the batching thread ends after it
 
 
 class MicroBatcher:
-    """Runs `predict` on batches gathered from concurrent `submit` calls."""
+    """Runs `predict` on batches gathered from concurrent `submit` calls; what it answers
+    (an array, or the runtimes' Scores) is split by rows among the callers."""
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int) -> None:
+    def __init__(self, predict: Callable[[np.ndarray], Sliceable], max_batch: int) -> None:
         self.predict, self.max_batch = predict, max_batch
         self.model_busy = threading.Lock()  # one model call at a time
         self.requests: queue.Queue = queue.Queue()
@@ -34,8 +38,8 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._serve, name="micro-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, images: np.ndarray, timeout: float = 60.0) -> np.ndarray:
-        """Probabilities for `images`, computed together with whatever else is waiting.
+    def submit(self, images: np.ndarray, timeout: float = 60.0) -> Sliceable:
+        """`predict`'s answer for `images`, computed together with whatever else is waiting.
 
         Raises concurrent.futures.TimeoutError when no answer came within `timeout` s.
         """
@@ -96,12 +100,12 @@ class MicroBatcher:
         batch = np.concatenate([images for images, _ in waiting])
         self.batch_sizes = [*self.batch_sizes[-99:], len(batch)]
         try:
-            probabilities = self.predict(batch)
+            answered = self.predict(batch)
         except Exception as exc:  # each waiting request gets the error; the thread lives on
             for _, answer in waiting:
                 answer.set_exception(exc)
             return
         start = 0
         for images, answer in waiting:
-            answer.set_result(probabilities[start : start + len(images)])
+            answer.set_result(answered[start : start + len(images)])
             start += len(images)

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from flask import Flask, current_app
 from imgclf.bundle import Bundle
 from imgclf.images import DEFAULT_MAX_DECODED_BYTES
 from imgclf.serving.predictor import ModelNotExportedError, Predictor
+from imgclf.serving.runtimes import Scores
 from imgclf.timestamps import utc_now
 from webapp import observability
 from webapp.batching import MicroBatcher
@@ -92,6 +93,17 @@ class LoadedExport:
     exported_at: str  # when its metadata was written
     loaded_at: str
     stamp: tuple
+    # This export's last answers in this worker, behind the drift gauges (a new export
+    # starts a new window: its classes or its threshold may differ).
+    recent: observability.RecentAnswers = field(default_factory=observability.RecentAnswers)
+
+    @property
+    def class_shares(self) -> dict[str, float] | None:
+        """Each class's share of the training images (None for older exports)."""
+        metadata = self.predictor.metadata
+        if metadata.class_shares is None:
+            return None
+        return dict(zip(metadata.class_names, metadata.class_shares, strict=True))
 
     def describe(self) -> dict:
         """What GET /model tells about the export being served."""
@@ -99,6 +111,7 @@ class LoadedExport:
             "export_id": self.export_id,
             "exported_at": self.exported_at,
             "loaded_at": self.loaded_at,
+            "unfamiliar_threshold": self.predictor.unfamiliar_threshold,
         }
 
 
@@ -192,7 +205,7 @@ class ModelService:
         loaded = LoadedExport(
             predictor=predictor,
             # Through the predictor, not its bound method: what it runs is what it holds.
-            batcher=MicroBatcher(lambda batch: predictor.probabilities(batch), self.max_batch),
+            batcher=MicroBatcher(lambda batch: predictor.scores(batch), self.max_batch),
             export_id=export_id(self.model_dir),
             exported_at=datetime.datetime.fromtimestamp(written, datetime.timezone.utc).isoformat(
                 timespec="seconds"
@@ -283,14 +296,15 @@ class ModelService:
         with self._decoders:
             yield
 
-    def probabilities(self, loaded: LoadedExport, batch: np.ndarray, deadline: float) -> np.ndarray:
-        """Class probabilities for model inputs, in a model call shared with other requests.
+    def scores(self, loaded: LoadedExport, batch: np.ndarray, deadline: float) -> Scores:
+        """Class probabilities and unfamiliarity for model inputs, in a model call shared
+        with other requests.
 
         The caller holds its place (admitted()); `deadline` (time.monotonic) is when the
         request's REQUEST_TIMEOUT_S runs out.
         """
         try:
-            return np.asarray(loaded.batcher.submit(batch, max(0.0, deadline - time.monotonic())))
+            return loaded.batcher.submit(batch, max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             raise self._too_late() from None
 

@@ -6,8 +6,10 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
+from collections import deque
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -28,6 +30,21 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )  # fmt: skip
 PREDICTIONS = Counter("imgclf_predictions_total", "Predicted labels", ["label"])
+UNFAMILIARITY = Histogram(
+    "imgclf_unfamiliarity", "Unfamiliarity score of each predicted image (about 1: like the "
+    "training images; the export's threshold is in /model)",
+    buckets=(0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100),
+)  # fmt: skip
+UNFAMILIAR = Counter("imgclf_unfamiliar_total", "Images answered as unfamiliar")
+RECENT_UNFAMILIAR = Gauge(
+    "imgclf_recent_unfamiliar_share", "Share of the last answers (a worker's window) that were "
+    "unfamiliar", multiprocess_mode="livemax",
+)  # fmt: skip
+CLASS_MIX_SHIFT = Gauge(
+    "imgclf_class_mix_shift", "Total variation distance between the predicted classes of the "
+    "last answers (a worker's window) and the training images' class mix, 0..1",
+    multiprocess_mode="livemax",
+)  # fmt: skip
 MODEL_LOAD_SECONDS = Gauge(
     "imgclf_model_load_seconds", "Time to load and warm up the model", multiprocess_mode="max"
 )
@@ -39,6 +56,45 @@ REJECTED = Counter(
     "imgclf_requests_rejected_total", "Predictions refused with 503 (queue_full, timeout)",
     ["reason"],
 )  # fmt: skip
+
+WINDOW = 1000  # the answers a worker's drift gauges look back over
+
+
+class RecentAnswers:
+    """A worker's last WINDOW answers, behind the drift gauges: the share that were
+    unfamiliar, and how far their predicted classes are from the training mix."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self._answers: deque[tuple[str, bool]] = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def record(self, answers: list[dict], class_shares: dict[str, float] | None) -> None:
+        """Count `answers` (the API's), and set the gauges over the window."""
+        for answer in answers:
+            PREDICTIONS.labels(answer["prediction"]).inc()
+            if answer.get("unfamiliarity") is not None:
+                UNFAMILIARITY.observe(answer["unfamiliarity"])
+            UNFAMILIAR.inc(answer.get("unfamiliar", False))
+        with self._lock:
+            self._answers.extend((a["prediction"], a.get("unfamiliar", False)) for a in answers)
+            count = len(self._answers)
+            RECENT_UNFAMILIAR.set(sum(unfamiliar for _, unfamiliar in self._answers) / count)
+            if class_shares:
+                seen: dict[str, int] = {}
+                for label, _ in self._answers:
+                    seen[label] = seen.get(label, 0) + 1
+                CLASS_MIX_SHIFT.set(class_mix_shift(seen, class_shares))
+
+
+def class_mix_shift(counts: dict[str, int], expected: dict[str, float]) -> float:
+    """Total variation distance (half the summed absolute differences, 0..1) between the
+    share of each class in `counts` and the `expected` shares."""
+    total = sum(counts.values())
+    if not total:
+        return 0.0
+    names = set(counts) | set(expected)
+    return 0.5 * sum(abs(counts.get(n, 0) / total - expected.get(n, 0.0)) for n in names)
+
 
 SECURITY_HEADERS = {
     # No inline script anywhere: scripts and styles come from /static only.

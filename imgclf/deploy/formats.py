@@ -32,11 +32,11 @@ from imgclf.explain.gradcam import GradCam
 
 OPSET = 18  # Resize with an antialiasing filter (a model that shrinks its input) needs 18
 INPUT = "pixels"
-OUTPUTS = ("probabilities",)
+OUTPUTS = ("probabilities", "unfamiliarity")  # models/served.py's outputs
 EXPLAIN_OUTPUTS = ("probabilities", "heatmap")
 
 
-def _saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]) -> None:
+def saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]) -> None:
     """A SavedModel's serving signature as ONNX, its tensors named `pixels` and `outputs`."""
     import tf2onnx
     from tf2onnx import tf_loader
@@ -51,8 +51,10 @@ def _saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]
     graph_def, inputs, found, renamed = tf_loader.from_saved_model(
         str(saved_model), None, None, return_tensors_to_rename=True
     )
-    # The signature's own names (args_0, output_0, ...) made readable.
-    names = {inputs[0]: INPUT, **dict(zip(sorted(found), outputs, strict=True))}
+    # The signature's input (args_0) made readable; its outputs are named by their keys.
+    names = {inputs[0]: INPUT, **{tensor: renamed[tensor] for tensor in found}}
+    if sorted(names[tensor] for tensor in found) != sorted(outputs):
+        raise ValueError(f"{saved_model} answers {sorted(found)}, expected {sorted(outputs)}")
     with _deterministic_optimizers():
         converted, _ = tf2onnx.convert.from_graph_def(
             graph_def, input_names=inputs, output_names=sorted(found), opset=OPSET,
@@ -82,8 +84,9 @@ def _deterministic_optimizers() -> Iterator[None]:
 
 
 def write_onnx(saved_model: Path, path: Path) -> None:
-    """The export's SavedModel as ONNX: input `pixels`, output `probabilities`."""
-    _saved_model_to_onnx(saved_model, path, OUTPUTS)
+    """The export's SavedModel as ONNX: input `pixels`, outputs `probabilities` and
+    `unfamiliarity`."""
+    saved_model_to_onnx(saved_model, path, OUTPUTS)
 
 
 def write_explain_onnx(model: keras.Model, path: Path) -> None:
@@ -98,10 +101,15 @@ def write_explain_onnx(model: keras.Model, path: Path) -> None:
     module = tf.Module()
     module.model = model  # tracks the variables the function reads
     spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name=INPUT)
-    module.explain = tf.function(GradCam(model).explain_graph, input_signature=[spec])
+    gradcam = GradCam(model)
+
+    def explain(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        return dict(zip(EXPLAIN_OUTPUTS, gradcam.explain_graph(pixels), strict=True))
+
+    module.explain = tf.function(explain, input_signature=[spec])
     with tempfile.TemporaryDirectory() as folder:
         tf.saved_model.save(module, folder, signatures=module.explain)
-        _saved_model_to_onnx(Path(folder), path, EXPLAIN_OUTPUTS)
+        saved_model_to_onnx(Path(folder), path, EXPLAIN_OUTPUTS)
 
 
 def write_tflite(saved_model: Path, path: Path) -> None:

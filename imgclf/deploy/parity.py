@@ -2,7 +2,9 @@
 
 A format ships only when it answers as the Keras model does: float formats agree on
 the top class of at least FLOAT_AGREEMENT of the test images with probabilities
-within FLOAT_DIFFERENCE; the int8 file agrees on at least INT8_AGREEMENT and loses
+within FLOAT_DIFFERENCE, and flag the same images unfamiliar (models/familiarity.py)
+on at least FLOAT_AGREEMENT of them; the int8 file (for devices, not served: its flags
+are reported, not judged) agrees on at least INT8_AGREEMENT and loses
 at most INT8_ACCURACY_LOSS of test accuracy. A format that fails is removed from the
 export, and the stage says so loudly; metrics/export.json keeps its figures with
 `passed: false`. Grad-CAM's ONNX graph is held to the same answer and to heatmaps
@@ -22,10 +24,11 @@ import numpy as np
 
 from imgclf.bundle import EXPLAIN, FORMATS, Bundle
 from imgclf.deploy import formats
+from imgclf.evaluation.selective import is_unfamiliar
 from imgclf.explain.gradcam import GradCam
 from imgclf.models.inference import inference_batch_size, predict_in_batches
 from imgclf.serving import runtimes
-from imgclf.serving.runtimes import Runtime
+from imgclf.serving.runtimes import Runtime, Scores
 
 FLOAT_AGREEMENT, FLOAT_DIFFERENCE = 0.999, 1e-4
 INT8_AGREEMENT, INT8_ACCURACY_LOSS = 0.98, 0.01
@@ -47,6 +50,8 @@ class FormatReport:
     passed: bool
     reason: str  # why it failed, or what it met
     heatmap_correlation: float | None = None  # Grad-CAM's graph only: the lowest against Keras'
+    # Share of test images it flags unfamiliar exactly when Keras does (None: no score).
+    unfamiliar_agreement: float | None = None
 
     @classmethod
     def failed(cls, fmt: str, path: Path, step: str, exc: Exception) -> FormatReport:
@@ -56,20 +61,23 @@ class FormatReport:
         return cls(fmt, path.name, 0, 0.0, 0.0, 1.0, False, why)
 
     def metrics(self) -> dict:
-        """Its figures for metrics/export.json (deterministic: no timings)."""
-        skipped = (
-            ("format", "file")
-            if self.heatmap_correlation is not None
-            else ("format", "file", "heatmap_correlation")
-        )
-        return {key: value for key, value in asdict(self).items() if key not in skipped}
+        """Its figures for metrics/export.json (deterministic: no timings; the figures a
+        format has not, left out)."""
+        return {
+            key: value
+            for key, value in asdict(self).items()
+            if key not in ("format", "file") and value is not None
+        }
 
 
 def _runtime(fmt: str, path: Path, explain: Path | None = None) -> Runtime:
     return runtimes.open_file(FORMATS[fmt].runtime, path, explain)
 
 
-def judge(fmt: str, agreement: float, difference: float, accuracy_loss: float) -> tuple[bool, str]:
+def judge(
+    fmt: str, agreement: float, difference: float, accuracy_loss: float,
+    unfamiliar_agreement: float | None = None,
+) -> tuple[bool, str]:  # fmt: skip
     """Whether a format's figures meet its bounds, and in words why (not)."""
     if fmt == "tflite_int8":
         passed = agreement >= INT8_AGREEMENT and accuracy_loss <= INT8_ACCURACY_LOSS
@@ -77,27 +85,42 @@ def judge(fmt: str, agreement: float, difference: float, accuracy_loss: float) -
     else:
         passed = agreement >= FLOAT_AGREEMENT and difference <= FLOAT_DIFFERENCE
         bounds = f"agreement >= {FLOAT_AGREEMENT:.1%}, probability difference <= {FLOAT_DIFFERENCE}"
+        if unfamiliar_agreement is not None:
+            passed = passed and unfamiliar_agreement >= FLOAT_AGREEMENT
+            bounds += f", the same unfamiliar flag on >= {FLOAT_AGREEMENT:.1%}"
     return passed, ("meets " if passed else "fails ") + bounds
 
 
 def check_format(
-    fmt: str, path: Path, images: np.ndarray, labels: np.ndarray, reference: np.ndarray
-) -> FormatReport:
-    """`path` run on the test images and compared with the Keras model's probabilities."""
+    fmt: str, path: Path, images: np.ndarray, labels: np.ndarray, reference: Scores,
+    unfamiliar_threshold: float | None = None,
+) -> FormatReport:  # fmt: skip
+    """`path` run on the test images and compared with the Keras model's scores."""
     runtime = _runtime(fmt, path)
     batch = 64
-    found = np.concatenate([
-        runtime.probabilities(images[start : start + batch].astype(np.float32))
+    answered = [
+        runtime.scores(images[start : start + batch].astype(np.float32))
         for start in range(0, len(images), batch)
-    ])  # fmt: skip
-    agreement = float((found.argmax(axis=1) == reference.argmax(axis=1)).mean())
-    difference = float(np.abs(found - reference).max())
+    ]
+    found = np.concatenate([scores.probabilities for scores in answered])
+    expected = reference.probabilities
+    agreement = float((found.argmax(axis=1) == expected.argmax(axis=1)).mean())
+    difference = float(np.abs(found - expected).max())
     accuracy = float((found.argmax(axis=1) == labels).mean())
-    loss = float((reference.argmax(axis=1) == labels).mean()) - accuracy
-    passed, reason = judge(fmt, agreement, difference, loss)
+    loss = float((expected.argmax(axis=1) == labels).mean()) - accuracy
+    flags = None
+    if unfamiliar_threshold is not None and reference.unfamiliarity is not None:
+        if any(scores.unfamiliarity is None for scores in answered):
+            flags = 0.0  # a file that lost the score agrees with no flag
+        else:
+            scores = np.concatenate([scores.unfamiliarity for scores in answered])
+            flags = float((is_unfamiliar(scores, unfamiliar_threshold) == is_unfamiliar(
+                reference.unfamiliarity, unfamiliar_threshold)).mean())  # fmt: skip
+    passed, reason = judge(fmt, agreement, difference, loss, flags)
     return FormatReport(
-        fmt, path.name, path.stat().st_size, accuracy, agreement, difference, passed, reason
-    )
+        fmt, path.name, path.stat().st_size, accuracy, agreement, difference, passed, reason,
+        unfamiliar_agreement=flags,
+    )  # fmt: skip
 
 
 def check_explain(
@@ -148,15 +171,18 @@ def write_formats(
     wanted: list[str],
     calibration: np.ndarray,
     test: tuple[np.ndarray, np.ndarray],
+    unfamiliar_threshold: float | None = None,
 ) -> tuple[list[FormatReport], dict[str, float]]:
     """Write each wanted format into `bundle` (and Grad-CAM's graph with onnx), check it
-    against `model` on the test (images, labels), and remove each file that fails, alone.
+    against the served `model` on the test (images, labels), flags at `unfamiliar_threshold`
+    included, and remove each file that fails, alone.
 
     Returns the reports and, for each shipped format, the seconds its conversion and
     check took and its batch-1 latency (timings, not metrics: they differ run to run).
     """
     images, labels = test
-    reference = predict_in_batches(model, images, inference_batch_size(images.shape[1]))
+    outputs = predict_in_batches(model, images, inference_batch_size(images.shape[1]))
+    reference = Scores.of(outputs if isinstance(outputs, dict) else {"probabilities": outputs})
     reports, seconds = [], {}
     for fmt in wanted:
         path = bundle.file(fmt)
@@ -165,7 +191,7 @@ def write_formats(
         report = _attempt(
             fmt, path,
             lambda: convert(bundle.saved_model, path, calibration),  # noqa: B023 (called at once)
-            lambda: check_format(fmt, path, images, labels, reference),  # noqa: B023
+            lambda: check_format(fmt, path, images, labels, reference, unfamiliar_threshold),  # noqa: B023
         )  # fmt: skip
         reports.append(report)
         if not report.passed:

@@ -33,8 +33,10 @@ def render(
     threshold: Threshold,
     test_answered: dict,
     formats: list | None = None,
+    unfamiliar: dict | None = None,
 ) -> str:
-    """The model card as Markdown; `formats` are the deploy.parity reports of the export."""
+    """The model card as Markdown; `formats` are the deploy.parity reports of the export,
+    `unfamiliar` the unfamiliarity threshold and the shares it flags (none: off)."""
     return _TEMPLATES.get_template("model_card.md.j2").render(
         metadata=metadata,
         family=family,
@@ -46,6 +48,7 @@ def render(
         threshold=threshold,
         test_answered=test_answered,
         formats=formats or [],
+        unfamiliar=unfamiliar or {"unfamiliar_threshold": None},
         files={
             "keras": bundle.FORMATS["keras"].file,
             "saved_model_dir": bundle.SAVED_MODEL_DIR.as_posix(),

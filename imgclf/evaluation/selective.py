@@ -88,6 +88,22 @@ def answered(probabilities: np.ndarray, labels: np.ndarray, threshold: float) ->
     }
 
 
+def is_unfamiliar(score: float | np.ndarray, threshold: float | None) -> bool | np.ndarray:
+    """True when an image with this unfamiliarity score is unlike the training images
+    (models/familiarity.py); never for an export without the score's threshold. The one
+    rule for choosing the threshold and for applying it when serving."""
+    if threshold is None:
+        return np.zeros(np.shape(score), dtype=bool) if np.ndim(score) else False
+    return score > threshold
+
+
+def unfamiliar_threshold(val_scores: np.ndarray, share: float) -> float | None:
+    """The score above which at most `share` of the validation images lie (None for 0)."""
+    if share <= 0 or len(val_scores) == 0:
+        return None
+    return float(np.quantile(val_scores.astype(np.float64), 1.0 - share, method="higher"))
+
+
 def is_uncertain(confidence: float | np.ndarray, threshold: float) -> bool | np.ndarray:
     """True when an answer with this confidence is marked "not sure" (the one rule for both
     choosing the threshold here and applying it when serving)."""

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from imgclf.models import family_of
-from imgclf.models.temperature import unwrap
+from imgclf.models.served import unwrap
 
 MIN_MAP_SIDE = 4
 

@@ -67,7 +67,11 @@ def predict_batches(
         batch = images[start : start + batch_size]  # a slice of a memory map reads only it
         if transform is not None:
             batch = transform(batch)
-        yield call(tf.cast(batch, tf.float32)).numpy()
+        outputs = call(tf.cast(batch, tf.float32))
+        if isinstance(outputs, dict):  # a served model: probabilities and unfamiliarity
+            yield {name: output.numpy() for name, output in outputs.items()}
+        else:
+            yield outputs.numpy()
     release_pages(images)
 
 
@@ -79,7 +83,14 @@ def predict_in_batches(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """All of predict_batches' outputs in one array (memory-mapped data stays on disk):
-    `out` when given, else an array allocated once the first batch shows the shape."""
+    `out` when given, else an array allocated once the first batch shows the shape (a
+    served model's: one array per output, by name)."""
+    if isinstance(model.output, dict):
+        named = {name: [] for name in model.output}
+        for output in predict_batches(model, images, batch_size, transform):
+            for name, part in output.items():
+                named[name].append(part)
+        return {name: np.concatenate(parts) for name, parts in named.items()}
     outputs, start = out, 0
     for output in predict_batches(model, images, batch_size, transform):
         if outputs is None:

@@ -31,7 +31,10 @@ from imgclf.serving.predictor import Predictor
 BATCH = 128
 MODEL_THREADS = 2
 DECODE_THREADS = min(8, os.cpu_count() or 1)
-CSV_COLUMNS = ["file", "prediction", "confidence", "uncertain", "top_classes", "error"]
+CSV_COLUMNS = [
+    "file", "prediction", "confidence", "uncertain", "unfamiliar", "unfamiliarity",
+    "top_classes", "error",
+]  # fmt: skip
 
 
 def image_suffixes() -> set[str]:
@@ -97,8 +100,8 @@ def predict_files(
         good = [i for i, item in enumerate(decoded) if not isinstance(item, str)]
         if not good:
             return decoded, {}
-        probabilities = predictor.probabilities(np.stack([decoded[i] for i in good]))
-        answers = predictor.describe_batch(probabilities, top_k)
+        scores = predictor.scores(np.stack([decoded[i] for i in good]))
+        answers = predictor.describe_batch(scores, top_k)
         return decoded, dict(zip(good, answers, strict=True))
 
     with ThreadPoolExecutor(decode_threads) as decoder, ThreadPoolExecutor(MODEL_THREADS) as model:
@@ -132,7 +135,8 @@ def write_json_lines(answers: Iterable[dict], out: TextIO) -> int:
 
 
 def write_csv(answers: Iterable[dict], path: Path) -> int:
-    """Write a table (file, prediction, confidence, uncertain, top classes, error) to `path`,
+    """Write a table (CSV_COLUMNS: file, prediction, confidence, uncertain, unfamiliar and its
+    score, top classes, error) to `path`,
     whole or not at all, its text cells spreadsheet-safe; the number of failed files."""
     errors = 0
     with csv_table(path, CSV_COLUMNS) as writer:
@@ -150,6 +154,8 @@ def record(answer: dict) -> dict:
         "prediction": answer.get("prediction"),
         "confidence": answer.get("confidence"),
         "uncertain": answer.get("uncertain"),
+        "unfamiliar": answer.get("unfamiliar"),
+        "unfamiliarity": answer.get("unfamiliarity"),
         "top_classes": "; ".join(f"{name} {p:.4f}" for name, p in top.items()),
         "error": answer.get("error"),
     }
@@ -158,11 +164,14 @@ def record(answer: dict) -> dict:
 def csv_row(row: dict) -> dict:
     """A `record` as the CSV's text cells (empty where there is nothing)."""
     confidence, uncertain = row["confidence"], row["uncertain"]
+    unfamiliar, unfamiliarity = row["unfamiliar"], row["unfamiliarity"]
     return {
         "file": row["file"],
         "prediction": row["prediction"] or "",
         "confidence": "" if confidence is None else f"{confidence:.4f}",
         "uncertain": "" if uncertain is None else uncertain,
+        "unfamiliar": "" if unfamiliar is None else unfamiliar,
+        "unfamiliarity": "" if unfamiliarity is None else f"{unfamiliarity:.4f}",
         "top_classes": row["top_classes"],
         "error": row["error"] or "",
     }

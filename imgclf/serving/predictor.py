@@ -3,13 +3,17 @@
 from imgclf.serving import Predictor
 predictor = Predictor.load("models/best")  # runtime="onnx", "tflite" or "keras"; default auto
 predictor.predict("photo.jpg")  # {"prediction": "Cat", "confidence": 0.94, "uncertain": false,
-                               #  "answer": "Cat", "probabilities": {...}}
+                               #  "unfamiliar": false, "unfamiliarity": 0.8, "answer": "Cat",
+                               #  "probabilities": {...}}
 answer, heatmap = predictor.explain("photo.jpg")  # the same answer, and a PIL image of
                                                    # Grad-CAM laid over the photo
 
 Below the export's confidence threshold (metadata `confidence_threshold`, see
 evaluation/selective.py) the answer is marked uncertain: "prediction" stays the best
-guess, "answer" reads "not sure — maybe Cat".
+guess, "answer" reads "not sure — maybe Cat". An image unlike the training images
+(its "unfamiliarity" above the metadata's `unfamiliar_threshold`, models/familiarity.py)
+is marked "unfamiliar"; when the export abstains at all (export.target_accuracy > 0)
+it is "not sure" too, whatever its confidence.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ import numpy as np
 
 from imgclf import paths
 from imgclf.bundle import Bundle
-from imgclf.evaluation.selective import is_uncertain
+from imgclf.evaluation.selective import is_uncertain, is_unfamiliar
 from imgclf.explain.heatmap import overlay
 from imgclf.images import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, load_image
 from imgclf.serving import runtimes
-from imgclf.serving.runtimes import Runtime
+from imgclf.serving.runtimes import Runtime, Scores
 from imgclf.stage_files import ExportMetadata, StageFileError
 
 DEFAULT_EXPORT_DIR = paths.EXPORT
@@ -97,40 +101,69 @@ class Predictor:
         """The model input for one image file or its bytes (raises ImageDecodeError)."""
         return load_image(image, self.image_size, self.max_pixels, self.max_decoded_bytes)
 
+    @property
+    def unfamiliar_threshold(self) -> float | None:
+        """Images scoring above this are unfamiliar (None: the export has no score)."""
+        return self.metadata.unfamiliar_threshold
+
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of model inputs."""
         return self.runtime.probabilities(batch)
 
-    def describe(self, probabilities: np.ndarray, top_k: int | None = None) -> dict:
-        """The answer users see: label, its confidence and the (top-k) probabilities."""
-        return self.describe_batch(np.asarray(probabilities)[None], top_k)[0]
+    def scores(self, batch: np.ndarray) -> Scores:
+        """Class probabilities and unfamiliarity scores for a batch of model inputs."""
+        return self.runtime.scores(batch)
 
-    def describe_batch(self, probabilities: np.ndarray, top_k: int | None = None) -> list[dict]:
-        """`describe` for each row of a batch of probabilities (one sort for the batch)."""
-        names = self.class_names
+    def describe(self, scores: Scores, top_k: int | None = None) -> dict:
+        """The answer users see for one image's scores: label, its confidence, whether the
+        image is unfamiliar, and the (top-k) probabilities."""
+        return self.describe_batch(scores, top_k)[0]
+
+    def describe_batch(self, scores: Scores, top_k: int | None = None) -> list[dict]:
+        """`describe` for each row of a batch's scores (one sort for the batch)."""
+        names, probabilities = self.class_names, np.atleast_2d(scores.probabilities)
         orders = np.argsort(-probabilities, axis=1, kind="stable")[:, : top_k or len(names)]
+        measured = scores.unfamiliarity is not None and self.unfamiliar_threshold is not None
+        unfamiliarity = (
+            np.atleast_1d(scores.unfamiliarity).tolist() if measured else [None] * len(orders)
+        )
+        # Abstaining at all (a target accuracy) means abstaining on what the model never saw.
+        abstains = self.metadata.target_accuracy > 0
         answers = []
-        for row, order in zip(probabilities.tolist(), orders.tolist(), strict=True):
+        for row, order, score in zip(probabilities.tolist(), orders.tolist(), unfamiliarity,
+                                     strict=True):  # fmt: skip
             label, confidence = names[order[0]], row[order[0]]
-            uncertain = is_uncertain(confidence, self.confidence_threshold)
+            unfamiliar = bool(score is not None and is_unfamiliar(score, self.unfamiliar_threshold))
+            uncertain = is_uncertain(confidence, self.confidence_threshold) or (
+                unfamiliar and abstains
+            )
+            if unfamiliar and abstains:
+                answer = f"not sure — unlike the training images (maybe {label})"
+            else:
+                answer = f"not sure — maybe {label}" if uncertain else label
             answers.append({
                 "prediction": label,
                 "confidence": confidence,
                 "uncertain": uncertain,
-                "answer": f"not sure — maybe {label}" if uncertain else label,
+                "unfamiliar": unfamiliar,
+                "unfamiliarity": score,
+                "answer": answer,
                 "probabilities": {names[i]: row[i] for i in order},
             })  # fmt: skip
         return answers
 
     def predict(self, image: bytes | str | Path, top_k: int | None = None) -> dict:
         """Predict one image file or its bytes."""
-        batch = self.pixels(image)[None]
-        return self.describe(self.probabilities(batch)[0], top_k)
+        return self.describe(self.scores(self.pixels(image)[None]), top_k)
 
     def explain_pixels(self, pixels: np.ndarray, top_k: int | None = None) -> tuple[dict, object]:
-        """The answer for one model input, and Grad-CAM of its predicted class over it."""
+        """The answer for one model input, and Grad-CAM of its predicted class over it.
+
+        The heatmap's graph answers the probabilities; the score is the model's own
+        (one more forward pass, a small part of the gradient pass's cost)."""
         probabilities, heatmap = self.runtime.explain(pixels)
-        return self.describe(probabilities, top_k), overlay(pixels, heatmap)
+        score = self.runtime.scores(pixels[None]).unfamiliarity
+        return self.describe(Scores(probabilities[None], score), top_k), overlay(pixels, heatmap)
 
     def explain(self, image: bytes | str | Path, top_k: int | None = None) -> tuple[dict, object]:
         """predict(), plus a PIL image of the heatmap of what drove it, laid over the image."""

@@ -135,10 +135,8 @@ class Answerer:
         good = [i for i, item in enumerate(decoded) if not isinstance(item, str)]
         answers: dict[int, dict] = {}
         if good:
-            probabilities = predictor.probabilities(np.stack([decoded[i] for i in good]))
-            answers = dict(
-                zip(good, predictor.describe_batch(probabilities, self.top_k), strict=True)
-            )
+            scores = predictor.scores(np.stack([decoded[i] for i in good]))
+            answers = dict(zip(good, predictor.describe_batch(scores, self.top_k), strict=True))
         rows = [
             record(
                 {"file": name, **answers[i]}
@@ -158,6 +156,7 @@ def schema():
     return pa.schema([
         ("shard", pa.int32()), ("row", pa.int32()), ("file", pa.string()),
         ("prediction", pa.string()), ("confidence", pa.float64()), ("uncertain", pa.bool_()),
+        ("unfamiliar", pa.bool_()), ("unfamiliarity", pa.float64()),
         ("top_classes", pa.string()), ("error", pa.string()),
     ])  # fmt: skip
 

@@ -1,9 +1,10 @@
 """Running an export in one of three runtimes: onnxruntime, LiteRT, or Keras (TensorFlow).
 
 Each runtime reads its own format of the export (the bundle's FORMATS, bundle.py)
-and answers the same two calls: `probabilities(batch)` and `explain(pixels)`. All take
-the same plain RGB pixels and give the same calibrated probabilities (the export
-measures that they agree: deploy/parity.py). onnxruntime and LiteRT need no
+and answers the same calls: `scores(batch)` (the calibrated probabilities and each
+image's unfamiliarity score), `probabilities(batch)` and `explain(pixels)`. All take
+the same plain RGB pixels and give the same answers (the export measures that they
+agree: deploy/parity.py). onnxruntime and LiteRT need no
 TensorFlow: `pip install 'imgclf[serve]'` installs onnxruntime alone, and a server or
 the CLI on it starts in a fraction of TensorFlow's time. "auto" takes the first
 runtime in RUNTIMES that is installed and whose file the export has.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -27,11 +29,42 @@ class RuntimeUnavailable(Exception):
     """A runtime cannot serve this export: not installed, or its file missing or broken."""
 
 
+PROBABILITIES, UNFAMILIARITY = "probabilities", "unfamiliarity"  # the served model's outputs
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What an export answers for a batch: calibrated class probabilities, and each image's
+    unfamiliarity score (models/familiarity.py; None from exports made before it)."""
+
+    probabilities: np.ndarray
+    unfamiliarity: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, outputs: dict[str, np.ndarray]) -> Scores:
+        """From a model's outputs by name (an older export's single output: probabilities)."""
+        if PROBABILITIES not in outputs and len(outputs) == 1:
+            return cls(np.asarray(next(iter(outputs.values()))))
+        score = outputs.get(UNFAMILIARITY)
+        return cls(np.asarray(outputs[PROBABILITIES]), None if score is None else np.asarray(score))
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def __getitem__(self, rows: slice) -> Scores:
+        """The scores of some rows (a batch shared by several requests is split so)."""
+        score = None if self.unfamiliarity is None else self.unfamiliarity[rows]
+        return Scores(self.probabilities[rows], score)
+
+
 class Runtime(Protocol):
     name: str
 
+    def scores(self, batch: np.ndarray) -> Scores:
+        """Calibrated class probabilities and unfamiliarity for a float32 batch of pixels."""
+
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Calibrated class probabilities for a float32 batch of pixels."""
+        """Calibrated class probabilities for a float32 batch of pixels (scores' first)."""
 
     def explain(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, heatmap of the predicted class in [0, 1]) for one image."""
@@ -112,6 +145,7 @@ class OnnxRuntime:
         self._threads = threads
         self._session = self._open(path)
         self._input = self._session.get_inputs()[0].name
+        self._outputs = [output.name for output in self._session.get_outputs()]
         self._explain_file = explain
         self._explainer = None
         self._lock = threading.Lock()
@@ -124,13 +158,16 @@ class OnnxRuntime:
         return self._onnxruntime.InferenceSession(str(path), options, ["CPUExecutionProvider"])
 
     def io_shapes(self) -> tuple[tuple, tuple]:
-        return (
-            _shape(self._session.get_inputs()[0].shape),
-            _shape(self._session.get_outputs()[0].shape),
-        )
+        outputs = self._session.get_outputs()
+        probabilities = next((o for o in outputs if o.name == PROBABILITIES), outputs[0])
+        return _shape(self._session.get_inputs()[0].shape), _shape(probabilities.shape)
+
+    def scores(self, batch: np.ndarray) -> Scores:
+        found = self._session.run(None, {self._input: batch.astype(np.float32, copy=False)})
+        return Scores.of(dict(zip(self._outputs, found, strict=True)))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: batch.astype(np.float32, copy=False)})[0]
+        return self.scores(batch).probabilities
 
     def explain(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
@@ -141,7 +178,7 @@ class OnnxRuntime:
                     )
                 self._explainer = self._open(self._explain_file)
         probabilities, heatmap = self._explainer.run(
-            None, {"pixels": pixels[None].astype(np.float32)}
+            [PROBABILITIES, "heatmap"], {"pixels": pixels[None].astype(np.float32)}
         )
         return probabilities[0], heatmap[0]
 
@@ -157,14 +194,25 @@ class LiteRtRuntime:
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+        # The outputs by their names in the model's signature (their order is the converter's).
+        signature = self._interpreter.get_signature_runner()
+        self._outputs = {
+            name: detail["index"] for name, detail in signature.get_output_details().items()
+        }
         self._batch = 1
         self._lock = threading.Lock()  # an interpreter holds one set of tensors
 
     def io_shapes(self) -> tuple[tuple, tuple]:
-        return (None, *self._input["shape"][1:]), (None, *self._output["shape"][1:])
+        index = self._outputs.get(PROBABILITIES, next(iter(self._outputs.values())))
+        shape = next(
+            d["shape"] for d in self._interpreter.get_output_details() if d["index"] == index
+        )
+        return (None, *self._input["shape"][1:]), (None, *shape[1:])
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.scores(batch).probabilities
+
+    def scores(self, batch: np.ndarray) -> Scores:
         with self._lock:
             if len(batch) != self._batch:
                 self._interpreter.resize_tensor_input(
@@ -174,7 +222,10 @@ class LiteRtRuntime:
                 self._batch = len(batch)
             self._interpreter.set_tensor(self._input["index"], batch.astype(np.float32, copy=False))
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output["index"]).copy()
+            return Scores.of({
+                name: self._interpreter.get_tensor(index).copy()
+                for name, index in self._outputs.items()
+            })  # fmt: skip
 
     def explain(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise RuntimeUnavailable(
@@ -198,12 +249,18 @@ class KerasRuntime:
         self._lock = threading.Lock()
 
     def io_shapes(self) -> tuple[tuple, tuple]:
-        return tuple(self.model.input_shape), tuple(self.model.output_shape)
+        output = self.model.output  # a served model's outputs by name; an older one's alone
+        probabilities = output[PROBABILITIES] if isinstance(output, dict) else output
+        return tuple(self.model.input_shape), tuple(probabilities.shape)
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+    def scores(self, batch: np.ndarray) -> Scores:
         # Keras' compiled predict step: about a tenth of the time of an eager call for a
         # lone image (docs/benchmarks.md), with the same numbers.
-        return np.asarray(self.model.predict_on_batch(batch.astype("float32")))
+        outputs = self.model.predict_on_batch(batch.astype("float32"))
+        return Scores.of(outputs if isinstance(outputs, dict) else {PROBABILITIES: outputs})
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return self.scores(batch).probabilities
 
     def explain(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:

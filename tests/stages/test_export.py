@@ -21,6 +21,17 @@ def best(tiny_project):
     return tiny_project / "models" / "best"
 
 
+def served_outputs(best, images: np.ndarray) -> dict[str, np.ndarray]:
+    """What the exported Keras model answers: probabilities and unfamiliarity, by name."""
+    return keras.models.load_model(best / "model.keras").predict(
+        images.astype("float32"), verbose=0
+    )
+
+
+def served_probabilities(best, images: np.ndarray) -> np.ndarray:
+    return served_outputs(best, images)["probabilities"]
+
+
 def test_export_holds_what_serving_needs_and_nothing_half_written(tiny_project, best):
     formats = model_metrics(tiny_project, "export")["formats"]
     wanted = params_file.load(tiny_project / "params.yaml").export.formats
@@ -69,10 +80,12 @@ def test_calibration_is_skipped_when_validation_is_too_small_to_support_it(tiny_
 
 def test_savedmodel_and_keras_model_give_the_same_probabilities(tiny_project, best):
     images = read_split("test", tiny_project / "prepared").images[:6].astype("float32")
-    from_keras = keras.models.load_model(best / "model.keras").predict(images, verbose=0)
+    from_keras = served_outputs(best, images)
     served = tf.saved_model.load(str(best / "saved_model" / "1"))
-    from_savedmodel = served.serve(tf.constant(images)).numpy()
-    np.testing.assert_allclose(from_savedmodel, from_keras, atol=1e-5)
+    from_savedmodel = served.serve(tf.constant(images))
+    assert set(from_savedmodel) == set(from_keras) == {"probabilities", "unfamiliarity"}
+    for name, output in from_savedmodel.items():
+        np.testing.assert_allclose(output.numpy(), from_keras[name], atol=1e-5)
 
 
 def test_exported_probabilities_are_the_calibrated_ones(tiny_project, best):
@@ -80,7 +93,7 @@ def test_exported_probabilities_are_the_calibrated_ones(tiny_project, best):
     selected = metadata["selected_model"]
     images = read_split("test", tiny_project / "prepared").images.astype("float32")
     raw = keras.models.load_model(tiny_project / "models" / selected / "model.keras")
-    exported = keras.models.load_model(best / "model.keras").predict(images, verbose=0)
+    exported = served_probabilities(best, images)
     expected = raw.predict(images, verbose=0)
     if metadata["calibration"]["applied"]:
         expected = calibration.apply_temperature(expected, metadata["calibration"]["temperature"])
@@ -101,8 +114,7 @@ def test_test_split_plots_are_written(tiny_project):
 def test_mistakes_gallery_and_confused_pairs_match_the_test_predictions(tiny_project, best):
     metadata = json.loads((best / "metadata.json").read_text())
     test = read_split("test", tiny_project / "prepared")
-    exported = keras.models.load_model(best / "model.keras")
-    probabilities = exported.predict(test.images.astype("float32"), verbose=0)
+    probabilities = served_probabilities(best, test.images)
     wrong = probabilities.argmax(axis=1) != test.labels
     evaluation = tiny_project / "evaluation"
     mistakes = json.loads((evaluation / "mistakes.json").read_text())
@@ -131,17 +143,14 @@ def test_threshold_is_chosen_on_validation_and_measured_on_test(tiny_project, be
     threshold = metadata["confidence_threshold"]
     assert threshold == exported["confidence_threshold"] and 0 <= threshold <= 1
     test = read_split("test", tiny_project / "prepared")
-    probabilities = keras.models.load_model(best / "model.keras").predict(
-        test.images.astype("float32"), verbose=0
-    )
+    probabilities = served_probabilities(best, test.images)
     confident = probabilities.max(axis=1) >= threshold
     assert exported["test_coverage"] == pytest.approx(confident.mean(), abs=1e-6)
     # Chosen on the validation images as served, at export.target_accuracy: not on test.
-    served = keras.models.load_model(best / "model.keras")
     target = params_file.load(tiny_project / "params.yaml").export.target_accuracy
     chosen = {
         name: selective.choose_threshold(
-            served.predict(split.images.astype("float32"), verbose=0), split.labels, target
+            served_probabilities(best, split.images), split.labels, target
         ).confidence
         for name, split in (("val", read_split("val", tiny_project / "prepared")), ("test", test))
     }
@@ -154,12 +163,11 @@ def test_threshold_is_chosen_on_validation_and_measured_on_test(tiny_project, be
 def test_the_mistakes_to_review_are_training_and_validation_images_only(tiny_project, best):
     import csv
 
-    exported = keras.models.load_model(best / "model.keras")
     names = json.loads((best / "metadata.json").read_text())["class_names"]
     wrong = {}
     for split in ("train", "val"):
         images = read_split(split, tiny_project / "prepared")
-        probabilities = exported.predict(images.images.astype("float32"), verbose=0)
+        probabilities = served_probabilities(best, images.images)
         for file, label, row in zip(images.files, images.labels, probabilities, strict=True):
             if row.argmax() != label:
                 wrong[(split, file)] = (names[label], names[row.argmax()], row.max())

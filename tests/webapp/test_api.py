@@ -54,11 +54,20 @@ def test_predict_answers_label_confidence_and_probabilities(client, app):
 
 
 def test_answers_say_whether_they_are_sure(client, app):
-    threshold = model_service(app).current.predictor.confidence_threshold
+    predictor = model_service(app).current.predictor
     answer = post(client, (PNG, "photo.png")).get_json()
-    assert answer["uncertain"] == (answer["confidence"] < threshold)
-    expected = f"not sure — maybe {answer['prediction']}" if answer["uncertain"] else None
-    assert answer["answer"] == (expected or answer["prediction"])
+    assert answer["unfamiliar"] == (answer["unfamiliarity"] > predictor.unfamiliar_threshold)
+    abstains = predictor.metadata.target_accuracy > 0
+    assert answer["uncertain"] == (
+        answer["confidence"] < predictor.confidence_threshold or (answer["unfamiliar"] and abstains)
+    )
+    if answer["unfamiliar"] and abstains:
+        expected = f"not sure — unlike the training images (maybe {answer['prediction']})"
+    elif answer["uncertain"]:
+        expected = f"not sure — maybe {answer['prediction']}"
+    else:
+        expected = answer["prediction"]
+    assert answer["answer"] == expected
 
 
 def test_explain_adds_a_heatmap_png_of_the_upload(client):
@@ -145,7 +154,7 @@ def test_unexpected_errors_do_not_leak(client, app, monkeypatch):
     def broken(batch):
         raise RuntimeError("secret internals at /srv/model")
 
-    monkeypatch.setattr(predictor, "probabilities", broken)
+    monkeypatch.setattr(predictor, "scores", broken)
     response = post(client, (PNG, "photo.png"))
     assert response.status_code == 500
     body = response.get_data(as_text=True)

@@ -109,7 +109,7 @@ def test_a_request_that_waits_too_long_gets_503(export):
     service = model_service(app)
     loaded = service.current
     release = threading.Event()
-    slow = loaded.predictor.probabilities
+    slow = loaded.predictor.scores
 
     def stuck(batch):
         release.wait(5)
@@ -121,7 +121,7 @@ def test_a_request_that_waits_too_long_gets_503(export):
     time.sleep(0.1)
     try:
         with pytest.raises(ApiError) as refused:
-            service.probabilities(loaded, np.zeros((1, 32, 32, 3)), time.monotonic() + 0.3)
+            service.scores(loaded, np.zeros((1, 32, 32, 3)), time.monotonic() + 0.3)
         assert refused.value.status == 503 and refused.value.retry_after == 1
         assert "no answer within 0.3 s" in refused.value.message
     finally:

@@ -102,6 +102,9 @@ document.addEventListener("DOMContentLoaded", () => {
     // "not sure — maybe Sandal" below the model's confidence threshold.
     label.textContent = answer.answer || answer.prediction;
     label.classList.toggle("uncertain", Boolean(answer.uncertain));
+    // Unlike the training images: said plainly, the best guess still shown but greyed.
+    card.querySelector(".unfamiliar-note").hidden = !answer.unfamiliar;
+    card.querySelector(".answer").classList.toggle("unfamiliar", Boolean(answer.unfamiliar));
     card.querySelector(".confidence").textContent =
       `${(answer.confidence * 100).toFixed(1)}% confident`;
     const bars = card.querySelector(".bars");
