@@ -98,10 +98,12 @@ def is_unfamiliar(score: float | np.ndarray, threshold: float | None) -> bool | 
 
 
 def unfamiliar_threshold(val_scores: np.ndarray, share: float) -> float | None:
-    """The score above which at most `share` of the validation images lie (None for 0)."""
+    """The lowest validation score above which at most `share` of the validation images
+    lie (None for a share of 0: nothing is flagged)."""
     if share <= 0 or len(val_scores) == 0:
         return None
-    return float(np.quantile(val_scores.astype(np.float64), 1.0 - share, method="higher"))
+    ordered = np.sort(np.asarray(val_scores, dtype=np.float64))
+    return float(ordered[max(0, len(ordered) - 1 - int(np.floor(share * len(ordered))))])
 
 
 def is_uncertain(confidence: float | np.ndarray, threshold: float) -> bool | np.ndarray:

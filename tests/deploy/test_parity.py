@@ -17,7 +17,7 @@ from imgclf.data.prepared import read_split
 from imgclf.deploy import formats, parity
 from imgclf.models.saving import export_saved_model
 from imgclf.param_groups import ExportFormat
-from imgclf.serving.runtimes import OnnxRuntime
+from imgclf.serving.runtimes import OnnxRuntime, Scores
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,34 @@ from imgclf.serving.runtimes import OnnxRuntime
 def test_each_format_is_judged_by_its_own_bounds(fmt, agreement, difference, loss, passed):
     judged, reason = parity.judge(fmt, agreement, difference, loss)
     assert judged is passed and reason.startswith("meets" if passed else "fails")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "flags", "passed"),
+    [("onnx", 1.0, True), ("onnx", 0.998, False), ("tflite", 0.998, False),
+     ("tflite_int8", 0.9, True)],  # int8 files are for devices: their flags are reported
+)  # fmt: skip
+def test_float_formats_must_flag_the_images_keras_flags(fmt, flags, passed):
+    judged, reason = parity.judge(fmt, 1.0, 1e-6, 0.0, flags)
+    assert judged is passed
+    assert ("unfamiliar" in reason) is (fmt != "tflite_int8")
+
+
+def test_a_file_whose_score_disagrees_with_keras_is_refused(tiny_project, tmp_path):
+    model, folder, test = exported(tiny_project, tmp_path)
+    formats.write_onnx(folder.saved_model, folder.file("onnx"))
+    outputs = model.predict(test[0].astype("float32"), verbose=0)
+    reference = Scores(outputs["probabilities"], outputs["unfamiliarity"])
+    threshold = float(np.median(reference.unfamiliarity))
+    same = parity.check_format("onnx", folder.file("onnx"), *test, reference, threshold)
+    assert same.passed and same.unfamiliar_agreement == 1.0
+    # The reference's scores moved across the threshold for a third of the images.
+    moved = reference.unfamiliarity.copy()
+    moved[::3] = np.where(moved[::3] > threshold, 0.0, threshold * 2)
+    shifted = Scores(reference.probabilities, moved)
+    refused = parity.check_format("onnx", folder.file("onnx"), *test, shifted, threshold)
+    assert not refused.passed and refused.unfamiliar_agreement < 0.7
+    assert "unfamiliar" in refused.reason
 
 
 def test_every_format_export_formats_may_list_has_a_converter_and_a_file():

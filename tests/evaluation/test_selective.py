@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgclf.evaluation.selective import MIN_COVERAGE, answered, choose_threshold, risk_coverage
+from imgclf.evaluation.selective import (
+    MIN_COVERAGE,
+    answered,
+    choose_threshold,
+    is_unfamiliar,
+    risk_coverage,
+    unfamiliar_threshold,
+)
 
 
 def two_class(confidences: list[float], correct: list[bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -72,3 +79,22 @@ def test_answered_measures_accuracy_and_coverage_at_a_threshold():
     assert answered(PROBABILITIES, LABELS, 0.85) == {"coverage": 0.5, "accuracy": 1.0}
     assert answered(PROBABILITIES, LABELS, 0.0) == {"coverage": 1.0, "accuracy": 0.7}
     assert answered(PROBABILITIES, LABELS, 1.0) == {"coverage": 0.0, "accuracy": 0.0}
+
+
+@pytest.mark.parametrize("share", [0.01, 0.02, 0.05, 0.2])
+def test_the_unfamiliar_threshold_flags_at_most_its_share_of_validation(share):
+    scores = np.random.default_rng(0).gamma(2.0, 0.5, 1000)
+    threshold = unfamiliar_threshold(scores, share)
+    flagged = is_unfamiliar(scores, threshold)
+    assert flagged.mean() <= share
+    # The lowest such threshold: the next lower validation score would flag more.
+    lower = scores[scores < threshold].max()
+    assert is_unfamiliar(scores, lower).mean() > share
+    assert threshold in scores  # a validation score, not one between them
+
+
+def test_no_threshold_flags_nothing():
+    assert unfamiliar_threshold(np.array([1.0, 50.0]), 0.0) is None
+    assert not is_unfamiliar(np.array([1.0, 1e9]), None).any()
+    assert is_unfamiliar(9.0, None) is False
+    assert is_unfamiliar(9.0, 2.0) and not is_unfamiliar(2.0, 2.0)

@@ -33,14 +33,27 @@ sys.meta_path.insert(0, NoTensorFlow())
 
 def test_every_runtime_gives_the_keras_answers(cnn_export, tiny_project):
     pixels = read_split("test", tiny_project / "prepared").images.astype("float32")
-    keras_answers = Predictor.load(cnn_export, "keras").probabilities(pixels)
+    # Noise too: images the score calls unfamiliar, so both sides of the flag are compared.
+    noise = np.random.default_rng(0).integers(0, 256, (8, *pixels.shape[1:])).astype("float32")
+    pixels = np.concatenate([pixels, noise])
+    keras_answers = Predictor.load(cnn_export, "keras").scores(pixels)
+    threshold = Predictor.load(cnn_export, "keras").unfamiliar_threshold
+    flags = keras_answers.unfamiliarity > threshold
+    assert flags.any() and not flags.all()
     for name in ("onnx", "tflite"):
         predictor = Predictor.load(cnn_export, name)
         assert predictor.runtime.name == name
-        np.testing.assert_allclose(predictor.probabilities(pixels), keras_answers, atol=1e-5)
+        answers = predictor.scores(pixels)
+        np.testing.assert_allclose(answers.probabilities, keras_answers.probabilities, atol=1e-5)
+        # The whitening magnifies the runtimes' last-digit differences in the features
+        # along the training images' narrowest directions: scores agree to about 0.1%.
+        np.testing.assert_allclose(
+            answers.unfamiliarity, keras_answers.unfamiliarity, rtol=5e-3, atol=1e-3
+        )
+        assert ((answers.unfamiliarity > threshold) == flags).all()
         # A batch of one after a batch of many (LiteRT resizes its input tensor).
         np.testing.assert_allclose(
-            predictor.probabilities(pixels[:1]), keras_answers[:1], atol=1e-5
+            predictor.probabilities(pixels[:1]), keras_answers.probabilities[:1], atol=1e-5
         )
 
 
