@@ -105,8 +105,9 @@ def test_the_served_model_is_explained_like_the_trained_model_inside(cnn):
     served = served_model(cnn, 2.0, fitted)
     inner, step = unwrap(served)
     assert inner.name == cnn.name and len(inner.outputs) == 1
-    probabilities, heatmaps = GradCam(served).explain(images)
     expected = served.predict_on_batch(images)["probabilities"]
+    np.testing.assert_allclose(np.asarray(step(inner(images))), expected, atol=1e-6)
+    probabilities, heatmaps = GradCam(served).explain(images)
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
     np.testing.assert_allclose(
         heatmaps, GradCam(cnn).heatmaps(images, expected.argmax(axis=1)), atol=1e-5
