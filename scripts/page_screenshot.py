@@ -3,8 +3,9 @@
     make screenshot        (after make repro)
 
 Serves models/best with gunicorn on a free 127.0.0.1 port, opens the page in
-headless Chromium (Debian's), drops one sample image per class (and a file that is
-not an image) on it, turns on the heatmap of the first card and saves the page.
+headless Chromium (Debian's), drops one sample image per class, a file that is not
+an image and a picture unlike anything the model learned from (a drawn sunset) on
+it, turns on the heatmap of the first card and saves the page.
 """
 
 from __future__ import annotations
@@ -30,7 +31,26 @@ def sample_files() -> list[dict]:
         first = sorted(folder.glob("*.png"))[0]
         files.append({"name": first.name, "mimeType": "image/png", "buffer": first.read_bytes()})
     broken = {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not an image\n" * 20}
-    return [*files[:4], broken, *files[4:]]
+    foreign = {"name": "sunset.png", "mimeType": "image/png", "buffer": sunset()}
+    return [*files[:4], broken, foreign, *files[4:]]
+
+
+def sunset() -> bytes:
+    """A drawn sunset over the sea: nothing like the sample's clothes."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (160, 120))
+    draw = ImageDraw.Draw(image)
+    for row in range(120):  # sky from violet to orange, then the sea
+        sky = (int(90 + 1.4 * row), int(40 + 0.9 * row), int(140 - 0.6 * row))
+        draw.line([(0, row), (160, row)], fill=sky if row < 80 else (20, 60, 110 + row - 80))
+    draw.ellipse((60, 45, 100, 85), fill=(255, 200, 60))
+    draw.rectangle((0, 80, 160, 120), fill=(25, 70, 120))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def main() -> None:

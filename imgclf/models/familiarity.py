@@ -35,26 +35,38 @@ SCORE = "unfamiliarity"  # the served model's output, and the name of the sub-mo
 PROBABILITIES = "probabilities"
 
 
-def pooled(model: keras.Model) -> keras.KerasTensor:
-    """The pooled features inside a trained model of a registered family: a transfer
-    family's pretrained features (its extractor's output), the CNN's pooled map."""
+def feature_model(model: keras.Model) -> keras.Model:
+    """Pixels to the pooled features inside a trained model: a transfer family's
+    pretrained features (its extractor); otherwise the last global pooling of a feature
+    map (the CNN's), or, in a model without one, what its classifier layer takes."""
     family = family_of(model)
-    if family is None:
-        raise ValueError(f"model {model.name!r} is of no registered family: no pooled features")
-    name = family.transfer.extractor if family.transfer is not None else family.features
-    return model.get_layer(name).output
+    if family is not None and family.transfer is not None:
+        return model.get_layer(family.transfer.extractor)
+    pooling = (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)
+    found = [layer for layer in model.layers if isinstance(layer, pooling)]
+    features = found[-1].output if found else model.layers[-1].input
+    return keras.Model(model.inputs, features, name=f"{model.name}_pooled")
 
 
 def pooled_features(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The trained model's pooled features of `images`, a batch at a time."""
-    extractor = keras.Model(model.inputs, pooled(model), name=f"{model.name}_pooled")
+    extractor = feature_model(model)
     return predict_in_batches(extractor, images, inference_batch_size(images.shape[1]))
 
 
 def features_and_probabilities(model: keras.Model) -> keras.Model:
     """The trained model answering (pooled features, probabilities) in one forward pass;
     it shares the model's layers and name (so its family is still recognised)."""
-    return keras.Model(model.inputs, [pooled(model), model.output], name=model.name)
+    family = family_of(model)
+    if family is None or family.transfer is None:
+        return keras.Model(model.inputs, [feature_model(model).output, model.output],
+                           name=model.name)  # fmt: skip
+    # pixels -> extractor -> head (models/transfer.py): the extractor's output, taken
+    # where the head takes it.
+    inputs = keras.Input(model.input_shape[1:], name="pixels")
+    features = model.get_layer(family.transfer.extractor)(inputs)
+    probabilities = model.get_layer(family.transfer.head)(features)
+    return keras.Model(inputs, [features, probabilities], name=model.name)
 
 
 @dataclass(frozen=True)

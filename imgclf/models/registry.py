@@ -75,9 +75,6 @@ class ModelFamily:
     # The smallest settings that still exercise it: the tests' tiny projects use them.
     tiny_params: dict[str, Any] = field(default_factory=dict, compare=False)
     transfer: TransferParts | None = None  # None: trained from scratch, maps in the model itself
-    # A scratch family's layer of pooled features (the unfamiliarity score measures them,
-    # models/familiarity.py); a transfer family's are its extractor's output.
-    features: str = ""
     weights_note: str = ""  # where a pretrained base's weights come from, and their licence
 
     @property
@@ -161,7 +158,6 @@ register(
         params=CnnParams,
         auto_input_size=CNN_SIZES,
         tiny_params={"filters": [4, 8, 8, 8], "convs_per_block": 1, "dense_units": 8},
-        features="gap",
     )
 )
 

@@ -112,3 +112,31 @@ def test_the_served_model_is_explained_like_the_trained_model_inside(cnn):
     np.testing.assert_allclose(
         heatmaps, GradCam(cnn).heatmaps(images, expected.argmax(axis=1)), atol=1e-5
     )
+
+
+def test_a_transfer_model_scores_its_pretrained_features():
+    # pixels -> extractor (nested) -> head: the score measures the extractor's output.
+    from imgclf import models
+    from imgclf.models.registry import ResnetParams
+    from imgclf.models.resnet import resnet50
+    from imgclf.models.transfer import build_transfer
+
+    params = ResnetParams(
+        image_size="auto", weights="none", require_pretrained=False, dense_units=8,
+        dropout=0.0, learning_rate=0.01, augmented_views=1, fine_tune_layers=0,
+        fine_tune_epochs=0, fine_tune_learning_rate=1e-5,
+    )  # fmt: skip
+    base = resnet50(32)
+    base.trainable = False
+    extractor, _, model = build_transfer(models.get("resnet"), base, 32, 3, params)
+    images = np.random.default_rng(7).integers(0, 256, (12, 32, 32, 3)).astype(np.uint8)
+    features = extractor.predict(images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(pooled_features(model, images), features, rtol=1e-4, atol=1e-4)
+    fitted = fit_to_training(model, images, np.arange(12) % 3, 3)
+    outputs = served_model(model, None, fitted).predict(images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(
+        outputs["probabilities"], model.predict(images, verbose=0), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        outputs["unfamiliarity"], fitted.score(features), rtol=1e-3, atol=1e-3
+    )

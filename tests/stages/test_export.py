@@ -218,3 +218,27 @@ def test_a_temperature_that_applies_is_inside_the_model_the_export_serves(tiny_p
     assert served.val.probabilities.max() < 0.96  # read from what is served
     switched_off = calibrate(model, interpretation("val", 0), interpretation("test", 1), False)
     assert switched_off.model is model and not switched_off.decision.applied
+
+
+def test_the_unfamiliar_threshold_is_chosen_on_validation_and_measured_on_test(tiny_project, best):
+    metadata = json.loads((best / "metadata.json").read_text())
+    exported = model_metrics(tiny_project, "export")
+    share = params_file.load(tiny_project / "params.yaml").export.unfamiliar_share
+    val, test = (read_split(name, tiny_project / "prepared") for name in ("val", "test"))
+    val_scores = served_outputs(best, val.images)["unfamiliarity"]
+    threshold = metadata["unfamiliar_threshold"]
+    assert threshold == exported["unfamiliar_threshold"]
+    assert threshold == pytest.approx(selective.unfamiliar_threshold(val_scores, share), rel=1e-3)
+    assert exported["val_unfamiliar_share"] <= share
+    test_scores = served_outputs(best, test.images)["unfamiliarity"]
+    assert exported["test_unfamiliar_share"] == pytest.approx(
+        (test_scores > threshold).mean(), abs=1e-6
+    )
+    # Noise is far from everything the model learned from.
+    noise = np.random.default_rng(0).integers(0, 256, (8, *test.images.shape[1:]))
+    assert (served_outputs(best, noise)["unfamiliarity"] > threshold).all()
+    counts = np.bincount(read_split("train", tiny_project / "prepared").labels)
+    assert metadata["class_shares"] == pytest.approx(counts / counts.sum(), abs=1e-6)
+    card = (best / "MODEL_CARD.md").read_text()
+    assert f"Above {threshold:.3f} the image is" in card
+    assert "same unfamiliar flag" in card

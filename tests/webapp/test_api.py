@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from imgclf.data.prepared import read_split
 from imgclf.images import load_image
@@ -185,6 +186,26 @@ def test_health_ready_model_and_metrics(client, app):
     assert "imgclf_request_seconds_bucket" in metrics
     assert f'imgclf_predictions_total{{label="{label}"}}' in metrics
     assert "imgclf_model_load_seconds" in metrics
+    for drift in ("imgclf_unfamiliarity_bucket", "imgclf_unfamiliar_total",
+                  "imgclf_recent_unfamiliar_share", "imgclf_class_mix_shift"):  # fmt: skip
+        assert drift in metrics
+    assert (
+        model["unfamiliar_threshold"] == model_service(app).current.predictor.unfamiliar_threshold
+    )
+
+
+def test_noise_is_answered_unfamiliar_and_a_test_image_is_not(client, app, tiny_project):
+    predictor = model_service(app).current.predictor
+    test = read_split("test", tiny_project / "prepared")
+    scores = predictor.scores(test.images.astype("float32")).unfamiliarity
+    familiar = int(np.argmin(scores))
+    assert scores[familiar] <= predictor.unfamiliar_threshold
+    image = image_bytes(Image.fromarray(test.images[familiar]))
+    answers = post(client, (image, "shirt.png"), (PNG, "noise.png")).get_json()
+    assert [a["unfamiliar"] for a in answers] == [False, True]
+    assert (
+        answers[1]["unfamiliarity"] > predictor.unfamiliar_threshold >= answers[0]["unfamiliarity"]
+    )
 
 
 def test_security_headers_and_request_id(client):

@@ -94,7 +94,12 @@ def test_one_image_gets_a_card_with_label_confidence_and_bars(browser, server, t
     card = page.locator("#results .card.done")
     card.wait_for()
     label = card.locator(".label").inner_text()
-    assert label.removeprefix("not sure — maybe ") in {"circle", "square", "star"}
+    guess = (
+        label.removeprefix("not sure — maybe ")
+        .removeprefix("not sure — unlike the training images (maybe ")
+        .rstrip(")")
+    )
+    assert guess in {"circle", "square", "star"}
     assert card.locator(".confidence").inner_text().endswith("% confident")
     assert card.locator(".bars li").count() == 3
     assert card.locator(".file").inner_text() == "photo.png"
@@ -282,7 +287,7 @@ def test_toggle_lays_the_heatmap_over_the_thumbnail(browser, server, tmp_path):
     assert heatmap.is_hidden()
     label = card.locator(".label")
     uncertain = "uncertain" in (label.get_attribute("class") or "")
-    assert label.inner_text().startswith("not sure — maybe ") == uncertain
+    assert label.inner_text().startswith("not sure — ") == uncertain
     card.locator(".explain-toggle").check()
     card.locator(".heatmap:not([hidden])").wait_for()
     assert heatmap.evaluate("img => img.complete && img.naturalWidth") == 224
@@ -316,3 +321,36 @@ def test_a_server_with_a_token_asks_for_it_once_and_again_only_if_refused(browse
         assert page.evaluate("sessionStorage.getItem('imgclf-api-token')") == token
         assert not page.locator("#results .card.failed").count()
         page.close()
+
+
+def test_an_image_unlike_the_training_images_is_said_to_be_so(
+    browser, server, tiny_project, tmp_path
+):
+    from imgclf.data.prepared import read_split
+    from imgclf.serving.predictor import Predictor
+
+    # The test image the model finds most familiar, and noise: nothing like a shape.
+    predictor = Predictor.load(tiny_project / "models" / "best", "onnx")
+    test = read_split("test", tiny_project / "prepared")
+    familiar = test.images[
+        int(np.argmin(predictor.scores(test.images.astype("float32")).unfamiliarity))
+    ]
+    files = [
+        file_payload("shape.png", image_bytes(Image.fromarray(familiar))),
+        file_payload("noise.png", image_bytes(random_rgb(44, (64, 64)))),
+    ]
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(server.url)
+    page.set_input_files("#file", files=files)
+    page.locator("#results .card.done").nth(1).wait_for()
+    shape, noise = page.locator("#results .card").nth(0), page.locator("#results .card").nth(1)
+    assert shape.locator(".unfamiliar-note").is_hidden()
+    assert noise.locator(".unfamiliar-note").is_visible()
+    assert "does not look like anything the model was trained on" in noise.inner_text()
+    label = noise.locator(".label")
+    assert label.inner_text().startswith("not sure — unlike the training images (maybe ")
+    # The best guess is still shown, greyed: half opaque, no colour.
+    assert label.evaluate("e => getComputedStyle(e).opacity") == "0.5"
+    assert shape.locator(".label").evaluate("e => getComputedStyle(e).opacity") == "1"
+    screenshot(page, tmp_path, "unfamiliar")
+    page.close()
