@@ -54,7 +54,7 @@ WALLPAPERS = (
     Path("/usr/share/backgrounds/mate/desktop"),
 )
 CASES = {"fashion": datasets.write_fashion, "photos": datasets.write_photos}
-LATENCY_ROUNDS, LATENCY_CALLS = 5, 100
+LATENCY_ROUNDS, LATENCY_CALLS = 10, 200
 SHARES = (0.01, 0.02, 0.03, 0.05)  # export.unfamiliar_share values whose trade-off is shown
 DOCS = Path("docs/benchmarks.md")
 

@@ -15,7 +15,9 @@ from imgclf import models
 from imgclf.bundle import CONVERTED, EXPLAIN, Bundle
 from imgclf.data.prepared import read_split
 from imgclf.deploy import formats, parity
+from imgclf.models.familiarity import fit_to_training, pooled_features
 from imgclf.models.saving import export_saved_model
+from imgclf.models.served import served_model
 from imgclf.param_groups import ExportFormat
 from imgclf.serving.runtimes import OnnxRuntime, Scores
 
@@ -176,22 +178,28 @@ def test_the_export_records_each_format_in_its_metrics_and_card(tiny_project):
 @pytest.mark.slow  # every family trained
 @pytest.mark.parametrize("family", [f.name for f in models.families()])
 def test_every_family_converts_within_the_bounds(trained_project, family, tmp_path):
-    model = keras.models.load_model(trained_project / "models" / family / "model.keras")
-    folder = Bundle(tmp_path / family)
-    export_saved_model(model, folder.saved_model)
+    trained = keras.models.load_model(trained_project / "models" / family / "model.keras")
     test = read_split("test", trained_project / "prepared")
     train = read_split("train", trained_project / "prepared")
+    # As the export serves it: probabilities and the unfamiliarity score.
+    familiarity = fit_to_training(trained, train.images, train.labels, trained.output_shape[-1])
+    model = served_model(trained, None, familiarity)
+    folder = Bundle(tmp_path / family)
+    export_saved_model(model, folder.saved_model)
+    threshold = float(np.median(familiarity.score(pooled_features(trained, test.images))))
     reports, _ = parity.write_formats(
-        folder, model, list(CONVERTED), train.images, (test.images, test.labels)
+        folder, model, list(CONVERTED), train.images, (test.images, test.labels), threshold
     )
     failed = {r.format: r.reason for r in reports if not r.passed}
     # int8 on a dozen test images of an untrained-looking tiny model may miss its bound;
     # the float formats and the heatmaps may not.
     assert set(failed) <= {"tflite_int8"}, failed
+    flags = {r.format: r.unfamiliar_agreement for r in reports if r.format in ("onnx", "tflite")}
+    assert all(agreement == 1.0 for agreement in flags.values()), flags
     runtime = OnnxRuntime(folder.file("onnx"))
     np.testing.assert_allclose(
         runtime.probabilities(test.images.astype("float32")),
-        model.predict(test.images.astype("float32"), verbose=0),
+        trained.predict(test.images.astype("float32"), verbose=0),
         atol=parity.FLOAT_DIFFERENCE,
     )
     shutil.rmtree(folder.root)
