@@ -12,7 +12,7 @@ ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docke
 IMAGE ?= imgclf:latest
 IMAGE_BUILD_FLAGS ?=
 
-.PHONY: image image-full serve-image venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot clean
+.PHONY: image image-full serve-image venv repro test test-fast serve lint format docs bench bench-data bench-quality results screenshot sweep clean
 
 venv: $(VENV)/.installed
 
@@ -89,6 +89,11 @@ bench-data:
 # Default recipe vs the tutorial reference network: accuracy, time, memory (about 10 min).
 bench-quality: venv bench-data
 	python -m bench.bench_quality
+
+# A grid of params through DVC's queue, JOBS workers, the best applied (docs/experiments.md):
+# make sweep SET="cnn.learning_rate=0.001,0.003 cnn.dropout=0.2,0.4" JOBS=2
+sweep: venv
+	python scripts/sweep.py $(foreach setting,$(SET),-S $(setting)) -j $(or $(JOBS),2)
 
 clean:
 	rm -rf prepared models dvclive .pytest_cache .ruff_cache
