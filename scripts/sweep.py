@@ -112,6 +112,20 @@ def _flatten(files: dict) -> dict:
     return flat
 
 
+def matches(experiment: dict, point: list[str]) -> bool:
+    """Whether `experiment` ran with every `key=value` of `point` (1e-3 is 0.001)."""
+    for setting in point:
+        key, _, value = setting.partition("=")
+        have = experiment["params"].get(f"params.yaml.{key}")
+        if str(have) != value:
+            try:
+                if float(have) != float(value):
+                    return False
+            except (TypeError, ValueError):
+                return False
+    return True
+
+
 def score(experiment: dict) -> float | None:
     """The compare metric of the model compare selected, from metrics/compare.json."""
     metrics = experiment["metrics"]
@@ -139,8 +153,8 @@ def main() -> int:
     failed = [row for row in rows if row["status"] == "Failed"]
     if failed:
         # Queued again as they were, run one at a time (see the docstring).
-        done = {tuple(sorted(f"{k}={v}" for k, v in e["params"].items())) for e in experiments()}
-        again = [p for p in points if not any(set(p) <= set(d) for d in done)]
+        finished = [e for e in experiments() if e["name"] not in before]
+        again = [p for p in points if not any(matches(e, p) for e in finished)]
         print(f"sweep: {len(failed)} failed in parallel; running {len(again)} again with one "
               "worker", flush=True)  # fmt: skip
         dvc("queue", "remove", "--failed", check=False)

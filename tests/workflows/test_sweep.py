@@ -72,3 +72,32 @@ def test_a_sweep_runs_every_point_in_parallel_and_applies_the_best(tmp_path):
     )
     status = run(["dvc", "status"], project, env).stdout
     assert "up to date" in status  # `dvc repro` after applying has nothing to do
+
+
+def sweep_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sweep", ROOT / "scripts" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("point", "matched"),
+    [(["cnn.dropout=0.1"], True), (["cnn.learning_rate=1e-3"], True),
+     (["cnn.dropout=0.1", "train.optimizer=adamw"], True), (["cnn.dropout=0.2"], False),
+     (["train.optimizer=sgd"], False), (["cnn.filters=[8]"], False)],
+)  # fmt: skip
+def test_a_finished_point_is_recognised_by_its_params(point, matched):
+    # What decides which points a failed parallel run queues again.
+    experiment = {"params": {"params.yaml.cnn.dropout": 0.1, "params.yaml.cnn.learning_rate": 0.001,
+                             "params.yaml.train.optimizer": "adamw"}}  # fmt: skip
+    assert sweep_module().matches(experiment, point) is matched
+
+
+def test_the_grid_is_every_combination_and_a_bad_setting_is_named():
+    sweep = sweep_module()
+    assert sweep.grid(["a.x=1,2", "b.y=3"]) == [["a.x=1", "b.y=3"], ["a.x=2", "b.y=3"]]
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        sweep.grid(["cnn.dropout"])
