@@ -20,9 +20,9 @@ and of the test images, at the export's own threshold (chosen on validation); th
 AUROC of telling test from foreign images; and the same for the plain baseline, one
 minus the top probability, with its threshold chosen the same way on validation (the
 same share of validation images flagged). Then what the score costs: the median batch-1
-latency of model.onnx against the same model without the score (converted in this run),
-and both files' sizes; and whether model.onnx, model.tflite and model.keras flag the
-same images.
+latency of the export's ONNX file against the same model without the score (converted
+in this run), and both files' sizes; and whether the ONNX, LiteRT and Keras files flag
+the same images.
 
 `--keep DIR` keeps (and reuses) the projects; `--docs` writes the tables into
 docs/benchmarks.md between its `unfamiliar` markers.
@@ -45,6 +45,7 @@ from PIL import Image
 from bench import datasets
 from bench.bench_scale import machine
 from bench.fashion_mnist import load_usable
+from imgclf.bundle import Bundle
 from support.markers import markdown_table, replace_between
 from support.project import commit_copy, copy_tracked_files, project_env
 
@@ -105,7 +106,7 @@ def foreign_images(case: str, seed: int = 0) -> dict[str, list[Image.Image]]:
 def build_project(root: Path, case: str) -> Path:
     """The case's project with its pipeline run (reused when `root` already holds it)."""
     project = root / case
-    if (project / "models" / "best" / "metadata.json").is_file():
+    if Bundle(project / "models" / "best").is_export():
         print(f"== {case}: reusing {project}", flush=True)
         return project
     project.mkdir(parents=True, exist_ok=True)
@@ -196,10 +197,9 @@ def detection(project: Path, case: str) -> dict:
 
 
 def cost(project: Path, scratch: Path) -> dict:
-    """model.onnx's batch-1 latency and size against the same model without the score."""
+    """The ONNX file's batch-1 latency and size against the same model without the score."""
     import keras
 
-    from imgclf.bundle import Bundle
     from imgclf.deploy.formats import saved_model_to_onnx
     from imgclf.models.saving import export_saved_model
     from imgclf.serving.runtimes import open_file
@@ -274,7 +274,7 @@ def report(case: str, result: dict) -> str:
         )
     lines.append(
         f"  onnxruntime batch 1: {c['latency_ms']:.3f} ms with the score, "
-        f"{c['latency_without_ms']:.3f} ms without ({c['latency_factor']:.3f}x); model.onnx "
+        f"{c['latency_without_ms']:.3f} ms without ({c['latency_factor']:.3f}x); ONNX file "
         f"{c['onnx_bytes']:,} bytes vs {c['onnx_without_bytes']:,} "
         f"(+{c['onnx_bytes'] / c['onnx_without_bytes'] - 1:.1%})"
     )
@@ -302,7 +302,7 @@ def write_docs(results: dict) -> None:
         ])  # fmt: skip
     table = markdown_table(
         ["case", "foreign flagged (score / max-prob)", "test flagged", "AUROC",
-         "onnx batch-1 latency", "model.onnx size", "same flags as Keras"],
+         "onnx batch-1 latency", "ONNX file size", "same flags as Keras"],
         rows,
     )  # fmt: skip
     kinds = []
