@@ -98,8 +98,7 @@ def test_unknown_key_lists_the_allowed_keys(good):
     bad = with_change(good, "train", "epoch", 3)
     with pytest.raises(
         params.ParamsError,
-        match=r"train.epoch: unknown key \(allowed here: epochs, max_epochs, max_minutes, "
-        r"batch_size",
+        match=r"train.epoch: unknown key \(allowed here: epochs, max_epochs, max_minutes, batch_size",
     ):
         params.validate(bad)
 
