@@ -19,7 +19,7 @@ from imgclf.training import multi_worker_fixes
 from imgclf.training.batches import training_pipelines
 from imgclf.training.distribute import in_multi_worker_mode, with_data_sharding
 from imgclf.training.malloc_tuning import KeepFreedMemory
-from imgclf.training.recipe import AnnealOnPlateau, TimeBudget, auto_callbacks
+from imgclf.training.recipe import AUTO_PATIENCE, TimeBudget, auto_callbacks
 
 
 def open_live(family: str, root: Path = Path(".")) -> Live:
@@ -64,22 +64,18 @@ def fit(
     auto = auto_learning_rate is not None
     if auto:
         callbacks += auto_callbacks(train, auto_learning_rate, len(train_data))
+    patience = train.early_stopping_patience or (AUTO_PATIENCE if auto else 0)
     stopping = None
-    if auto:
-        # The anneal ends training; this only keeps the best epoch's weights.
-        stopping = keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=epochs + 1, restore_best_weights=True,
-            start_from_epoch=train.warmup_epochs,
-        )  # fmt: skip
-    elif train.early_stopping_patience > 0:
+    if patience > 0:
         stopping = keras.callbacks.EarlyStopping(
             monitor="val_accuracy",
             mode="max",
-            patience=train.early_stopping_patience,
+            patience=patience,
             restore_best_weights=True,
-            start_from_epoch=epochs // 2 if train.lr_schedule == "cosine" else 0,
+            start_from_epoch=(
+                train.warmup_epochs if auto else epochs // 2 if train.lr_schedule == "cosine" else 0
+            ),
         )
-    if stopping is not None:
         callbacks.append(stopping)
     train_data, val_batches = training_pipelines(train_data, val_data, train.batch_size)
     if in_multi_worker_mode(model.distribute_strategy):
@@ -109,16 +105,6 @@ def stop_reason(
     epochs_trained: int,
 ) -> str:  # fmt: skip
     """Why training ended, in words."""
-    anneal = next((c for c in callbacks if isinstance(c, AnnealOnPlateau)), None)
-    if (
-        anneal is not None
-        and anneal.anneal is not None
-        and epochs_trained >= (anneal.plateau_epoch + anneal.anneal_epochs)
-    ):
-        return (
-            f"validation accuracy stopped improving after epoch {anneal.best_epoch + 1}: "
-            f"annealed over {anneal.anneal_epochs} epochs from epoch {anneal.plateau_epoch + 1}"
-        )
     if stopping is not None and stopping.stopped_epoch > 0:
         return (
             f"validation accuracy stopped improving: best at epoch {stopping.best_epoch + 1}, "

@@ -19,10 +19,10 @@ from imgclf.param_groups import TrainParams
 from imgclf.training.distribute import in_multi_worker_mode
 
 IMBALANCE_RATIO = 1.5  # train.class_weight auto: weigh classes above this size ratio
-# train.epochs auto: at the peak rate until validation accuracy has not improved for
-# train.early_stopping_patience epochs (AUTO_PATIENCE when that is 0), then a cosine
-# anneal to 0 over ANNEAL_SHARE of the epochs run so far (at least ANNEAL_MIN).
-AUTO_PATIENCE, ANNEAL_SHARE, ANNEAL_MIN = 5, 0.4, 2
+# train.epochs auto: the learning rate is cut by PLATEAU_FACTOR after PLATEAU_PATIENCE
+# epochs without a better validation accuracy, and training stops after
+# train.early_stopping_patience (AUTO_PATIENCE when that is 0) such epochs.
+PLATEAU_FACTOR, PLATEAU_PATIENCE, AUTO_PATIENCE = 0.3, 2, 5
 # Optimizer steps per call into TensorFlow: amortizes Keras' per-step Python work, which
 # dominates small steps (a head on cached features); the updates are the same.
 STEPS_PER_EXECUTION = 16
@@ -148,58 +148,21 @@ class TimeBudget(keras.callbacks.Callback):
             self.spent = self.model.stop_training = True
 
 
-class AnnealOnPlateau(keras.callbacks.Callback):
-    """train.epochs auto: the peak rate while validation accuracy improves; once it has not
-    for `patience` epochs, a cosine anneal to 0 over ANNEAL_SHARE of the epochs so far,
-    then the end. The validation curve sets the length; the anneal, as a cosine schedule's
-    last stretch does, refines the model at small rates."""
-
-    def __init__(self, patience: int, steps_per_epoch: int, start_epoch: int) -> None:
-        super().__init__()
-        self.patience, self.steps_per_epoch, self.start_epoch = (
-            patience,
-            steps_per_epoch,
-            start_epoch,
-        )
-        self.best, self.best_epoch, self.wait = -np.inf, 0, 0
-        self.anneal: tuple[int, int, float] | None = None  # (first step, steps, starting rate)
-        self.plateau_epoch = self.anneal_epochs = 0
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self.anneal is None:
-            return
-        first, steps, rate = self.anneal
-        done = min(1.0, (int(self.model.optimizer.iterations) - first) / steps)
-        self.model.optimizer.learning_rate = rate * 0.5 * (1.0 + np.cos(np.pi * done))
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        current = (logs or {}).get("val_accuracy")
-        if self.anneal is not None:
-            if epoch + 1 >= self.plateau_epoch + self.anneal_epochs:
-                self.model.stop_training = True
-            return
-        if current is None or epoch < self.start_epoch:
-            return
-        if current > self.best:
-            self.best, self.best_epoch, self.wait = current, epoch, 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.plateau_epoch = epoch + 1
-            self.anneal_epochs = max(ANNEAL_MIN, round(ANNEAL_SHARE * (epoch + 1)))
-            rate = float(self.model.optimizer.learning_rate)
-            first = int(self.model.optimizer.iterations)
-            self.anneal = (first, self.anneal_epochs * self.steps_per_epoch, rate)
-
-
 def auto_callbacks(
     train: TrainParams, peak: float, steps_per_epoch: int
 ) -> list[keras.callbacks.Callback]:
-    """What runs train.epochs auto: the warm-up, the anneal once validation stops
-    improving, and the time budget. fit() restores the best epoch's weights."""
-    patience = train.early_stopping_patience or AUTO_PATIENCE
+    """What runs train.epochs auto: the warm-up, a cut of the learning rate on each
+    validation plateau (Keras' ReduceLROnPlateau), and the time budget. Early stopping,
+    which ends it, is fit()'s."""
     return [
         WarmUp(peak, train.warmup_epochs * steps_per_epoch),
-        AnnealOnPlateau(patience, steps_per_epoch, train.warmup_epochs),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_accuracy",
+            mode="max",
+            factor=PLATEAU_FACTOR,
+            patience=PLATEAU_PATIENCE,
+            min_lr=peak / 1000,
+            verbose=0,
+        ),
         TimeBudget(train.max_minutes),
     ]

@@ -70,17 +70,12 @@ def tiny_fit(tmp_path, learnable: bool, **changes):
     return result, model
 
 
-def test_auto_anneals_once_validation_stops_improving_then_stops(tmp_path):
+def test_auto_stops_when_validation_stops_improving_and_cuts_the_rate_first(tmp_path):
     # Random labels: nothing to learn, so validation accuracy soon stops improving.
     result, model = tiny_fit(tmp_path, learnable=False, max_epochs=40, max_minutes=0)
     assert result.epochs_trained < 40
-    assert result.stopped.startswith("validation accuracy stopped improving after epoch")
-    # 3 epochs without a better one, then a cosine anneal over 40% of the epochs so far.
-    plateau = int(result.stopped.split("from epoch ")[1]) - 1
-    annealed = int(result.stopped.split("annealed over ")[1].split()[0])
-    assert annealed == max(2, round(0.4 * plateau)) and result.epochs_trained == plateau + annealed
-    # Annealing: the rate, set every 16 steps (one execution), fell well below the peak.
-    assert float(model.optimizer.learning_rate) <= 0.05 * 0.5 + 1e-6
+    assert result.stopped.startswith("validation accuracy stopped improving: best at epoch")
+    assert float(model.optimizer.learning_rate) < 0.05  # cut on a plateau before stopping
 
 
 def test_auto_ends_at_the_epoch_budget_and_says_so(tmp_path):
