@@ -98,14 +98,7 @@ class TrainParams(Group):
 
     epochs: key(
         auto_or_int(1, 10_000, "epochs"),
-        "auto: until validation accuracy stops improving (the learning rate cut on each "
-        "plateau), within train.max_epochs and train.max_minutes",
-    )
-    max_epochs: key(Annotated[int, Field(ge=1, le=10_000)], "epochs: auto trains at most this many")
-    max_minutes: key(
-        Annotated[float, Field(ge=0, le=100_000)],
-        "epochs: auto stops after this many minutes of training (then results depend on the "
-        "machine's speed); 0: no limit",
+        "auto: enough for about 1,000 optimizer steps, 10 to 30 epochs",
     )
     batch_size: key(Annotated[int, Field(ge=1, le=4096)], "images per optimizer step")
     optimizer: key(Literal["adam", "adamw", "sgd", "rmsprop"], "the Keras optimizer")

@@ -94,7 +94,6 @@ class TrainedMetrics(_File):
     val_macro_f1: float
     val_per_class: dict[str, ClassScores]
     epochs_trained: int
-    stopped: str | None = None  # why training ended (None in older metrics)
     class_weighted: bool
     params_total: int
     params_trainable: int

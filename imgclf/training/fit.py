@@ -19,7 +19,6 @@ from imgclf.training import multi_worker_fixes
 from imgclf.training.batches import training_pipelines
 from imgclf.training.distribute import in_multi_worker_mode, with_data_sharding
 from imgclf.training.malloc_tuning import KeepFreedMemory
-from imgclf.training.recipe import AUTO_PATIENCE, TimeBudget, auto_callbacks
 
 
 def open_live(family: str, root: Path = Path(".")) -> Live:
@@ -36,7 +35,6 @@ class FitResult:
     epochs_trained: int
     train_seconds: float
     images_seen: int
-    stopped: str = ""  # why training ended, for the stage's metrics
 
 
 def fit(
@@ -48,7 +46,6 @@ def fit(
     images_per_epoch: int,
     epochs: int,
     class_weight: dict[int, float] | None = None,
-    auto_learning_rate: float | None = None,
 ) -> FitResult:
     """model.fit with DVCLive per-epoch logging and early stopping on validation accuracy.
 
@@ -56,27 +53,18 @@ def fit(
     epoch with the best validation accuracy, the metric `compare` selects on. Under
     the cosine schedule it watches only the second half of the run: stopping while the
     learning rate is still high would keep a model the schedule had not yet refined.
-    With `auto_learning_rate` (train.epochs auto; `epochs` is then train.max_epochs) it
-    is what ends training, after the plateaus' cuts of that peak rate
-    (recipe.auto_callbacks).
     """
     callbacks: list[keras.callbacks.Callback] = [DVCLiveCallback(live=live), KeepFreedMemory()]
-    auto = auto_learning_rate is not None
-    if auto:
-        callbacks += auto_callbacks(train, auto_learning_rate, len(train_data))
-    patience = train.early_stopping_patience or (AUTO_PATIENCE if auto else 0)
-    stopping = None
-    if patience > 0:
-        stopping = keras.callbacks.EarlyStopping(
-            monitor="val_accuracy",
-            mode="max",
-            patience=patience,
-            restore_best_weights=True,
-            start_from_epoch=(
-                train.warmup_epochs if auto else epochs // 2 if train.lr_schedule == "cosine" else 0
-            ),
+    if train.early_stopping_patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy",
+                mode="max",
+                patience=train.early_stopping_patience,
+                restore_best_weights=True,
+                start_from_epoch=epochs // 2 if train.lr_schedule == "cosine" else 0,
+            )
         )
-        callbacks.append(stopping)
     train_data, val_batches = training_pipelines(train_data, val_data, train.batch_size)
     if in_multi_worker_mode(model.distribute_strategy):
         multi_worker_fixes.adapt_keras(model)
@@ -94,24 +82,4 @@ def fit(
     )
     seconds = time.perf_counter() - started
     epochs_trained = len(history.history["loss"])
-    return FitResult(
-        epochs_trained, seconds, epochs_trained * images_per_epoch,
-        stop_reason(train, callbacks, stopping, epochs_trained),
-    )  # fmt: skip
-
-
-def stop_reason(
-    train: TrainParams, callbacks: list, stopping: keras.callbacks.EarlyStopping | None,
-    epochs_trained: int,
-) -> str:  # fmt: skip
-    """Why training ended, in words."""
-    if stopping is not None and stopping.stopped_epoch > 0:
-        return (
-            f"validation accuracy stopped improving: best at epoch {stopping.best_epoch + 1}, "
-            f"no better in the {epochs_trained - stopping.best_epoch - 1} after"
-        )
-    if any(isinstance(c, TimeBudget) and c.spent for c in callbacks):
-        return f"time budget: train.max_minutes {train.max_minutes:g} spent"
-    if train.epochs == "auto" and epochs_trained == train.max_epochs:
-        return f"epoch budget: train.max_epochs {train.max_epochs} reached, still improving"
-    return f"fixed: {epochs_trained} epochs"
+    return FitResult(epochs_trained, seconds, epochs_trained * images_per_epoch)

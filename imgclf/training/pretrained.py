@@ -89,15 +89,12 @@ def train_transfer(trainer: Trainer) -> None:
     head_batches = feature_batches(
         train_features, train_labels, trainer.num_classes, train.batch_size, train.seed
     )
-    epochs, auto = planned_epochs(train, len(head_batches)), train.epochs == "auto"
+    epochs = planned_epochs(train, len(head_batches))
     with trainer.strategy.scope():
-        compile_for_training(
-            parts.head, train, recipe.learning_rate, len(head_batches), epochs, auto
-        )
+        compile_for_training(parts.head, train, recipe.learning_rate, len(head_batches), epochs)
     result = fit(
         parts.head, head_batches, trainer.val_data(val_features), train, trainer.live,
         len(train_labels), epochs, class_weight=trainer.class_weight,
-        auto_learning_rate=recipe.learning_rate if auto else None,
     )  # fmt: skip
     train_seconds = feature_seconds + result.train_seconds
     images_seen = result.images_seen
@@ -125,7 +122,6 @@ def train_transfer(trainer: Trainer) -> None:
         pretrained=parts.weights.pretrained,
         augmented_views=views,
         backbone=trainer.family.transfer.backbone.format(**recipe.model_dump()),
-        stopped=result.stopped,
         input_size=parts.base.input_shape[1],
     )
 

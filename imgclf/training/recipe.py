@@ -8,7 +8,6 @@ params.yaml sets each of them.
 from __future__ import annotations
 
 import functools
-import time
 
 import keras
 import numpy as np
@@ -19,32 +18,34 @@ from imgclf.param_groups import TrainParams
 from imgclf.training.distribute import in_multi_worker_mode
 
 IMBALANCE_RATIO = 1.5  # train.class_weight auto: weigh classes above this size ratio
-# train.epochs auto: the learning rate is cut by PLATEAU_FACTOR after PLATEAU_PATIENCE
-# epochs without a better validation accuracy, and training stops after
-# train.early_stopping_patience (AUTO_PATIENCE when that is 0) such epochs.
-PLATEAU_FACTOR, PLATEAU_PATIENCE, AUTO_PATIENCE = 0.3, 2, 5
+# train.epochs auto: enough epochs for AUTO_STEPS optimizer steps, within AUTO_EPOCHS.
+AUTO_STEPS = 1000
+AUTO_EPOCHS = (10, 30)
 # Optimizer steps per call into TensorFlow: amortizes Keras' per-step Python work, which
 # dominates small steps (a head on cached features); the updates are the same.
 STEPS_PER_EXECUTION = 16
 
 
 def planned_epochs(train: TrainParams, steps_per_epoch: int) -> int:
-    """The epochs fit() is given: train.epochs, or for "auto" train.max_epochs, of which
-    the validation curve decides how many run (auto_callbacks)."""
-    return train.max_epochs if train.epochs == "auto" else train.epochs
+    """train.epochs, or for "auto" the epochs that give about AUTO_STEPS optimizer steps.
+
+    A fixed epoch count under-trains small datasets (few steps per epoch) and
+    over-spends on large ones; "auto" keeps the number of updates roughly constant,
+    within AUTO_EPOCHS (6,000 images in batches of 64 train for 11 epochs, 2,100 for 30).
+    """
+    if train.epochs != "auto":
+        return train.epochs
+    low, high = AUTO_EPOCHS
+    return min(high, max(low, -(-AUTO_STEPS // max(1, steps_per_epoch))))
 
 
 def learning_rate_schedule(
-    train: TrainParams, peak: float, steps_per_epoch: int, epochs: int, auto: bool = False
-) -> keras.optimizers.schedules.LearningRateSchedule | float:
+    train: TrainParams, peak: float, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
     """Linear warm-up to `peak` over train.warmup_epochs, then cosine decay to 0 (or constant).
 
     Step-based, so it spans exactly the `epochs` asked for; early stopping may end sooner.
-    `auto` (train.epochs auto): nobody knows the end in advance, so the rate is a plain
-    number that auto_callbacks warm up and cut on each plateau.
     """
-    if auto:
-        return peak
     warmup_steps = min(train.warmup_epochs, epochs - 1) * steps_per_epoch
     decay_steps = max(1, epochs * steps_per_epoch - warmup_steps)
     return keras.optimizers.schedules.CosineDecay(
@@ -57,14 +58,13 @@ def learning_rate_schedule(
 
 
 def make_optimizer(
-    train: TrainParams, learning_rate: float, steps_per_epoch: int, epochs: int,
-    auto: bool = False,
-) -> keras.optimizers.Optimizer:  # fmt: skip
+    train: TrainParams, learning_rate: float, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.Optimizer:
     """The Keras optimizer named by train.optimizer, with train.weight_decay and the schedule.
 
     `epochs` is what fit() will run (see planned_epochs): the schedule spans exactly it.
     """
-    schedule = learning_rate_schedule(train, learning_rate, steps_per_epoch, epochs, auto)
+    schedule = learning_rate_schedule(train, learning_rate, steps_per_epoch, epochs)
     optimizers = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
@@ -80,17 +80,15 @@ def compile_for_training(
     learning_rate: float,
     steps_per_epoch: int,
     epochs: int,
-    auto: bool = False,
 ) -> None:
-    """Compile `model` with the recipe in train.*: optimizer, schedule, label smoothing
-    (`auto`: the plain learning rate train.epochs auto adjusts as it goes).
+    """Compile `model` with the recipe in train.*: optimizer, schedule, label smoothing.
 
     Labels are one-hot (see batches.ArrayBatches and one_hot): label smoothing needs them.
     """
     # Several steps per execution cannot run under MultiWorkerMirroredStrategy in Keras 3.
     several = not in_multi_worker_mode(tf.distribute.get_strategy())
     model.compile(
-        optimizer=make_optimizer(train, learning_rate, steps_per_epoch, epochs, auto),
+        optimizer=make_optimizer(train, learning_rate, steps_per_epoch, epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION if several else 1,
@@ -116,53 +114,3 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> dict[int, 
         return None
     weights = compute_class_weight("balanced", classes=np.arange(num_classes), y=labels)
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-class WarmUp(keras.callbacks.Callback):
-    """A linear warm-up of a plain learning rate to `peak` over `steps` optimizer steps."""
-
-    def __init__(self, peak: float, steps: int) -> None:
-        super().__init__()
-        self.peak, self.steps, self.done = peak, steps, steps == 0
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self.done:
-            return
-        step = int(self.model.optimizer.iterations)
-        self.done = step >= self.steps
-        self.model.optimizer.learning_rate = self.peak * min(1.0, (step + 1) / self.steps)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch past `minutes` (0: never)."""
-
-    def __init__(self, minutes: float) -> None:
-        super().__init__()
-        self.minutes, self.spent = minutes, False
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.started = time.monotonic()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.minutes and time.monotonic() - self.started >= 60 * self.minutes:
-            self.spent = self.model.stop_training = True
-
-
-def auto_callbacks(
-    train: TrainParams, peak: float, steps_per_epoch: int
-) -> list[keras.callbacks.Callback]:
-    """What runs train.epochs auto: the warm-up, a cut of the learning rate on each
-    validation plateau (Keras' ReduceLROnPlateau), and the time budget. Early stopping,
-    which ends it, is fit()'s."""
-    return [
-        WarmUp(peak, train.warmup_epochs * steps_per_epoch),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_accuracy",
-            mode="max",
-            factor=PLATEAU_FACTOR,
-            patience=PLATEAU_PATIENCE,
-            min_lr=peak / 1000,
-            verbose=0,
-        ),
-        TimeBudget(train.max_minutes),
-    ]

@@ -22,26 +22,22 @@ def fit_on_pixels(
 ) -> FitResult:
     """Train `model` on the augmented training images with the shared recipe (train.*).
 
-    `epochs` None: train.epochs (auto: until validation accuracy stops improving).
-    Augmentation wraps the model only while it trains, so the saved model holds none of it.
+    `epochs` None: train.epochs (auto: about 1,000 optimizer steps). Augmentation wraps
+    the model only while it trains, so the saved model holds none of it.
     """
     train = trainer.params.train
     batches = ArrayBatches(
         trainer.train_split.images, trainer.train_split.labels, train.batch_size, train.seed,
         shuffle=True, num_classes=trainer.num_classes,
     )  # fmt: skip
-    # train.epochs auto decides when to stop by the validation curve; given `epochs`
-    # (fine-tuning's) run exactly those.
-    auto = epochs is None and train.epochs == "auto"
     epochs = epochs or planned_epochs(train, len(batches))
     with trainer.strategy.scope():
         augment = build_augmentation(trainer.params.augment, train.seed)
         augmented = with_augmentation(model, augment)
-        compile_for_training(augmented, train, learning_rate, len(batches), epochs, auto)
+        compile_for_training(augmented, train, learning_rate, len(batches), epochs)
     return fit(
         augmented, batches, trainer.val_data(), train, trainer.live,
         len(trainer.train_split.labels), epochs, class_weight=trainer.class_weight,
-        auto_learning_rate=learning_rate if auto else None,
     )  # fmt: skip
 
 
@@ -65,5 +61,4 @@ def train_scratch(trainer: Trainer) -> None:
         train_seconds=result.train_seconds,
         images_seen=result.images_seen,
         input_size=side,
-        stopped=result.stopped,
     )
