@@ -51,6 +51,19 @@ def test_both_models_write_complete_metrics(project):
     assert resnet["params_trainable"] < resnet["params_total"] / 100
 
 
+@pytest.mark.parametrize("family", ["cnn", "resnet", "efficientnet"])
+def test_the_recorded_val_accuracy_is_the_saved_models(project, family):
+    # What compare selects on is what the saved model scores on the validation split
+    # (a transfer family's from its cached features: the same numbers).
+    from imgclf.data.prepared import read_split
+
+    val = read_split("val", project / "prepared")
+    model = keras.models.load_model(project / "models" / family / "model.keras")
+    predicted = model.predict(val.images.astype("float32"), verbose=0).argmax(axis=1)
+    expected = float((predicted == val.labels).mean())
+    assert model_metrics(project, family)["val_accuracy"] == pytest.approx(expected, abs=1e-6)
+
+
 def test_wall_times_go_to_timings_not_to_the_metrics(project):
     cnn, resnet = timings(project, "train_cnn"), timings(project, "train_resnet")
     assert set(cnn) == TIMINGS and set(resnet) == TIMINGS | {"feature_cache_seconds"}
