@@ -11,6 +11,8 @@
 - transfer: what every transfer family shares (extractor, head)
 - inference: predicting many images batch by batch through one traced call
 - temperature: the calibration layer an exported model carries
+- familiarity: the unfamiliarity score (how unlike the training images an image is)
+- served: the exported model, probabilities and the score from one forward pass
 - saving: saving and loading models reproducibly
 
 Importing this package gives the registry without importing Keras: `compare`
