@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -65,7 +66,11 @@ class RecentAnswers:
     unfamiliar, and how far their predicted classes are from the training mix."""
 
     def __init__(self, window: int = WINDOW) -> None:
-        self._answers: deque[tuple[str, bool]] = deque(maxlen=window)
+        self._answers: deque[tuple[str, bool]] = deque()
+        self._window = window
+        # Kept as answers come and go, so a request costs its own answers, not the window.
+        self._labels: collections.Counter[str] = collections.Counter()
+        self._unfamiliar = 0
         self._lock = threading.Lock()
 
     def record(self, answers: list[dict], class_shares: dict[str, float] | None) -> None:
@@ -76,14 +81,22 @@ class RecentAnswers:
                 UNFAMILIARITY.observe(answer["unfamiliarity"])
             UNFAMILIAR.inc(answer.get("unfamiliar", False))
         with self._lock:
-            self._answers.extend((a["prediction"], a.get("unfamiliar", False)) for a in answers)
-            count = len(self._answers)
-            RECENT_UNFAMILIAR.set(sum(unfamiliar for _, unfamiliar in self._answers) / count)
+            for answer in answers:
+                self._add(answer["prediction"], bool(answer.get("unfamiliar", False)))
+            RECENT_UNFAMILIAR.set(self._unfamiliar / len(self._answers))
             if class_shares:
-                seen: dict[str, int] = {}
-                for label, _ in self._answers:
-                    seen[label] = seen.get(label, 0) + 1
-                CLASS_MIX_SHIFT.set(class_mix_shift(seen, class_shares))
+                CLASS_MIX_SHIFT.set(class_mix_shift(self._labels, class_shares))
+
+    def _add(self, label: str, unfamiliar: bool) -> None:
+        self._answers.append((label, unfamiliar))
+        self._labels[label] += 1
+        self._unfamiliar += unfamiliar
+        if len(self._answers) > self._window:
+            gone, was_unfamiliar = self._answers.popleft()
+            self._labels[gone] -= 1
+            self._unfamiliar -= was_unfamiliar
+            if not self._labels[gone]:
+                del self._labels[gone]
 
 
 def class_mix_shift(counts: dict[str, int], expected: dict[str, float]) -> float:
