@@ -60,6 +60,12 @@ CONVERTED = tuple(name for name, fmt in FORMATS.items() if fmt.converted)
 # Grad-CAM's graph rides with the ONNX file: written, checked and refused on its own.
 EXPLAIN = Format("explain_onnx", "explain.onnx", "onnx", "onnxruntime", _ONNX_INSTALL, True)
 
+# The served model's outputs (models/served.py), by these names in every format, and
+# those of the Grad-CAM graph.
+PROBABILITIES, UNFAMILIARITY = "probabilities", "unfamiliarity"
+OUTPUTS = (PROBABILITIES, UNFAMILIARITY)
+EXPLAIN_OUTPUTS = (PROBABILITIES, "heatmap")
+
 METADATA_FILE = "metadata.json"
 CARD_FILE = "MODEL_CARD.md"
 SAVED_MODEL_DIR = Path("saved_model") / "1"  # TF Serving reads numbered versions

@@ -27,13 +27,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.bundle import EXPLAIN_OUTPUTS, OUTPUTS
 from imgclf.deploy.onnx_canonical import canonical
 from imgclf.explain.gradcam import GradCam
 
 OPSET = 18  # Resize with an antialiasing filter (a model that shrinks its input) needs 18
 INPUT = "pixels"
-OUTPUTS = ("probabilities", "unfamiliarity")  # models/served.py's outputs
-EXPLAIN_OUTPUTS = ("probabilities", "heatmap")
 
 
 def saved_model_to_onnx(saved_model: Path, path: Path, outputs: tuple[str, ...]) -> None:

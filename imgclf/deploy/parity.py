@@ -182,7 +182,7 @@ def write_formats(
     """
     images, labels = test
     outputs = predict_in_batches(model, images, inference_batch_size(images.shape[1]))
-    reference = Scores.of(outputs if isinstance(outputs, dict) else {"probabilities": outputs})
+    reference = Scores.of(outputs)
     reports, seconds = [], {}
     for fmt in wanted:
         path = bundle.file(fmt)

@@ -26,13 +26,13 @@ import keras
 import numpy as np
 from keras import layers
 
+from imgclf.bundle import UNFAMILIARITY
 from imgclf.models.inference import inference_batch_size, predict_in_batches
 from imgclf.models.registry import family_of
 
 PROJECTED_DIMS = 128  # principal directions kept: enough for 10 classes, small beside any model
 FIT_IMAGES = 10_000  # training images at most whose features fit the summary (a seeded sample)
-SCORE = "unfamiliarity"  # the served model's output, and the name of the sub-model computing it
-PROBABILITIES = "probabilities"
+SCORE = UNFAMILIARITY  # the served model's output, and the name of the sub-model computing it
 
 
 def feature_model(model: keras.Model) -> keras.Model:

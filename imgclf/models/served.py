@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import keras
 
-from imgclf.models.familiarity import PROBABILITIES, SCORE, Familiarity, features_and_probabilities
+from imgclf.bundle import PROBABILITIES
+from imgclf.models.familiarity import SCORE, Familiarity, features_and_probabilities
 from imgclf.models.temperature import calibrated, log_probabilities
 
 

@@ -20,16 +20,13 @@ from typing import Protocol
 
 import numpy as np
 
-from imgclf.bundle import FORMATS, SERVED, Bundle
+from imgclf.bundle import EXPLAIN_OUTPUTS, FORMATS, PROBABILITIES, SERVED, UNFAMILIARITY, Bundle
 
 RUNTIMES = SERVED  # each runtime serves the format of its name; "auto" tries them in order
 
 
 class RuntimeUnavailable(Exception):
     """A runtime cannot serve this export: not installed, or its file missing or broken."""
-
-
-PROBABILITIES, UNFAMILIARITY = "probabilities", "unfamiliarity"  # the served model's outputs
 
 
 @dataclass(frozen=True)
@@ -41,8 +38,11 @@ class Scores:
     unfamiliarity: np.ndarray | None = None
 
     @classmethod
-    def of(cls, outputs: dict[str, np.ndarray]) -> Scores:
-        """From a model's outputs by name (an older export's single output: probabilities)."""
+    def of(cls, outputs: dict[str, np.ndarray] | np.ndarray) -> Scores:
+        """From a model's outputs by name, or its one output (an older export's: the
+        probabilities)."""
+        if not isinstance(outputs, dict):
+            return cls(np.asarray(outputs))
         if PROBABILITIES not in outputs and len(outputs) == 1:
             return cls(np.asarray(next(iter(outputs.values()))))
         score = outputs.get(UNFAMILIARITY)
@@ -178,7 +178,7 @@ class OnnxRuntime:
                     )
                 self._explainer = self._open(self._explain_file)
         probabilities, heatmap = self._explainer.run(
-            [PROBABILITIES, "heatmap"], {"pixels": pixels[None].astype(np.float32)}
+            list(EXPLAIN_OUTPUTS), {"pixels": pixels[None].astype(np.float32)}
         )
         return probabilities[0], heatmap[0]
 
@@ -257,7 +257,7 @@ class KerasRuntime:
         # Keras' compiled predict step: about a tenth of the time of an eager call for a
         # lone image (docs/benchmarks.md), with the same numbers.
         outputs = self.model.predict_on_batch(batch.astype("float32"))
-        return Scores.of(outputs if isinstance(outputs, dict) else {PROBABILITIES: outputs})
+        return Scores.of(outputs)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.scores(batch).probabilities
