@@ -55,9 +55,10 @@ def make_export(model_file: Path, folder: Path) -> list:
     export_saved_model(model, bundle.saved_model)
     shutil.copy(Bundle(ROOT / paths.EXPORT).metadata_file, bundle.metadata_file)
     test, train = read_split("test", ROOT / "prepared"), read_split("train", ROOT / "prepared")
-    calibration = train.images[np.random.default_rng(0).permutation(len(train.labels))[:200]]
+    order = np.random.default_rng(0).permutation(len(train.labels))
+    images = (train.images[np.sort(order[:200])], train.images[np.sort(order[200:1200])])
     reports, _ = parity.write_formats(
-        bundle, model, list(CONVERTED), calibration, (test.images, test.labels)
+        bundle, model, list(CONVERTED), images, (test.images, test.labels)
     )
     return reports
 

@@ -13,6 +13,7 @@ of this project shares:
     explain.onnx       Grad-CAM as ONNX, beside model.onnx    runtime onnx
     model.tflite       LiteRT, float32                        runtime tflite
     model_int8.tflite  LiteRT, fully integer                  checked, not served
+    model_int8.onnx    ONNX, int8 convolutions                checked, not served
 
 Importing this module imports neither TensorFlow nor any runtime.
 """
@@ -35,6 +36,7 @@ class Format:
     package: str  # the import that runtime needs
     install: str  # how to get that package
     converted: bool  # written from the SavedModel by deploy/formats.py, listed in export.formats
+    int8: bool = False  # quantized: judged by the int8 bounds (deploy/parity.py), not served
 
 
 _KERAS_INSTALL = "pip install 'imgclf[pipeline]' (TensorFlow and Keras)"
@@ -48,12 +50,21 @@ FORMATS: dict[str, Format] = {
         Format("onnx", "model.onnx", "onnx", "onnxruntime", _ONNX_INSTALL, converted=True),
         Format("tflite", "model.tflite", "tflite", "ai_edge_litert", _LITERT_INSTALL, True),
         Format(
-            "tflite_int8", "model_int8.tflite", "tflite", "ai_edge_litert", _LITERT_INSTALL, True
+            "tflite_int8",
+            "model_int8.tflite",
+            "tflite",
+            "ai_edge_litert",
+            _LITERT_INSTALL,
+            True,
+            int8=True,
+        ),
+        Format(
+            "onnx_int8", "model_int8.onnx", "onnx", "onnxruntime", _ONNX_INSTALL, True, int8=True
         ),
     )
 }
-# The formats a server loads, in the order "auto" tries them: fastest first. The int8 file
-# is for devices; a server answers with the float files, which match Keras to 1e-4.
+# The formats a server loads, in the order "auto" tries them: fastest first. The int8 files
+# are for devices; a server answers with the float files, which match Keras to 1e-4.
 SERVED = ("onnx", "tflite", "keras")
 # The formats export.formats may list (param_groups.ExportFormat; a test holds them equal).
 CONVERTED = tuple(name for name, fmt in FORMATS.items() if fmt.converted)
@@ -120,5 +131,5 @@ class Bundle:
     def members(self) -> tuple[Path, ...]:
         """What a server reads of an export: its metadata, the file of each runtime it may
         serve with, and the heatmap graph (it watches these for a new export, and digests
-        them for the export's id; the int8 file is for devices and left out)."""
+        them for the export's id; the int8 files are for devices and left out)."""
         return (self.metadata_file, *(self.file(name) for name in SERVED), self.explain)

@@ -230,6 +230,12 @@ class ExportParams(Group):
     mistakes: key(
         Annotated[int, Field(ge=0, le=256)], "most confidently wrong test images in the gallery"
     )
+    tta: key(
+        Literal["none", "flips", "flips_crops", "auto"],
+        "test-time augmentation inside the exported model: the mean answer over the image "
+        "and its mirror image (flips), and their centre crops (flips_crops); auto keeps the "
+        "one with the best validation accuracy, none on a tie (docs/deploying.md)",
+    )
     formats: key(
         Annotated[
             list[ExportFormat],
@@ -241,7 +247,7 @@ class ExportParams(Group):
     )
     quantization_images: key(
         Annotated[int, Field(ge=1, le=10_000)],
-        "training images that calibrate tflite_int8's ranges",
+        "training images that calibrate the int8 files' ranges",
     )
     unfamiliar_share: key(
         Annotated[float, Field(ge=0, le=0.5)],

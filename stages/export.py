@@ -27,13 +27,16 @@ from imgclf.atomic_io import csv_table, staged_directory, write_json, write_timi
 from imgclf.bundle import Bundle
 from imgclf.data.prepared import read_split, read_used_split
 from imgclf.deploy.parity import FormatReport, write_formats
+from imgclf.deploy.quantize import CHECK_IMAGES
 from imgclf.evaluation import calibration, model_card, selective
 from imgclf.evaluation.gallery import save_gallery
 from imgclf.evaluation.interpretation import Interpretation, mistakes_to_review
+from imgclf.evaluation.test_time import choose_views
 from imgclf.models.familiarity import Familiarity, fit_to_training, pooled_features
 from imgclf.models.saving import export_saved_model, load_trained_model, save_model
 from imgclf.models.served import served_model
 from imgclf.models.temperature import with_temperature
+from imgclf.models.tta import averaged
 from imgclf.param_groups import ExportParams
 from imgclf.seeding import make_deterministic
 from imgclf.stage_errors import run_stage
@@ -55,11 +58,16 @@ def data_version() -> str | None:
     return YAML(typ="safe", pure=True).load(paths.DATA_DVC.read_text())["outs"][0]["md5"]
 
 
-def calibration_images(count: int) -> np.ndarray:
-    """`count` training images (a fixed sample) that calibrate the int8 file's ranges."""
-    train = read_used_split("train")
-    chosen = np.random.default_rng(SEED).permutation(len(train.labels))[:count]
-    return train.images[np.sort(chosen)]
+def quantization_images(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` training images (a fixed sample) that calibrate the int8 files' ranges, and
+    the images the ONNX int8 file is checked on as it is made: the validation images, then
+    training images the calibration did not see (CHECK_IMAGES in all)."""
+    train, val = read_used_split("train"), read_used_split("val")
+    order = np.random.default_rng(SEED).permutation(len(train.labels))
+    calibration = train.images[np.sort(order[:count])]
+    more = order[count : count + max(0, CHECK_IMAGES - len(val.labels))]
+    check = np.concatenate([val.images[:CHECK_IMAGES], train.images[np.sort(more)]])
+    return calibration, check
 
 
 def write_export(
@@ -74,8 +82,8 @@ def write_export(
         save_model(model, bundle.file("keras"))
         export_saved_model(model, bundle.saved_model)
         reports, seconds = write_formats(
-            bundle, model, export.formats, calibration_images(export.quantization_images), test,
-            metadata.unfamiliar_threshold,
+            bundle, model, export.formats, quantization_images(export.quantization_images),
+            test, metadata.unfamiliar_threshold,
         )  # fmt: skip
         bundle.write_metadata(metadata)
         bundle.write_card(render_card(reports))
@@ -215,10 +223,13 @@ def main() -> None:
     # Validation as the candidates were selected on (less audit.exclude's images); test whole.
     # Memory-mapped: predicted a batch at a time, never held whole.
     val_split, test_split = read_used_split("val"), read_split("test")
+    # Test-time views (export.tta): chosen on validation; everything below answers with them.
+    views = choose_views(raw_model, val_split, export.tta)
+    viewed = averaged(raw_model, views.kind)
     served = calibrate(
-        raw_model,
-        Interpretation.of(raw_model, val_split, "val", info.class_names),
-        Interpretation.of(raw_model, test_split, "test", info.class_names),
+        viewed,
+        Interpretation.of(viewed, val_split, "val", info.class_names),
+        Interpretation.of(viewed, test_split, "test", info.class_names),
         export.calibrate,
     )
     model, val, test = served.model, served.val, served.test  # what the export will serve
@@ -251,13 +262,13 @@ def main() -> None:
     def render_card(reports: list[FormatReport]) -> str:
         return model_card.render(
             metadata, family, test_metrics, counts, pairs, threshold, test_answered, reports,
-            unfamiliar.metrics(),
+            unfamiliar.metrics(), views,
         )  # fmt: skip
 
-    # What the bundle serves: the calibrated probabilities and the unfamiliarity score,
-    # from one forward pass of the selected model.
+    # What the bundle serves: the calibrated probabilities (over the views) and the
+    # unfamiliarity score, from one forward pass of the selected model.
     temperature = served.decision.temperature if served.decision.applied else None
-    bundled = served_model(raw_model, temperature, unfamiliar.familiarity)
+    bundled = served_model(raw_model, temperature, unfamiliar.familiarity, views.kind)
     reports, format_seconds = write_export(
         bundled, metadata, render_card, export, (test.split.images, test.labels)
     )
@@ -273,7 +284,7 @@ def main() -> None:
         "val_coverage": threshold.val_coverage, "val_answered_accuracy": threshold.val_accuracy,
         "test_coverage": test_answered["coverage"],
         "test_answered_accuracy": test_answered["accuracy"],
-        **unfamiliar.metrics(),
+        **unfamiliar.metrics(), **views.metrics(),
         "formats": {report.format: report.metrics() for report in reports},
     })  # fmt: skip
     seconds = time.perf_counter() - started
@@ -283,7 +294,8 @@ def main() -> None:
         f"{calibration_summary.test_ece_before:.4f} -> {calibration_summary.test_ece_after:.4f} "
         f"(calibration {served.decision.reason}); answers {100 * test_answered['coverage']:.0f}% "
         f"of test images at confidence >= {threshold.confidence:.3f} with accuracy "
-        f"{test_answered['accuracy']:.4f}; flags {100 * unfamiliar.test_share:.1f}% of test "
+        f"{test_answered['accuracy']:.4f}; test-time views: {views.kind}; flags "
+        f"{100 * unfamiliar.test_share:.1f}% of test "
         f"images unfamiliar; wrote {paths.EXPORT}/ in {seconds:.0f}s"
     )
 

@@ -67,7 +67,7 @@ def test_each_format_names_its_file_runtime_and_install_hint():
     assert set(SERVED) <= set(FORMATS) and all(FORMATS[name].runtime == name for name in SERVED)
     for fmt in (*FORMATS.values(), EXPLAIN):
         assert fmt.runtime in SERVED and fmt.package and fmt.install.startswith("pip install")
-    assert bundle.CONVERTED == ("onnx", "tflite", "tflite_int8")
+    assert bundle.CONVERTED == ("onnx", "tflite", "tflite_int8", "onnx_int8")
 
 
 def test_a_bundle_places_every_member_under_its_root(tmp_path):
@@ -79,7 +79,8 @@ def test_a_bundle_places_every_member_under_its_root(tmp_path):
     assert members[0] == export.metadata_file and export.explain in members
     assert {export.file(name) for name in SERVED} <= set(members)
     # The card describes an export and the int8 file is for devices: a server reads neither.
-    assert export.card not in members and export.file("tflite_int8") not in members
+    assert export.card not in members
+    assert export.file("tflite_int8") not in members and export.file("onnx_int8") not in members
 
 
 def test_a_directory_without_metadata_is_no_export_and_bad_metadata_says_what_to_run(tmp_path):

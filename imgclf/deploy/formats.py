@@ -1,15 +1,17 @@
-"""The exported model in other runtimes' formats: ONNX, and LiteRT (TFLite) in float and int8.
+"""The exported model in other runtimes' formats: ONNX and LiteRT (TFLite), float and int8.
 
 Each file takes the same plain RGB pixels as the Keras model and gives the same calibrated
 probabilities: preprocessing, resizing and the temperature layer are inside the model,
 so they are inside every conversion too. Every format is converted from the SavedModel
 the export writes (its constants frozen in, which converting the Keras object itself
 leaves out): ONNX by tf2onnx (opset 18, read by onnxruntime 1.14 and newer), LiteRT
-by TensorFlow's own converter. The int8 file is fully integer-quantized (weights and
-activations), its ranges calibrated on a sample of the training images; its input and
-output stay float32, so a caller feeds it exactly what it feeds the others. Grad-CAM
-is exported too, as a second ONNX graph (the bundle's EXPLAIN, serving/bundle.py) that
-runs the forward pass and the gradient of the predicted class in one call.
+by TensorFlow's own converter. The LiteRT int8 file is fully integer-quantized (weights
+and activations), its ranges calibrated on a sample of the training images; the ONNX
+int8 file is the float ONNX file quantized by onnxruntime's own quantizer
+(deploy/quantize.py, which says what stays float). Their input and output stay
+float32, so a caller feeds them exactly what it feeds the others. Grad-CAM is exported
+too, as a second ONNX graph (the bundle's EXPLAIN, serving/bundle.py) that runs the
+forward pass and the gradient of the predicted class in one call.
 
 The conversions are deterministic: the same model gives the same bytes (ONNX graphs
 through onnx_canonical.py), so a re-run leaves dvc.lock unchanged.
@@ -21,6 +23,7 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -29,6 +32,7 @@ import tensorflow as tf
 
 from imgclf.bundle import EXPLAIN_OUTPUTS, OUTPUTS
 from imgclf.deploy.onnx_canonical import canonical
+from imgclf.deploy.quantize import write_onnx_int8
 from imgclf.explain.gradcam import GradCam
 
 OPSET = 18  # Resize with an antialiasing filter (a model that shrinks its input) needs 18
@@ -132,9 +136,35 @@ def write_tflite_int8(saved_model: Path, path: Path, calibration: np.ndarray) ->
     path.write_bytes(converter.convert())
 
 
-# Each converted format of the bundle (bundle.CONVERTED): (SavedModel, file, calibration images).
-CONVERTERS: dict[str, Callable[[Path, Path, np.ndarray], None]] = {
-    "onnx": lambda saved_model, path, _: write_onnx(saved_model, path),
-    "tflite": lambda saved_model, path, _: write_tflite(saved_model, path),
-    "tflite_int8": write_tflite_int8,
+@dataclass(frozen=True)
+class Sources:
+    """What the converters read."""
+
+    saved_model: Path  # every format's source
+    onnx: Path  # the float ONNX file, which the ONNX int8 file quantizes
+    calibration: np.ndarray  # training images whose activations set the int8 ranges
+    check: np.ndarray  # other images the ONNX int8 file's float prefix is chosen on
+
+
+def write_onnx_int8_from(sources: Sources, path: Path) -> dict:
+    """The float ONNX file (converted here when the export has none) quantized into `path`;
+    what the quantization chose, for the format's report."""
+    with tempfile.TemporaryDirectory() as folder:
+        float_onnx = sources.onnx
+        if not float_onnx.is_file():
+            float_onnx = Path(folder) / "float.onnx"
+            write_onnx(sources.saved_model, float_onnx)
+        quantized = write_onnx_int8(float_onnx, path, sources.calibration, sources.check)
+    return asdict(quantized)
+
+
+# Each converted format of the bundle (bundle.CONVERTED), written from the sources into a
+# file; what it returns joins the format's report (empty: nothing to add).
+CONVERTERS: dict[str, Callable[[Sources, Path], dict | None]] = {
+    "onnx": lambda sources, path: write_onnx(sources.saved_model, path),
+    "tflite": lambda sources, path: write_tflite(sources.saved_model, path),
+    "tflite_int8": lambda sources, path: write_tflite_int8(
+        sources.saved_model, path, sources.calibration
+    ),
+    "onnx_int8": write_onnx_int8_from,
 }

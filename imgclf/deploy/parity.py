@@ -3,8 +3,8 @@
 A format ships only when it answers as the Keras model does: float formats agree on
 the top class of at least FLOAT_AGREEMENT of the test images with probabilities
 within FLOAT_DIFFERENCE, and flag the same images unfamiliar (models/familiarity.py)
-on at least FLOAT_AGREEMENT of them; the int8 file (for devices, not served: its flags
-are reported, not judged) agrees on at least INT8_AGREEMENT and loses
+on at least FLOAT_AGREEMENT of them; the int8 files (for devices, not served: their
+flags are reported, not judged) agree on at least INT8_AGREEMENT and lose
 at most INT8_ACCURACY_LOSS of test accuracy. A format that fails is removed from the
 export, and the stage says so loudly; metrics/export.json keeps its figures with
 `passed: false`. Grad-CAM's ONNX graph is held to the same answer and to heatmaps
@@ -16,14 +16,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from imgclf.bundle import EXPLAIN, FORMATS, Bundle
+from imgclf.bundle import CONVERTED, EXPLAIN, FORMATS, Bundle
 from imgclf.deploy import formats
+from imgclf.deploy.formats import Sources
 from imgclf.evaluation.selective import is_unfamiliar
 from imgclf.explain.gradcam import GradCam
 from imgclf.models.inference import inference_batch_size, predict_in_batches
@@ -52,6 +53,12 @@ class FormatReport:
     heatmap_correlation: float | None = None  # Grad-CAM's graph only: the lowest against Keras'
     # Share of test images it flags unfamiliar exactly when Keras does (None: no score).
     unfamiliar_agreement: float | None = None
+    # The ONNX int8 file only: its leading convolutions kept float, and on the images that
+    # choice was made on, its agreement with the float file and how far its probabilities
+    # moved (deploy/quantize.py).
+    float_convolutions: int | None = None
+    check_agreement: float | None = None
+    check_probability_change: float | None = None
 
     @classmethod
     def failed(cls, fmt: str, path: Path, step: str, exc: Exception) -> FormatReport:
@@ -79,7 +86,7 @@ def judge(
     unfamiliar_agreement: float | None = None,
 ) -> tuple[bool, str]:  # fmt: skip
     """Whether a format's figures meet its bounds, and in words why (not)."""
-    if fmt == "tflite_int8":
+    if FORMATS[fmt].int8:
         passed = agreement >= INT8_AGREEMENT and accuracy_loss <= INT8_ACCURACY_LOSS
         bounds = f"agreement >= {INT8_AGREEMENT:.0%}, accuracy loss <= {INT8_ACCURACY_LOSS:.0%}"
     else:
@@ -169,13 +176,15 @@ def write_formats(
     bundle: Bundle,
     model: keras.Model,
     wanted: list[str],
-    calibration: np.ndarray,
+    quantization: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
     unfamiliar_threshold: float | None = None,
 ) -> tuple[list[FormatReport], dict[str, float]]:
     """Write each wanted format into `bundle` (and Grad-CAM's graph with onnx), check it
     against the served `model` on the test (images, labels), flags at `unfamiliar_threshold`
-    included, and remove each file that fails, alone.
+    included, and remove each file that fails, alone. `quantization` holds the int8 files'
+    (calibration, check) images (formats.Sources). The formats are written in the table's
+    order, so the float ONNX file is there for its int8 file to quantize.
 
     Returns the reports and, for each shipped format, the seconds its conversion and
     check took and its batch-1 latency (timings, not metrics: they differ run to run).
@@ -183,14 +192,15 @@ def write_formats(
     images, labels = test
     outputs = predict_in_batches(model, images, inference_batch_size(images.shape[1]))
     reference = Scores.of(outputs)
+    sources = Sources(bundle.saved_model, bundle.file("onnx"), *quantization)
     reports, seconds = [], {}
-    for fmt in wanted:
+    for fmt in sorted(wanted, key=CONVERTED.index):
         path = bundle.file(fmt)
         started = time.perf_counter()
         convert = formats.CONVERTERS[fmt]
         report = _attempt(
             fmt, path,
-            lambda: convert(bundle.saved_model, path, calibration),  # noqa: B023 (called at once)
+            lambda: convert(sources, path),  # noqa: B023 (called at once)
             lambda: check_format(fmt, path, images, labels, reference, unfamiliar_threshold),  # noqa: B023
         )  # fmt: skip
         reports.append(report)
@@ -208,17 +218,18 @@ def write_formats(
 
 
 def _attempt(
-    fmt: str, path: Path, write: Callable[[], None], check: Callable[[], FormatReport]
+    fmt: str, path: Path, write: Callable[[], dict | None], check: Callable[[], FormatReport]
 ) -> FormatReport:
-    """Write and check one file; a file that fails either is removed, loudly."""
+    """Write and check one file; a file that fails either is removed, loudly. What the
+    writer returns (how it made the file) joins the report."""
     # A converter or a runtime that cannot take an op says so in many ways.
     try:
-        write()
+        made = write() or {}
     except Exception as exc:
         report = FormatReport.failed(fmt, path, "conversion", exc)
     else:
         try:
-            report = check()
+            report = replace(check(), **made)
         except Exception as exc:
             report = FormatReport.failed(fmt, path, "check", exc)
     if not report.passed:

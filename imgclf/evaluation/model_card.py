@@ -6,6 +6,7 @@ The card's text is the Jinja2 template templates/model_card.md.j2.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -13,6 +14,9 @@ from imgclf import bundle
 from imgclf.evaluation.selective import Threshold
 from imgclf.models.registry import ModelFamily
 from imgclf.stage_files import ExportMetadata
+
+if TYPE_CHECKING:  # the card is rendered without Keras
+    from imgclf.evaluation.test_time import ViewChoice
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -34,9 +38,11 @@ def render(
     test_answered: dict,
     formats: list | None = None,
     unfamiliar: dict | None = None,
+    views: ViewChoice | None = None,
 ) -> str:
     """The model card as Markdown; `formats` are the deploy.parity reports of the export,
-    `unfamiliar` the unfamiliarity threshold and the shares it flags (none: off)."""
+    `unfamiliar` the unfamiliarity threshold and the shares it flags (none: off), `views`
+    the test-time views served (none: none)."""
     return _TEMPLATES.get_template("model_card.md.j2").render(
         metadata=metadata,
         family=family,
@@ -49,6 +55,7 @@ def render(
         test_answered=test_answered,
         formats=formats or [],
         unfamiliar=unfamiliar or {"unfamiliar_threshold": None},
+        views=views,
         files={
             "keras": bundle.FORMATS["keras"].file,
             "saved_model_dir": bundle.SAVED_MODEL_DIR.as_posix(),

@@ -1,8 +1,11 @@
-"""The exported model: the trained model with its temperature and its unfamiliarity score.
+"""The exported model: the trained model with its views, temperature and unfamiliarity score.
 
-    pixels -> trained model (pooled features, probabilities)
-                probabilities -> temperature (when calibration applies) -> "probabilities"
-                pooled features -> the score (models/familiarity.py)  -> "unfamiliarity"
+    pixels -> views (test-time augmentation, models/tta.py; none by default)
+           -> trained model (pooled features, probabilities)
+                probabilities -> mean over the views -> temperature (when calibration
+                                 applies) -> "probabilities"
+                pooled features of the image itself -> the score (models/familiarity.py)
+                                 -> "unfamiliarity"
 
 One forward pass answers both outputs, so the score costs a matrix product or two. What
 explains a served model (explain/gradcam.py) reaches the trained model inside with
@@ -16,20 +19,29 @@ from collections.abc import Callable
 import keras
 
 from imgclf.bundle import PROBABILITIES
+from imgclf.models import tta as tta_layers
 from imgclf.models.familiarity import SCORE, Familiarity, features_and_probabilities
 from imgclf.models.temperature import calibrated, log_probabilities
 
 
 def served_model(
-    model: keras.Model, temperature: float | None, familiarity: Familiarity | None
-) -> keras.Model:
+    model: keras.Model, temperature: float | None, familiarity: Familiarity | None,
+    tta: str = "none",
+) -> keras.Model:  # fmt: skip
     """`model` (trained) as the export serves it: {"probabilities", "unfamiliarity"} out
-    ({"probabilities"} without `familiarity`), temperature-scaled when `temperature`."""
+    ({"probabilities"} without `familiarity`), averaged over the `tta` views (models/tta.py),
+    temperature-scaled when `temperature`."""
     inputs = keras.Input(model.input_shape[1:], name="pixels")
+    views = tta_layers.KINDS[tta]
+    pixels = inputs if views == 1 else tta_layers.Views(tta, name="tta_views")(inputs)
     if familiarity is None:
-        probabilities = model(inputs)
+        probabilities = model(pixels)
     else:
-        features, probabilities = features_and_probabilities(model)(inputs)
+        features, probabilities = features_and_probabilities(model)(pixels)
+    if views > 1:
+        probabilities = tta_layers.FromViews(views, name="tta_mean")(probabilities)
+        if familiarity is not None:
+            features = tta_layers.FromViews(views, "first", name="tta_first")(features)
     if temperature is not None:
         probabilities = calibrated(probabilities, temperature)
     outputs = {PROBABILITIES: probabilities}
@@ -40,9 +52,11 @@ def served_model(
 
 def unwrap(model: keras.Model) -> tuple[keras.Model, Callable]:
     """The trained model inside a served `model`, and the step from its probabilities to
-    the served ones: the served model's own temperature layers, or the identity."""
+    the served ones: the served model's own temperature layers, or the identity. (With
+    test-time views the served probabilities are the views' mean; what explains one image
+    explains the image itself.)"""
     names = {layer.name for layer in model.layers}
-    if not names & {"temperature", SCORE} and not isinstance(model.output, dict):
+    if not names & {"temperature", SCORE, "tta_mean"} and not isinstance(model.output, dict):
         return model, lambda probabilities: probabilities
     inner = next(
         layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != SCORE

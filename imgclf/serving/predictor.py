@@ -159,11 +159,11 @@ class Predictor:
     def explain_pixels(self, pixels: np.ndarray, top_k: int | None = None) -> tuple[dict, object]:
         """The answer for one model input, and Grad-CAM of its predicted class over it.
 
-        The heatmap's graph answers the probabilities; the score is the model's own
-        (one more forward pass, a small part of the gradient pass's cost)."""
-        probabilities, heatmap = self.runtime.explain(pixels)
-        score = self.runtime.scores(pixels[None]).unfamiliarity
-        return self.describe(Scores(probabilities[None], score), top_k), overlay(pixels, heatmap)
+        The answer is the model's own, as predict() gives it (with test-time views, their
+        mean); the heatmap's graph explains the image itself (one more forward pass, a
+        small part of the gradient pass's cost)."""
+        _, heatmap = self.runtime.explain(pixels)
+        return self.describe(self.runtime.scores(pixels[None]), top_k), overlay(pixels, heatmap)
 
     def explain(self, image: bytes | str | Path, top_k: int | None = None) -> tuple[dict, object]:
         """predict(), plus a PIL image of the heatmap of what drove it, laid over the image."""

@@ -241,6 +241,8 @@ class KerasRuntime:
     def __init__(self, path: Path) -> None:
         import keras
 
+        from imgclf.models import tta  # noqa: F401 (the test-time views' layers, registered)
+
         self.model = keras.models.load_model(path)
         # Keras makes its compiled predict step on first use; made here, once, threads
         # (the web app's, the CLI's) never race to make it.

@@ -31,6 +31,8 @@ from imgclf.serving.runtimes import OnnxRuntime, Scores
         ("tflite_int8", 0.98, 0.05, 0.01, True),  # int8: probabilities may move
         ("tflite_int8", 0.97, 0.05, 0.0, False),
         ("tflite_int8", 0.99, 0.05, 0.02, False),
+        ("onnx_int8", 0.98, 0.05, 0.01, True),
+        ("onnx_int8", 0.97, 0.05, 0.0, False),
     ],
 )
 def test_each_format_is_judged_by_its_own_bounds(fmt, agreement, difference, loss, passed):
@@ -40,13 +42,18 @@ def test_each_format_is_judged_by_its_own_bounds(fmt, agreement, difference, los
 
 @pytest.mark.parametrize(
     ("fmt", "flags", "passed"),
-    [("onnx", 1.0, True), ("onnx", 0.998, False), ("tflite", 0.998, False),
-     ("tflite_int8", 0.9, True)],  # int8 files are for devices: their flags are reported
-)  # fmt: skip
+    [
+        ("onnx", 1.0, True),
+        ("onnx", 0.998, False),
+        ("tflite", 0.998, False),
+        ("tflite_int8", 0.9, True),
+        ("onnx_int8", 0.9, True),
+    ],  # int8 files are for devices:
+)  # fmt: skip                                               their flags are reported
 def test_float_formats_must_flag_the_images_keras_flags(fmt, flags, passed):
     judged, reason = parity.judge(fmt, 1.0, 1e-6, 0.0, flags)
     assert judged is passed
-    assert ("unfamiliar" in reason) is (fmt != "tflite_int8")
+    assert ("unfamiliar" in reason) is (not fmt.endswith("int8"))
 
 
 def test_a_file_whose_score_disagrees_with_keras_is_refused(tiny_project, tmp_path):
@@ -83,7 +90,9 @@ def exported(tiny_project, tmp_path):
 
 def test_every_format_answers_as_the_keras_model(tiny_project, tmp_path):
     model, folder, test = exported(tiny_project, tmp_path)
-    reports, latency = parity.write_formats(folder, model, list(CONVERTED), test[0][:4], test)
+    reports, latency = parity.write_formats(
+        folder, model, list(CONVERTED), (test[0][:4], test[0][4:8]), test
+    )
     by_format = {report.format: report for report in reports}
     for fmt in ("onnx", "tflite"):
         assert by_format[fmt].passed and by_format[fmt].agreement == 1.0
@@ -92,9 +101,13 @@ def test_every_format_answers_as_the_keras_model(tiny_project, tmp_path):
         assert 0 < latency[f"{fmt}_batch1_seconds"] < 1 and latency[f"{fmt}_seconds"] > 0
     assert by_format["explain_onnx"].passed and by_format["explain_onnx"].heatmap_correlation > 0.99
     # int8 weights: smaller than the float file (a quarter of it on real models)
-    int8 = by_format["tflite_int8"]
-    assert 0 < int8.size_bytes < by_format["tflite"].size_bytes
-    assert int8.passed == folder.file("tflite_int8").is_file()
+    for fmt, float_fmt in (("tflite_int8", "tflite"), ("onnx_int8", "onnx")):
+        int8 = by_format[fmt]
+        assert 0 < int8.size_bytes < by_format[float_fmt].size_bytes
+        assert int8.passed == folder.file(fmt).is_file()
+    # how the ONNX int8 file was made joins its report
+    assert by_format["onnx_int8"].float_convolutions is not None
+    assert 0 <= by_format["onnx_int8"].check_agreement <= 1
 
 
 @pytest.mark.parametrize("step", ["conversion", "check"])
@@ -110,7 +123,9 @@ def test_a_grad_cam_graph_that_fails_is_refused_alone(
 
     where = {"conversion": (formats, "write_explain_onnx"), "check": (parity, "check_explain")}
     monkeypatch.setattr(*where[step], cannot)
-    reports, latency = parity.write_formats(folder, model, ["onnx"], test[0][:4], test)
+    reports, latency = parity.write_formats(
+        folder, model, ["onnx"], (test[0][:4], test[0][4:8]), test
+    )
     onnx, explain = reports
     assert onnx.passed and folder.file("onnx").is_file() and "onnx_seconds" in latency
     assert explain.format == "explain_onnx" and not explain.passed
@@ -134,7 +149,9 @@ def test_a_grad_cam_graph_whose_heatmaps_disagree_is_refused(tiny_project, tmp_p
             return probabilities, maps[:, ::-1, ::-1] + np.linspace(0, 1, maps.shape[2])
 
     monkeypatch.setattr(parity, "GradCam", UpsideDown)
-    onnx, explain = parity.write_formats(folder, model, ["onnx"], test[0][:4], test)[0]
+    onnx, explain = parity.write_formats(
+        folder, model, ["onnx"], (test[0][:4], test[0][4:8]), test
+    )[0]
     assert onnx.passed and explain.agreement == 1.0  # the same classes, other places
     assert not explain.passed and explain.heatmap_correlation < parity.HEATMAP_CORRELATION
     assert "failed (lowest" in explain.reason and not folder.explain.exists()
@@ -145,7 +162,9 @@ def test_a_format_that_fails_its_bounds_is_removed_loudly(
 ):
     model, folder, test = exported(tiny_project, tmp_path)
     monkeypatch.setattr(parity, "FLOAT_DIFFERENCE", 0.0)  # no float file is that exact
-    reports, latency = parity.write_formats(folder, model, ["onnx"], test[0][:4], test)
+    reports, latency = parity.write_formats(
+        folder, model, ["onnx"], (test[0][:4], test[0][4:8]), test
+    )
     assert [r.format for r in reports] == ["onnx"] and not reports[0].passed
     assert not folder.file("onnx").exists() and not folder.explain.exists()
     assert latency == {}
@@ -159,7 +178,9 @@ def test_a_conversion_that_fails_is_reported_not_raised(tiny_project, tmp_path, 
         raise ValueError("Some ops are not supported: ScaleAndTranslate\nmore detail")
 
     monkeypatch.setattr(formats, "write_tflite", cannot)
-    (report,), _ = parity.write_formats(folder, model, ["tflite"], test[0][:4], test)
+    (report,), _ = parity.write_formats(
+        folder, model, ["tflite"], (test[0][:4], test[0][4:8]), test
+    )
     assert (
         not report.passed and "ScaleAndTranslate" in report.reason and "more" not in report.reason
     )
@@ -188,12 +209,13 @@ def test_every_family_converts_within_the_bounds(trained_project, family, tmp_pa
     export_saved_model(model, folder.saved_model)
     threshold = float(np.median(familiarity.score(pooled_features(trained, test.images))))
     reports, _ = parity.write_formats(
-        folder, model, list(CONVERTED), train.images, (test.images, test.labels), threshold
-    )
+        folder, model, list(CONVERTED), (train.images, train.images[::-1]),
+        (test.images, test.labels), threshold,
+    )  # fmt: skip
     failed = {r.format: r.reason for r in reports if not r.passed}
     # int8 on a dozen test images of an untrained-looking tiny model may miss its bound;
     # the float formats and the heatmaps may not.
-    assert set(failed) <= {"tflite_int8"}, failed
+    assert set(failed) <= {"tflite_int8", "onnx_int8"}, failed
     flags = {r.format: r.unfamiliar_agreement for r in reports if r.format in ("onnx", "tflite")}
     assert all(agreement == 1.0 for agreement in flags.values()), flags
     runtime = OnnxRuntime(folder.file("onnx"))

@@ -13,7 +13,9 @@ CLASSES = ["cat", "dog"]
 PER_CLASS = {name: {"precision": 0.9, "recall": 0.8, "f1": 0.85} for name in CLASSES}
 
 
-def card(selected: str, backbone: str | None, pretrained: bool | None, input_size: int) -> str:
+def card(
+    selected: str, backbone: str | None, pretrained: bool | None, input_size: int, views=None
+) -> str:
     metadata = ExportMetadata(
         class_names=CLASSES, image_size=64, selected_model=selected,
         compare_metric="val_accuracy", input_size=input_size, backbone=backbone,
@@ -30,8 +32,21 @@ def card(selected: str, backbone: str | None, pretrained: bool | None, input_siz
     pairs = [{"actual": "cat", "predicted": "dog", "count": 3}]
     return model_card.render(
         metadata, models.get(selected), test_metrics, {"train": 8, "val": 2, "test": 2}, pairs,
-        threshold, {"coverage": 0.75, "accuracy": 0.9},
+        threshold, {"coverage": 0.75, "accuracy": 0.9}, views=views,
     )  # fmt: skip
+
+
+def test_the_card_says_which_test_time_views_are_served_and_what_they_cost():
+    from imgclf.evaluation.test_time import ViewChoice
+
+    accuracy = {"none": 0.9, "flips": 0.92, "flips_crops": 0.91}
+    text = card("cnn", None, None, 64, ViewChoice("flips", "auto", accuracy))
+    assert "the mean of 2 views of the image (the image and its mirror image)" in text
+    assert "it costs 2 forward passes per image (`export.tta: auto`)" in text
+    assert "Validation accuracy by views: none 0.9000; flips 0.9200; flips_crops 0.9100." in text
+    plain = card("cnn", None, None, 64, ViewChoice("none", "auto", {**accuracy, "flips": 0.9}))
+    assert "None: each answer is one forward pass" in plain
+    assert "no views did better on validation" in plain
 
 
 def test_a_pretrained_efficientnet_card_names_its_weights_their_source_and_licence():
