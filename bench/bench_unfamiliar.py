@@ -103,15 +103,16 @@ def foreign_images(case: str, seed: int = 0) -> dict[str, list[Image.Image]]:
     return kinds
 
 
-def build_project(root: Path, case: str) -> Path:
-    """The case's project with its pipeline run (reused when `root` already holds it)."""
+def build_project(root: Path, case: str, write_data=None) -> Path:
+    """The case's project with its pipeline run (reused when `root` already holds it);
+    `write_data(data_dir)` writes its images (default: CASES[case])."""
     project = root / case
     if Bundle(project / "models" / "best").is_export():
         print(f"== {case}: reusing {project}", flush=True)
         return project
     project.mkdir(parents=True, exist_ok=True)
     copy_tracked_files(project)
-    CASES[case](project / "data")
+    (write_data or CASES[case])(project / "data")
     env = project_env(project)
     commit_copy(project, env)
     print(f"== {case}: dvc repro in {project}", flush=True)
