@@ -73,6 +73,8 @@ def key(annotation: object, description: str) -> object:
 
 
 PositiveRate = Annotated[float, Field(gt=0, le=1)]
+# A peak learning rate, or "auto": the range test's suggestion (training/lr_finder.py).
+LearningRate = PositiveRate | Literal["auto"]
 Units = Annotated[int, Field(ge=1, le=8192)]
 
 
@@ -152,7 +154,7 @@ class TransferParams(Group):
     image_size: input_size_key(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)  # each family sets its bounds
     dense_units: key(Units, "units of the head's dense layer")
     dropout: key(Probability, "dropout in the head")
-    learning_rate: key(PositiveRate, "peak learning rate of the head")
+    learning_rate: key(LearningRate, "peak learning rate of the head; auto: found by a range test")
     augmented_views: key(
         Annotated[int, Field(ge=0, le=50)],
         "augmented copies of the training set cached as features (pretrained base only)",

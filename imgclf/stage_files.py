@@ -99,6 +99,7 @@ class TrainedMetrics(_File):
     params_trainable: int
     workers: int
     input_size: int | None = None  # the side the model works at (None in older metrics)
+    learning_rate: float | None = None  # the peak rate it trained with (auto: the range test's)
     # Transfer-learning families only.
     backbone: str | None = None  # "resnet50", "efficientnet-lite0"
     pretrained: bool | None = None

@@ -31,7 +31,7 @@ from imgclf.models import contract
 from imgclf.param_groups import (
     Allowed,
     Group,
-    PositiveRate,
+    LearningRate,
     Probability,
     TransferParams,
     Units,
@@ -145,7 +145,9 @@ class CnnParams(Group):
     convs_per_block: key(Annotated[int, Field(ge=1, le=4)], "3x3 convolutions per block")
     dense_units: key(Units, "units of the dense layer before the classifier")
     dropout: key(Probability, "dropout before the classifier")
-    learning_rate: key(PositiveRate, "peak learning rate, after warm-up")
+    learning_rate: key(
+        LearningRate, "peak learning rate, after warm-up; auto: found by a range test"
+    )
 
 
 register(

@@ -5,7 +5,7 @@
            -> FromViews(2)        -> their mean, one row per image
            -> FromViews(2, "first") -> the image's own features (the unfamiliarity score's)
 
-The views are layers of the model, so the SavedModel, model.onnx and model.tflite all
+The views are layers of the model, so the SavedModel and the ONNX and LiteRT files all
 compute them: every runtime answers the same, and parity is checked as before. All views
 go through the network as one batch (one call, not one per view). What each kind costs
 is its number of views: a forward pass each.

@@ -33,4 +33,4 @@ def fine_tune(
     same DVCLive run, so the curves continue where head training stopped.
     """
     unfreeze_top(base, layer_count)
-    return fit_on_pixels(trainer, model, learning_rate, epochs)
+    return fit_on_pixels(trainer, model, learning_rate, epochs)[0]

@@ -23,6 +23,7 @@ from imgclf.training.batches import feature_batches
 from imgclf.training.feature_cache import cache_folder, cached_training_set, stored_features
 from imgclf.training.fine_tuning import fine_tune
 from imgclf.training.fit import fit
+from imgclf.training.lr_finder import peak_learning_rate
 from imgclf.training.recipe import compile_for_training, planned_epochs
 from imgclf.training.trainer import Trainer
 
@@ -91,7 +92,8 @@ def train_transfer(trainer: Trainer) -> None:
     )
     epochs = planned_epochs(train, len(head_batches))
     with trainer.strategy.scope():
-        compile_for_training(parts.head, train, recipe.learning_rate, len(head_batches), epochs)
+        rate = peak_learning_rate(trainer, parts.head, head_batches, recipe.learning_rate)
+        compile_for_training(parts.head, train, rate, len(head_batches), epochs)
     result = fit(
         parts.head, head_batches, trainer.val_data(val_features), train, trainer.live,
         len(train_labels), epochs, class_weight=trainer.class_weight,
@@ -123,6 +125,7 @@ def train_transfer(trainer: Trainer) -> None:
         augmented_views=views,
         backbone=trainer.family.transfer.backbone.format(**recipe.model_dump()),
         input_size=parts.base.input_shape[1],
+        learning_rate=rate,
     )
 
 

@@ -64,14 +64,22 @@ def make_optimizer(
 
     `epochs` is what fit() will run (see planned_epochs): the schedule spans exactly it.
     """
-    schedule = learning_rate_schedule(train, learning_rate, steps_per_epoch, epochs)
+    return build_optimizer(
+        train, learning_rate_schedule(train, learning_rate, steps_per_epoch, epochs)
+    )
+
+
+def build_optimizer(
+    train: TrainParams, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule
+) -> keras.optimizers.Optimizer:
+    """The Keras optimizer named by train.optimizer, with train.weight_decay."""
     optimizers = {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
         "sgd": functools.partial(keras.optimizers.SGD, momentum=0.9),
         "rmsprop": keras.optimizers.RMSprop,
     }
-    return optimizers[train.optimizer](learning_rate=schedule, weight_decay=train.weight_decay)
+    return optimizers[train.optimizer](learning_rate=learning_rate, weight_decay=train.weight_decay)
 
 
 def compile_for_training(

@@ -13,17 +13,20 @@ from imgclf.training.augmentation import build_augmentation, with_augmentation
 from imgclf.training.batches import ArrayBatches
 from imgclf.training.distribute import in_multi_worker_mode
 from imgclf.training.fit import FitResult, fit
+from imgclf.training.lr_finder import peak_learning_rate
 from imgclf.training.recipe import compile_for_training, planned_epochs
 from imgclf.training.trainer import Trainer
 
 
 def fit_on_pixels(
-    trainer: Trainer, model: keras.Model, learning_rate: float, epochs: int | None = None
-) -> FitResult:
-    """Train `model` on the augmented training images with the shared recipe (train.*).
+    trainer: Trainer, model: keras.Model, learning_rate: float | str, epochs: int | None = None
+) -> tuple[FitResult, float]:
+    """Train `model` on the augmented training images with the shared recipe (train.*);
+    the result and the peak learning rate used.
 
-    `epochs` None: train.epochs (auto: about 1,000 optimizer steps). Augmentation wraps
-    the model only while it trains, so the saved model holds none of it.
+    `epochs` None: train.epochs (auto: about 1,000 optimizer steps); `learning_rate` auto:
+    the range test's (lr_finder.py). Augmentation wraps the model only while it trains,
+    so the saved model holds none of it.
     """
     train = trainer.params.train
     batches = ArrayBatches(
@@ -34,11 +37,13 @@ def fit_on_pixels(
     with trainer.strategy.scope():
         augment = build_augmentation(trainer.params.augment, train.seed)
         augmented = with_augmentation(model, augment)
+        learning_rate = peak_learning_rate(trainer, augmented, batches, learning_rate)
         compile_for_training(augmented, train, learning_rate, len(batches), epochs)
-    return fit(
+    result = fit(
         augmented, batches, trainer.val_data(), train, trainer.live,
         len(trainer.train_split.labels), epochs, class_weight=trainer.class_weight,
     )  # fmt: skip
+    return result, learning_rate
 
 
 def train_scratch(trainer: Trainer) -> None:
@@ -52,7 +57,7 @@ def train_scratch(trainer: Trainer) -> None:
             sync_batch_norm=in_multi_worker_mode(trainer.strategy),
         )  # fmt: skip
     model.summary(print_fn=lambda line, **_: print(line))
-    result = fit_on_pixels(trainer, model, params.learning_rate)
+    result, learning_rate = fit_on_pixels(trainer, model, params.learning_rate)
     val_images = trainer.val_data()[0]
     trainer.finish(
         model,
@@ -61,4 +66,5 @@ def train_scratch(trainer: Trainer) -> None:
         train_seconds=result.train_seconds,
         images_seen=result.images_seen,
         input_size=side,
+        learning_rate=learning_rate,
     )

@@ -27,6 +27,7 @@ def project(trained_project):
 CNN_KEYS = {
     "val_accuracy", "val_loss", "val_macro_f1", "val_per_class", "epochs_trained",
     "params_total", "params_trainable", "class_weighted", "workers", "input_size",
+    "learning_rate",
 }  # fmt: skip
 TRANSFER_KEYS = CNN_KEYS | {"pretrained", "augmented_views", "backbone"}
 TIMINGS = {"train_seconds", "train_images_per_second"}
@@ -196,6 +197,26 @@ def test_class_weights_change_training_when_switched_on(project, tmp_path):
     assert results["none"][0] is False and results["auto"][0] is True
     assert not all(
         np.array_equal(a, b) for a, b in zip(results["none"][1], results["auto"][1], strict=True)
+    )
+
+
+@pytest.mark.parametrize("family", ["cnn", "efficientnet"])
+def test_learning_rate_auto_trains_with_the_range_tests_suggestion(project, tmp_path, family):
+    found = tmp_path / "found"
+    shutil.copytree(project, found, ignore=shutil.ignore_patterns("models", "dvclive"))
+    write_params(found, **{family: {**tiny_params().get(family, {}), "learning_rate": "auto"}})
+    with InProject(found):
+        train.main(family)
+    curve = json.loads(
+        (found / "dvclive" / family / "plots" / "custom" / "lr_find.json").read_text()
+    )
+    rates = [point["learning_rate"] for point in curve]
+    assert len(curve) > 10 and rates == sorted(rates)
+    used = model_metrics(found, family)["learning_rate"]
+    assert any(rate == pytest.approx(used, abs=1e-6) for rate in rates)  # (rounded)
+    # a number is used as written
+    assert model_metrics(project, family)["learning_rate"] == pytest.approx(
+        params_file.load(project / "params.yaml").family(family).learning_rate
     )
 
 
