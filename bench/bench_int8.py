@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_scale import machine
 from bench.bench_unfamiliar import build_project
-from support.markers import markdown_table, replace_between
+from support.markers import machine, markdown_table, replace_between
 
 FAMILIES = {"fashion": ("cnn",), "photos": ("efficientnet", "resnet")}
 ROUNDS, CALLS = 10, 100

@@ -25,9 +25,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.bench_scale import machine
 from bench.bench_unfamiliar import build_project
-from support.markers import markdown_table, replace_between
+from support.markers import machine, markdown_table, replace_between
 from support.project import copy_tracked_files, project_env, set_params
 
 FAMILIES = {"fashion": "cnn", "photos": "efficientnet"}

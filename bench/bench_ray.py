@@ -30,10 +30,9 @@ from pathlib import Path
 from PIL import Image
 
 from bench import datasets
-from bench.bench_scale import machine
 from bench.fashion_mnist import CLASS_NAMES, load_usable
 from imgclf.bundle import Bundle
-from support.markers import markdown_table, replace_between
+from support.markers import machine, markdown_table, replace_between
 
 SMALL = 1000
 ENGINES = ("threads", "ray")

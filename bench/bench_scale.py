@@ -41,7 +41,7 @@ from bench import datasets
 from bench.bench_audit import _photo_crops, plant
 from bench.fashion_mnist import CLASS_NAMES, USABLE, load_usable
 from bench.measure import run_measured
-from support.markers import markdown_table, replace_between
+from support.markers import machine, markdown_table, replace_between
 from support.project import copy_tracked_files, project_env, set_params
 
 STAGES = [
@@ -321,18 +321,6 @@ def quality_table(results: dict) -> str:
                 f"{q['flagged']:,}, {q['pairs']:,}, {q['outliers']:,}",
             ])  # fmt: skip
     return markdown_table(header, rows)
-
-
-def machine() -> str:
-    """The CPU, its cores and the memory, for the docs."""
-    import os
-
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), "unknown CPU",
-    )  # fmt: skip
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB"
 
 
 def write_docs(results: dict) -> None:

@@ -43,10 +43,9 @@ import numpy as np
 from PIL import Image
 
 from bench import datasets
-from bench.bench_scale import machine
 from bench.fashion_mnist import load_usable
 from imgclf.bundle import Bundle
-from support.markers import markdown_table, replace_between
+from support.markers import machine, markdown_table, replace_between
 from support.project import commit_copy, copy_tracked_files, project_env
 
 PER_KIND = 200

@@ -37,8 +37,7 @@ def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess
     return result
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> tuple[Path, dict]:
+def fresh_repo(tmp_path_factory) -> tuple[Path, dict]:
     """A git repository holding this project's tracked files and a small generated data/."""
     repo = tmp_path_factory.mktemp("repo")
     copy_tracked_files(repo)
@@ -49,12 +48,29 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     return repo, env
 
 
+# Each test leaves the repository as it found it (committed, clean), so they pass in any
+# order (`make test` runs them shuffled).
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict]:
+    return fresh_repo(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def first_run(repo) -> str:
+    """`dvc repro` of the whole pipeline, committed; what it printed."""
+    path, env = repo
+    first = run(["dvc", "repro"], path, env)
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-qm", "first run"], path, env)
+    return first.stdout
+
+
 def ran_stages(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
-def test_prepare_alone_then_nothing_to_do(repo):
-    path, env = repo
+def test_prepare_alone_then_nothing_to_do(tmp_path_factory):
+    path, env = fresh_repo(tmp_path_factory)
     first = run(["dvc", "repro", "prepare"], path, env)
     assert ran_stages(first.stdout) == {"prepare"}
     metrics = json.loads((path / "metrics" / "prepare.json").read_text())
@@ -62,14 +78,11 @@ def test_prepare_alone_then_nothing_to_do(repo):
     assert ran_stages(run(["dvc", "repro", "prepare"], path, env).stdout) == set()
 
 
-def test_whole_pipeline_then_only_what_changed(repo):
+def test_whole_pipeline_then_only_what_changed(repo, first_run):
     path, env = repo
-    first = run(["dvc", "repro"], path, env)
-    assert ran_stages(first.stdout) == {"audit", *TRAINERS, "compare", "export"}
+    assert ran_stages(first_run) == {"prepare", "audit", *TRAINERS, "compare", "export"}
     assert (path / "models" / "best" / "model.keras").is_file()
     assert ran_stages(run(["dvc", "repro"], path, env).stdout) == set()
-    run(["git", "add", "-A"], path, env)
-    run(["git", "commit", "-qm", "first run"], path, env)
     # Running every stage again on the same machine changes nothing git or DVC tracks:
     # no timings in the metrics, no save times in the models (dvc.lock holds their md5s).
     run(["dvc", "repro", "--force"], path, env)
@@ -94,13 +107,14 @@ def test_whole_pipeline_then_only_what_changed(repo):
     assert "evaluation_mistakes.png" in page
     assert next((path / "plots-html" / "static").glob("*mistakes.png")).stat().st_size > 1000
     assert "audit_label_issues.png" in page  # and the audit's gallery of likely label errors
-
-
-def test_experiment_reruns_both_trainers_and_is_listed(repo):
-    path, env = repo
     run(["git", "add", "-A"], path, env)
     run(["git", "commit", "-qm", "smaller cnn"], path, env)
-    experiment = run(["dvc", "exp", "run", "-S", "train.epochs=1"], path, env)
+
+
+def test_experiment_reruns_both_trainers_and_is_listed(repo, first_run):
+    path, env = repo
+    # In a temporary copy: the workspace keeps the committed run.
+    experiment = run(["dvc", "exp", "run", "--temp", "-S", "train.epochs=1"], path, env)
     assert ran_stages(experiment.stdout) == {*TRAINERS, "compare", "export"}
     table = run(["dvc", "exp", "show", "--csv"], path, env).stdout
     rows = list(csv.DictReader(io.StringIO(table)))
@@ -109,6 +123,7 @@ def test_experiment_reruns_both_trainers_and_is_listed(repo):
     for model in (family.name for family in models.families()):
         assert tried[0][f"metrics/{model}.json:epochs_trained"] == "1"
         assert 0 <= float(tried[0][f"metrics/{model}.json:val_accuracy"]) <= 1
+    assert run(["git", "status", "--porcelain"], path, env).stdout == ""
 
 
 def test_no_stage_output_can_be_pushed_into_the_sample_remote():

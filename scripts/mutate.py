@@ -1,0 +1,123 @@
+"""Mutation testing of the modules where a silent mistake costs users most (`make mutate`).
+
+    python scripts/mutate.py                 # every module of [tool.mutmut] only_mutate
+    python scripts/mutate.py webapp/auth.py  # one module (results of the others are kept)
+    python scripts/mutate.py --report        # the table of the last runs, nothing re-run
+
+mutmut copies the project into mutants/, changes one thing at a time in these modules (a
+comparison, a constant, a returned value...) and runs the quick loop's tests of that
+function against each change. A change no test notices ("survived") is a behaviour
+nothing checks. Each module's line counts mutants killed (a test failed, or the change
+made one hang: "timeout"), survived, and equivalent: survivors that cannot change what a
+user gets (a cache size, a message's wording), each listed with its reason in
+docs/development.md's table between the `mutation-equivalent` markers. The table of
+results goes between its `mutation` markers, with the commit, date and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import tomllib
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from support.markers import machine, markdown_table, replace_between
+
+DOCS = Path("docs/development.md")
+TARGET = 0.90
+# mutmut's exit codes (mutmut.stats.status_by_exit_code in 3.8): a test failure kills a
+# mutant, so does pytest's internal error; SIGXCPU and 36 are its CPU-time limit; 5 and 33
+# mean no test reached the change, which is a survivor too.
+STATUS = {1: "killed", 3: "killed", -24: "timeout", 36: "timeout", 0: "survived",
+          5: "survived", 33: "survived"}  # fmt: skip
+
+
+def modules() -> list[str]:
+    return tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
+
+
+def equivalents() -> dict[str, str]:
+    """Mutant name -> why it cannot change what a user gets, from docs/development.md."""
+    text = DOCS.read_text(encoding="utf-8")
+    table = text.split("<!-- mutation-equivalent:start -->", 1)[1].split("<!-- mutation-equiv")[0]
+    rows = re.findall(r"^\| `([\w.]+)` \| (.+?) \|$", table, flags=re.MULTILINE)
+    return dict(rows)
+
+
+def results(module: str) -> dict[str, str]:
+    """Each mutant of `module` and what became of it ("not run" before its first run)."""
+    meta = Path("mutants") / f"{module}.meta"
+    if not meta.is_file():
+        return {}
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {
+        name: STATUS.get(code, "not run" if code is None else "other")
+        for name, code in codes.items()
+    }
+
+
+def summary(module: str, explained: dict[str, str]) -> tuple[list[str], list[str]]:
+    """One table row for `module`, and its survivors nobody has explained."""
+    outcome = results(module)
+    survivors = sorted(name for name, status in outcome.items() if status == "survived")
+    equivalent = [name for name in survivors if name in explained]
+    unexplained = [name for name in survivors if name not in explained]
+    counts = Counter(outcome.values())
+    killed = counts["killed"] + counts["timeout"]
+    judged = len(outcome) - counts["not run"] - len(equivalent)
+    share = f"{killed / judged:.0%}" if judged else "not run"
+    row = [f"`{module}`", str(len(outcome)), str(killed), str(counts["timeout"]),
+           str(len(unexplained)), str(len(equivalent)), str(counts["not run"] + counts["other"]),
+           share]  # fmt: skip
+    return row, unexplained
+
+
+def report(write_docs: bool) -> bool:
+    explained = equivalents()
+    header = ["module", "mutants", "killed", "of them by timeout", "survived", "equivalent",
+              "not run", "killed of the rest"]  # fmt: skip
+    rows, open_survivors = [], []
+    for module in modules():
+        row, unexplained = summary(module, explained)
+        rows.append(row)
+        open_survivors += unexplained
+    table = markdown_table(header, rows)
+    print(table)
+    if open_survivors:
+        print("\nSurvivors no test kills and docs/development.md does not explain "
+              "(`mutmut show NAME` prints the change):")  # fmt: skip
+        print("\n".join(f"  {name}" for name in open_survivors))
+    if write_docs:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()  # fmt: skip
+        stamp = (f"`make mutate` at `{commit}` on {datetime.date.today()}, {machine()}; "
+                 f"target {TARGET:.0%} killed of the mutants not equivalent.")  # fmt: skip
+        replace_between(DOCS, "mutation", f"{stamp}\n\n{table}")
+    return not open_survivors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="paths from [tool.mutmut] only_mutate")
+    parser.add_argument("--report", action="store_true", help="print the last results only")
+    parser.add_argument("--docs", action="store_true", help="write the table into the docs")
+    args = parser.parse_args()
+    unknown = sorted(set(args.modules) - set(modules()))
+    if unknown:
+        sys.exit(f"not in [tool.mutmut] only_mutate of pyproject.toml: {', '.join(unknown)}")
+    if not args.report:
+        patterns = [m.removesuffix(".py").replace("/", ".") + ".*" for m in args.modules]
+        subprocess.run([sys.executable, "-m", "mutmut", "run", *patterns], check=False)
+    sys.exit(0 if report(args.docs) else 1)
+
+
+if __name__ == "__main__":
+    main()
