@@ -105,10 +105,12 @@ def label_issues(
     features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int
 ) -> LabelIssues:
     """Likely label errors among `labels`, judged out of sample (see the module docstring)."""
-    probabilities = out_of_sample_probabilities(features, labels, num_classes, folds, seed)
     present = np.unique(labels)
-    if len(present) < 2:  # one class: nothing to confuse it with
+    if len(present) < 2:  # one class: nothing to confuse it with, no classifier to fit
+        probabilities = np.zeros((len(labels), num_classes))
+        probabilities[:, present] = 1.0
         return LabelIssues(probabilities, np.ones(len(labels)), np.zeros(0, dtype=np.int64))
+    probabilities = out_of_sample_probabilities(features, labels, num_classes, folds, seed)
     # cleanlab wants every class it is told about to occur: judge the present ones.
     remap = np.full(num_classes, -1)
     remap[present] = np.arange(len(present))

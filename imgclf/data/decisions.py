@@ -76,9 +76,11 @@ def decision(fields: dict[str, str], class_names: list[str], where: str) -> Deci
         error = exc.errors()[0]
         if error["type"] == "value_error":
             raise DecisionsError(f"{where}: {error['ctx']['error']}") from None
-        name = error["loc"][0] if error["loc"] else "decision"
+        name = error["loc"][0]  # any other error is a field's (a model-level check is above)
+        if error["type"] == "missing":
+            raise DecisionsError(f"{where}: no {name} given") from None
         raise DecisionsError(
-            f"{where}: {name} {error['input']!r} for {fields.get('file', '')}: {error['msg']}"
+            f"{where}: {name} {error['input']!r} for {fields['file']}: {error['msg']}"
         ) from None
     if made.action == "relabel" and made.label not in class_names:
         raise DecisionsError(

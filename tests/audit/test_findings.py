@@ -52,6 +52,57 @@ def test_clean_labels_give_no_issues_and_a_class_smaller_than_the_folds_works():
     assert np.allclose(found.probabilities[:, 3], 0)
 
 
+def test_label_issues_are_the_same_on_every_run_and_a_class_that_never_occurs_changes_nothing():
+    features, labels = blobs(40, 3, 16, seed=5)
+    noisy = labels.copy()
+    noisy[[4, 50, 90]] = (labels[[4, 50, 90]] + 1) % 3
+    first = findings.label_issues(features, noisy, 3, folds=5, seed=0)
+    again = findings.label_issues(features, noisy, 3, folds=5, seed=0)
+    np.testing.assert_array_equal(first.probabilities, again.probabilities)
+    np.testing.assert_array_equal(first.quality, again.quality)
+    np.testing.assert_array_equal(first.issues, again.issues)
+    # A fourth class the project has but these images do not: the same answers, and a
+    # column of zeros; every row's probabilities still sum to one.
+    wider = findings.label_issues(features, noisy, 4, folds=5, seed=0)
+    np.testing.assert_allclose(wider.probabilities[:, :3], first.probabilities)
+    np.testing.assert_allclose(wider.probabilities.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(wider.issues, first.issues)
+
+
+def test_one_class_has_no_label_issues_and_two_classes_do():
+    features, labels = blobs(20, 2, 8, seed=6)
+    alone = findings.label_issues(features[labels == 0], labels[labels == 0], 2, 5, seed=0)
+    assert alone.issues.dtype == np.int64 and len(alone.issues) == 0
+    assert (alone.quality == 1).all() and (alone.probabilities == [1, 0]).all()
+    noisy = labels.copy()
+    noisy[[3, 30]] = 1 - labels[[3, 30]]
+    assert set(findings.label_issues(features, noisy, 2, folds=5, seed=0).issues) == {3, 30}
+
+
+def test_label_issues_with_few_images_of_many_features():
+    # Fewer images per class than features, and fewer images than features: the classifier
+    # must be regularized (shrinkage) and the projection smaller than the images.
+    features, labels = blobs(20, 3, 50, seed=4)
+    noisy = labels.copy()
+    noisy[[3, 25, 47]] = (labels[[3, 25, 47]] + 1) % 3
+    assert set(findings.label_issues(features, noisy, 3, folds=5, seed=0).issues) == {3, 25, 47}
+    few, few_labels = blobs(4, 3, 32, seed=7)
+    found = findings.label_issues(few, few_labels, 3, folds=2, seed=0)
+    assert found.probabilities.shape == (12, 3) and len(found.issues) == 0
+
+
+def test_a_few_features_on_a_huge_scale_do_not_decide_the_label_issues(monkeypatch):
+    # Projected on fewer components than there are features (as 2,000 features are on
+    # 256), the loud ones would take them all were the features not standardized first.
+    monkeypatch.setattr(findings, "PCA_DIMENSIONS", 8)
+    features, labels = blobs(40, 3, 16, seed=8)
+    rng = np.random.default_rng(9)
+    loud = np.concatenate([features, rng.normal(0, 1000, (len(features), 8))], axis=1)
+    noisy = labels.copy()
+    noisy[[7, 60, 100]] = (labels[[7, 60, 100]] + 1) % 3
+    assert set(findings.label_issues(loud, noisy, 3, folds=5, seed=0).issues) == {7, 60, 100}
+
+
 def test_near_copies_are_paired_and_distinct_images_are_not():
     rng = np.random.default_rng(3)
     features, pixels = rng.normal(size=(200, 64)), rng.uniform(0, 255, (200, 48))

@@ -8,6 +8,7 @@ from imgclf.data.decisions import (
     Decision,
     DecisionsError,
     apply_decisions,
+    decision,
     read_decisions,
     write_decisions,
 )
@@ -32,22 +33,31 @@ def test_decisions_round_trip_whole_and_sorted_with_awkward_names(tmp_path):
     assert text.splitlines()[2].startswith('"cat/a, with comma.jpg"')
     assert read_decisions(path, CLASSES) == decisions
     assert not list(path.parent.glob(".*partial*"))
+    # Written again (the folder is there), and into a folder whose parents are not yet.
+    write_decisions(path, {})
+    assert read_decisions(path, CLASSES) == {}
+    deeper = tmp_path / "a" / "b" / "decisions.csv"
+    write_decisions(deeper, decisions)
+    assert read_decisions(deeper, CLASSES) == decisions
 
 
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        ("dog/1.png,relabel,horse,,\n", "decisions.csv:2: dog/1.png is relabelled as 'horse'"),
-        ("dog/1.png,rename,,,\n", "decisions.csv:2: action 'rename'"),
+        ("dog/1.png,relabel,horse,,\n", "decisions.csv:2: dog/1.png is relabelled as 'horse', "
+         "which is not a class (the classes: cat, dog, +plus)"),
+        ("dog/1.png,rename,,,\n", "decisions.csv:2: action 'rename' for dog/1.png: "),
         ("dog/1.png,exclude,,,\ncat/2.png,keep,,,\ndog/1.png,keep,,,\n",
          "decisions.csv:4: a second decision for dog/1.png"),
         ("dog/1.png,exclude,cat,,\n", "decisions.csv:2: dog/1.png has label 'cat'"),
-        ("../etc/passwd,exclude,,,\n", "is not a path under data/"),
+        ("../etc/passwd,exclude,,,\n", "decisions.csv:2: file '../etc/passwd' is not a path"),
+        ("/etc/passwd,exclude,,,\n", "file '/etc/passwd' is not a path under data/"),
+        (",exclude,,,\n", "file '' is not a path under data/"),
         ("dog/1.png,exclude,,,,extra\n", "decisions.csv:2: expected 5 cells"),
         ("dog/1.png,exclude,,typo,\n", "finding 'typo'"),
     ],
     ids=["unknown-class", "unknown-action", "twice", "label-without-relabel", "outside",
-         "cells", "finding"],
+         "absolute", "empty", "cells", "finding"],
 )  # fmt: skip
 def test_a_bad_decision_names_its_line(tmp_path, lines, message):
     path = tmp_path / "decisions.csv"
@@ -55,6 +65,21 @@ def test_a_bad_decision_names_its_line(tmp_path, lines, message):
     with pytest.raises(DecisionsError, match=None) as error:
         read_decisions(path, CLASSES)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"action": "keep"}, "the request: no file given"),
+        ({"file": "cat/1.png"}, "the request: no action given"),
+        ({"file": "cat/1.png", "action": "keep", "when": 5},
+         "the request: when 5 for cat/1.png: Input should be a valid string"),
+    ],
+)  # fmt: skip
+def test_a_decision_the_page_sends_names_what_is_wrong(fields, message):
+    with pytest.raises(DecisionsError) as error:
+        decision(fields, CLASSES, "the request")
+    assert str(error.value) == message
 
 
 def test_a_file_without_the_columns_says_which(tmp_path):

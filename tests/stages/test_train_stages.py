@@ -220,12 +220,21 @@ def test_learning_rate_auto_trains_with_the_range_tests_suggestion(project, tmp_
     )
 
 
-def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path):
+def test_mirrored_strategy_path_trains_on_cpu(project, tmp_path, monkeypatch):
     mirrored = tmp_path / "mirrored"
     shutil.copytree(project, mirrored, ignore=shutil.ignore_patterns("models", "dvclive"))
     write_params(mirrored, train={**tiny_params()["train"], "distribute": "mirrored", "epochs": 1})
+    # Which strategy each fit ran under (its model's variables were made in its scope).
+    strategies, fit = [], keras.Model.fit
+
+    def recording_fit(model, *args, **kwargs):
+        strategies.append(type(model.distribute_strategy).__name__)
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
     with InProject(mirrored):
         train.main("cnn")
+    assert strategies and set(strategies) == {"MirroredStrategy"}
     assert model_metrics(mirrored, "cnn")["epochs_trained"] == 1
 
 

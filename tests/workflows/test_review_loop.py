@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from imgclf.data.prepared import read_split
 from support.images import write_class_folders
 from support.project import commit_copy, copy_tracked_files, project_env, set_params, tiny_params
 from support.review import review_client
@@ -73,6 +74,20 @@ def test_accepting_the_suggestions_fixes_labels_through_dvc_repro(tmp_path):
     )
     assert prepared["review"]["relabelled"] == len(issues)
     assert issues_after < issues_before and accuracy_after >= accuracy_before
+    # What improved is the data: each relabelled image now carries its true colour in the
+    # split it landed in, and the audit no longer flags any of them.
+    names = json.loads((repo / "prepared" / "classes.json").read_text())["class_names"]
+    relabelled = {finding["file"].split("/", 1)[1] for finding in issues}
+    for split in ("train", "val", "test"):
+        kept = read_split(split, repo / "prepared", mmap=False)
+        for file, label in zip(kept.files, kept.labels, strict=True):
+            if Path(file).name in relabelled:
+                number = int(Path(file).stem.split("_")[1])
+                assert names[label] == CLASSES[number % 3], file
+    flagged = review_client(repo).get("/api/state").get_json()["findings"]
+    assert not relabelled & {
+        f["file"].split("/", 1)[1] for f in flagged if f["kind"] == "label_issue"
+    }
     # data/ is as it was; what changed is the decisions and what the pipeline regenerates.
     changed = changed_files(repo, env)
     assert {"labels/decisions.csv", "labels/last_review.json", "dvc.lock"} <= changed
