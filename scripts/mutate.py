@@ -33,6 +33,15 @@ from support.markers import machine, markdown_table, replace_between
 
 DOCS = Path("docs/development.md")
 TARGET = 0.90
+# Where a module holds more than the decision that matters, only these functions are
+# mutated: the parity judge and refusal, and the export's lines that apply calibration,
+# the "not sure" threshold and the unfamiliar threshold (the rest is the stage's story).
+SCOPE = {
+    "imgclf/deploy/parity.py": ["judge", "check_format", "check_explain", "_attempt",
+                                "_refuse", "FormatReport.failed"],
+    "stages/export.py": ["calibrate", "Served.temperature", "Served.answering",
+                         "fit_unfamiliar"],
+}  # fmt: skip
 # mutmut's exit codes (mutmut.stats.status_by_exit_code in 3.8): a test failure kills a
 # mutant, so does pytest's internal error; SIGXCPU and 36 are its CPU-time limit; 5 and 33
 # mean no test reached the change, which is a survivor too.
@@ -52,15 +61,35 @@ def equivalents() -> dict[str, str]:
     return dict(rows)
 
 
+def function_of(mutant: str) -> str:
+    """The function a mutant changes, as SCOPE names it: `x_judge__mutmut_3` is judge,
+    `xǁFormatReportǁfailed__mutmut_1` is FormatReport.failed."""
+    mangled = mutant.rsplit(".", 1)[1].split("__mutmut_")[0]
+    return mangled.removeprefix("x_") if mangled.startswith("x_") else ".".join(
+        mangled.split("ǁ")[1:]
+    )  # fmt: skip
+
+
+def patterns(module: str) -> list[str]:
+    """mutmut's names of the mutants of `module` in scope."""
+    dotted = module.removesuffix(".py").replace("/", ".")
+    if module not in SCOPE:
+        return [f"{dotted}.*"]
+    mangled = [f"x_{f}" if "." not in f else "xǁ" + f.replace(".", "ǁ") for f in SCOPE[module]]
+    return [f"{dotted}.{name}__mutmut_*" for name in mangled]
+
+
 def results(module: str) -> dict[str, str]:
-    """Each mutant of `module` and what became of it ("not run" before its first run)."""
+    """Each mutant of `module` in scope and what became of it ("not run" before its run)."""
     meta = Path("mutants") / f"{module}.meta"
     if not meta.is_file():
         return {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
+    scope = SCOPE.get(module)
     return {
         name: STATUS.get(code, "not run" if code is None else "other")
         for name, code in codes.items()
+        if scope is None or function_of(name) in scope
     }
 
 
@@ -114,8 +143,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"not in [tool.mutmut] only_mutate of pyproject.toml: {', '.join(unknown)}")
     if not args.report:
-        patterns = [m.removesuffix(".py").replace("/", ".") + ".*" for m in args.modules]
-        subprocess.run([sys.executable, "-m", "mutmut", "run", *patterns], check=False)
+        chosen = [pattern for module in args.modules or modules() for pattern in patterns(module)]
+        subprocess.run([sys.executable, "-m", "mutmut", "run", *chosen], check=False)
     sys.exit(0 if report(args.docs) else 1)
 
 

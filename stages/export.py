@@ -125,6 +125,19 @@ class Served:
     test_raw: Interpretation
     test_calibrated: Interpretation
 
+    @property
+    def temperature(self) -> float | None:
+        """The temperature inside the served model (None when calibration did not apply)."""
+        return self.decision.temperature if self.decision.applied else None
+
+    def answering(self, target_accuracy: float) -> tuple[selective.Threshold, dict]:
+        """ "Not sure" below the confidence that reaches `target_accuracy` on validation, and
+        how the test split is answered at it (coverage, accuracy)."""
+        threshold = selective.choose_threshold(
+            self.val.probabilities, self.val.labels, target_accuracy
+        )
+        return threshold, self.test.answered(threshold.confidence)
+
 
 def calibrate(model: keras.Model, val_raw: Interpretation, test_raw: Interpretation,
               enabled: bool) -> Served:  # fmt: skip
@@ -234,9 +247,7 @@ def main() -> None:
     )
     model, val, test = served.model, served.val, served.test  # what the export will serve
 
-    # "Not sure" below the confidence that reaches export.target_accuracy on validation.
-    threshold = selective.choose_threshold(val.probabilities, val.labels, export.target_accuracy)
-    test_answered = test.answered(threshold.confidence)
+    threshold, test_answered = served.answering(export.target_accuracy)  # "not sure" below
     test_metrics = test.metrics()
     calibration_summary = Calibration(
         **served.decision.as_dict(),
@@ -267,8 +278,7 @@ def main() -> None:
 
     # What the bundle serves: the calibrated probabilities (over the views) and the
     # unfamiliarity score, from one forward pass of the selected model.
-    temperature = served.decision.temperature if served.decision.applied else None
-    bundled = served_model(raw_model, temperature, unfamiliar.familiarity, views.kind)
+    bundled = served_model(raw_model, served.temperature, unfamiliar.familiarity, views.kind)
     reports, format_seconds = write_export(
         bundled, metadata, render_card, export, (test.split.images, test.labels)
     )

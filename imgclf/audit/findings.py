@@ -73,7 +73,7 @@ def out_of_sample_probabilities(
     features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int
 ) -> np.ndarray:
     """Class probabilities of each row from a classifier fitted on the other folds."""
-    counts = np.bincount(labels, minlength=num_classes)
+    counts = np.bincount(labels)
     # A class needs a member in every fold; fewer folds when a class is that small.
     folds = int(min(folds, max(2, counts[counts > 0].min())))
     # The projection never sees a label, so fitting it once on every row keeps each
@@ -94,11 +94,9 @@ def out_of_sample_probabilities(
         probabilities = cross_val_predict(
             classifier, projected, labels, cv=splitter, method="predict_proba"
         )
-    if probabilities.shape[1] < num_classes:  # a class absent from these labels
-        full = np.zeros((len(labels), num_classes))
-        full[:, np.unique(labels)] = probabilities
-        probabilities = full
-    return probabilities
+    full = np.zeros((len(labels), num_classes))  # a class absent from these labels: 0
+    full[:, np.unique(labels)] = probabilities
+    return full
 
 
 def label_issues(
@@ -112,11 +110,8 @@ def label_issues(
         return LabelIssues(probabilities, np.ones(len(labels)), np.zeros(0, dtype=np.int64))
     probabilities = out_of_sample_probabilities(features, labels, num_classes, folds, seed)
     # cleanlab wants every class it is told about to occur: judge the present ones.
-    remap = np.full(num_classes, -1)
-    remap[present] = np.arange(len(present))
+    given = np.searchsorted(present, labels)
     probs = probabilities[:, present]
-    probs = probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
-    given = remap[labels]
     quality = get_label_quality_scores(given, probs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

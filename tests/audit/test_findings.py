@@ -69,6 +69,18 @@ def test_label_issues_are_the_same_on_every_run_and_a_class_that_never_occurs_ch
     np.testing.assert_array_equal(wider.issues, first.issues)
 
 
+def test_the_number_of_folds_is_the_one_asked_for():
+    features, labels = blobs(30, 3, 8, seed=10)
+    noisy = labels.copy()
+    noisy[[2, 40]] = (labels[[2, 40]] + 1) % 3
+    by_folds = [findings.label_issues(features, noisy, 3, folds, seed=0) for folds in (2, 3, 5)]
+    for found in by_folds:
+        assert set(found.issues) == {2, 40}
+    # Each is its own split into folds: no two give the same out-of-sample probabilities.
+    for one, other in ((0, 1), (1, 2), (0, 2)):
+        assert not np.allclose(by_folds[one].probabilities, by_folds[other].probabilities)
+
+
 def test_one_class_has_no_label_issues_and_two_classes_do():
     features, labels = blobs(20, 2, 8, seed=6)
     alone = findings.label_issues(features[labels == 0], labels[labels == 0], 2, 5, seed=0)
