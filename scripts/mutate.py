@@ -2,6 +2,7 @@
 
     python scripts/mutate.py                 # every module of [tool.mutmut] only_mutate
     python scripts/mutate.py webapp/auth.py  # one module (results of the others are kept)
+    python scripts/mutate.py --survivors     # only the last survivors again, after new tests
     python scripts/mutate.py --report        # the table of the last runs, nothing re-run
 
 mutmut copies the project into mutants/, changes one thing at a time in these modules (a
@@ -137,6 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="paths from [tool.mutmut] only_mutate")
     parser.add_argument("--report", action="store_true", help="print the last results only")
+    parser.add_argument("--survivors", action="store_true",
+                        help="only the last survivors again (after new tests)")  # fmt: skip
     parser.add_argument("--docs", action="store_true", help="write the table into the docs")
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - set(modules()))
@@ -144,6 +147,12 @@ def main() -> None:
         sys.exit(f"not in [tool.mutmut] only_mutate of pyproject.toml: {', '.join(unknown)}")
     if not args.report:
         chosen = [pattern for module in args.modules or modules() for pattern in patterns(module)]
+        if args.survivors:
+            chosen = [name for module in args.modules or modules()
+                      for name, status in results(module).items()
+                      if status == "survived"]  # fmt: skip
+            if not chosen:
+                sys.exit(0 if report(args.docs) else 1)
         subprocess.run([sys.executable, "-m", "mutmut", "run", *chosen], check=False)
     sys.exit(0 if report(args.docs) else 1)
 

@@ -12,12 +12,13 @@ from imgclf.audit import findings, neighbours
 @pytest.fixture(autouse=True, params=["exact", "approximate"])
 def search(request, monkeypatch):
     """Every test twice: as the sample runs, and with the large-data path forced on tiny data
-    (fits on 60 rows, 2 of the groups searched per query)."""
+    (fits on 60 rows, 2 of the groups searched per query, 7 rows a chunk)."""
     if request.param == "approximate":
         monkeypatch.setattr(neighbours, "EXACT_ROWS", 10)
         monkeypatch.setattr(neighbours, "PROBES", 2)
         for module in (neighbours, findings):
             monkeypatch.setattr(module, "FIT_SAMPLE_ROWS", 60)
+            monkeypatch.setattr(module, "CHUNK_ROWS", 7)  # several chunks, a short last one
     return request.param
 
 
@@ -118,7 +119,7 @@ def test_a_few_features_on_a_huge_scale_do_not_decide_the_label_issues(monkeypat
 def test_near_copies_are_paired_and_distinct_images_are_not():
     rng = np.random.default_rng(3)
     features, pixels = rng.normal(size=(200, 64)), rng.uniform(0, 255, (200, 48))
-    copies = [(5, 150), (17, 160), (40, 199)]
+    copies = [(0, 120), (5, 150), (17, 160), (40, 199)]  # (0, 120): in the first chunk of pairs
     for original, copy in copies:
         features[copy] = features[original] + rng.normal(0, 0.01, 64)
         pixels[copy] = pixels[original] + rng.normal(0, 1, 48)  # re-encoding noise
@@ -189,3 +190,40 @@ def test_the_outlier_list_is_capped_at_one_percent_farthest_first():
     listed = findings.listed_outliers(scores, z, threshold=0.5)  # half of them beyond it
     assert list(listed) == list(range(10))  # 1% of 1,000, the lowest scores first
     assert len(findings.listed_outliers(scores, z, threshold=100)) == 0
+
+
+def test_an_image_filed_in_the_wrong_class_is_typical_of_its_own_kind_not_an_outlier(capsys):
+    features, labels = blobs(30, 3, 16, seed=11)
+    labels = labels.copy()
+    labels[5] = 2  # an image of class 0 filed under class 2: a label error, not an outlier
+    scores = findings.outlier_scores(findings.feature_space(features), labels)
+    assert scores[5] > 0.5 * np.median(scores)
+    assert capsys.readouterr().out == ""  # cleanlab says nothing while it scores
+
+
+def test_small_classes_are_scored_and_a_lone_image_is_scored_by_the_others():
+    features, labels = blobs(20, 3, 16, seed=12)
+    # Class 0 has one image, class 1 two: the first has no neighbour of its own class, and
+    # neither stops the other classes being scored.
+    keep = np.r_[0, 20, 21, np.arange(40, 60)]
+    scores = findings.outlier_scores(findings.feature_space(features[keep]), labels[keep])
+    assert (scores[1:] > 0).all()
+    assert scores[1:3].min() > 0.5 * np.median(scores[3:])  # a tight pair is typical
+
+
+def test_outlier_z_is_the_distance_in_robust_spreads_from_the_median():
+    distances = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    z = findings.outlier_z(np.exp(-distances))
+    np.testing.assert_allclose(z, (distances - 2) / 1.4826)
+    close = findings.outlier_z(np.exp(-distances / 10))  # a spread below 1 is no floor
+    np.testing.assert_allclose(close, (distances / 10 - 0.2) / 0.14826, rtol=1e-6)
+    assert np.isfinite(findings.outlier_z(np.array([0.0, 0.5, 0.5, 0.9]))).all()
+    assert (findings.outlier_z(np.full(4, 0.5)) == 0).all()  # no spread: nobody is unusual
+
+
+def test_an_outlier_exactly_at_the_threshold_is_not_listed_and_a_small_set_lists_one():
+    scores, z = np.linspace(0.1, 0.9, 300), np.zeros(300)
+    z[[0, 1]] = 5.0, 3.0
+    assert list(findings.listed_outliers(scores, z, threshold=3.0)) == [0]  # 3 may be listed
+    few = slice(0, 5)
+    assert list(findings.listed_outliers(scores[few], z[few], threshold=2.0)) == [0]  # 1 of 5
