@@ -63,6 +63,7 @@ def unwrap(model: keras.Model) -> tuple[keras.Model, Callable]:
     )
     if len(inner.outputs) > 1:  # (pooled features, probabilities): the classifier is the last
         inner = keras.Model(inner.inputs, inner.outputs[-1], name=inner.name)
+    inner = unwrap(inner)[0]  # the views' average inside a calibrated model (the export's)
     if "temperature" not in names:
         return inner, lambda probabilities: probabilities
     scale, softmax = model.get_layer("temperature"), model.get_layer("calibrated_probabilities")

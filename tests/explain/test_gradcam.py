@@ -14,6 +14,7 @@ from imgclf.models.registry import CnnParams, ResnetParams
 from imgclf.models.resnet import resnet50
 from imgclf.models.temperature import with_temperature
 from imgclf.models.transfer import build_transfer
+from imgclf.models.tta import averaged
 
 SIZE = 32
 RESNET = ResnetParams(
@@ -76,6 +77,20 @@ def test_calibrated_wrapper_explains_like_the_model_inside(quadrant_model):
     plain = GradCam(quadrant_model).heatmaps(images, labels)
     wrapped = GradCam(with_temperature(quadrant_model, 0.5)).heatmaps(images, labels)
     np.testing.assert_allclose(wrapped, plain, atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [None, 0.5])
+def test_a_model_averaging_test_time_views_explains_like_the_model_inside(
+    quadrant_model, temperature
+):  # fmt: skip
+    images, labels = quadrant_images(8, seed=5)
+    viewed = averaged(quadrant_model, "flips")
+    served = with_temperature(viewed, temperature) if temperature else viewed
+    np.testing.assert_allclose(
+        GradCam(served).heatmaps(images, labels),
+        GradCam(quadrant_model).heatmaps(images, labels),
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("temperature", [None, 0.5])
