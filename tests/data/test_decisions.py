@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from imgclf.data.decisions import (
+    Applied,
     Decision,
     DecisionsError,
     apply_decisions,
+    apply_to_plan,
     decision,
     read_decisions,
     write_decisions,
 )
+from imgclf.data.layout import SourceFile
+from imgclf.data.split import Placement
 
 CLASSES = ["cat", "dog", "+plus"]  # a folder name a spreadsheet would take for a formula
 HEADER = "file,action,label,finding,when\n"
@@ -113,3 +119,41 @@ def test_applied_to_train_and_val_only_and_missing_files_reported():
     assert applied.metrics() == {
         "relabelled": 1, "excluded": 1, "kept": 2, "not_found": 1, "test_unchanged": 1,
     }  # fmt: skip
+
+
+def test_applied_to_a_plan_marks_the_excluded_and_relabels_what_prepare_reads():
+    decisions = {d.file: d for d in [Decision("cat/1.png", "relabel", "dog"),
+                                     Decision("cat/2.png", "exclude"),
+                                     Decision("dog/3.png", "exclude")]}  # fmt: skip
+    files = [SourceFile(path, path.split("/")[0], None)
+             for path in ("cat/1.png", "cat/2.png", "dog/3.png", "dog/4.png")]  # fmt: skip
+    placements = [Placement("train", True), Placement("val", True), Placement("test", True),
+                  Placement("train", True)]  # fmt: skip
+    applied, labels = apply_to_plan(decisions, files, placements)
+    assert labels == ["dog", "cat", "dog", "dog"]
+    assert [p.used for p in placements] == [True, False, True, True]  # a test image stays
+    assert placements[1].reason == "excluded in labels/decisions.csv"
+    assert placements[0].reason is None and placements[2].reason is None
+    with pytest.raises(ValueError):  # every file has its placement
+        apply_to_plan(decisions, files, placements[:3])
+    assert applied.report() == {
+        "relabelled": [{"path": "cat/1.png", "from": "cat", "to": "dog"}],
+        "decisions_not_found": [],
+        "test_unchanged": ["dog/3.png"],
+    }
+
+
+def test_what_prepare_prints_of_the_review():
+    nothing = Applied({}, set(), 0, [], [])
+    assert nothing.summary(Path("data")) == []
+    done = Applied({0: "dog"}, {1, 2}, 3, ["cat/gone.png"], ["cat/5.png", "cat/6.png"])
+    assert done.summary(Path("data")) == [
+        "labels/decisions.csv: 1 relabelled, 2 excluded, 3 kept as they are",
+        "  cat/gone.png: no longer in data/, its decision is not applied",
+        "  2 decisions about test images not applied: the model is scored on the test split "
+        "as it is",
+    ]
+    kept_only = Applied({}, set(), 1, [], [])
+    assert kept_only.summary(Path("data")) == [
+        "labels/decisions.csv: 0 relabelled, 0 excluded, 1 kept as they are"
+    ]
