@@ -246,6 +246,16 @@ def test_load_image_reads_paths_and_bytes_identically(tmp_path):
     assert np.array_equal(load_image(path, SIZE), load_image(data, SIZE))
 
 
+def test_a_file_on_disk_meets_the_same_limits_as_an_upload(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(small_but_huge("RGB", 2000))
+    with pytest.raises(ImageDecodeError, match="prepare.max_pixels"):
+        load_image(path, SIZE, max_pixels=1_000_000)
+    with pytest.raises(ImageDecodeError, match="MiB to decode, above the limit"):
+        load_image(path, SIZE, max_decoded_bytes=2**20)
+    assert load_image(path, SIZE).shape == (SIZE, SIZE, 3)  # within the defaults
+
+
 def small_but_huge(mode: str, side: int) -> bytes:
     """A PNG of a few kilobytes that declares a `side` x `side` image of `mode`."""
     return image_bytes(Image.new(mode, (side, side)))

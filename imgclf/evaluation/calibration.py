@@ -36,7 +36,7 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Mean cross-entropy of the true labels."""
     picked = probabilities[np.arange(len(labels)), labels]
-    return float(-np.log(np.clip(picked, EPSILON, 1.0)).mean())
+    return float(-np.log(np.maximum(picked, EPSILON)).mean())
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:

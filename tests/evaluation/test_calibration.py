@@ -84,6 +84,29 @@ def test_fitted_temperature_stays_within_its_bounds():
     assert "at the bound" in decision.reason
 
 
+def test_an_underconfident_model_is_sharpened_at_most_to_the_lower_bound():
+    # Always right, and never more than 60% sure: the best T is far below the range.
+    labels = np.zeros(200, dtype=int)
+    probabilities = np.tile([0.6, 0.4], (200, 1))
+    assert calibration.fit_temperature(probabilities, labels) == calibration.TEMPERATURE_RANGE[0]
+
+
+def test_the_fitted_temperature_is_the_exact_minimum():
+    # Every image answered [0.9, 0.1], 70% of them rightly: the calibrated confidence is
+    # 0.7, so T solves 0.9^(1/T) / (0.9^(1/T) + 0.1^(1/T)) = 0.7: T = ln 9 / ln(7/3).
+    probabilities = np.tile([0.9, 0.1], (1000, 1))
+    labels = np.r_[np.zeros(700, dtype=int), np.ones(300, dtype=int)]
+    exact = np.log(9) / np.log(7 / 3)
+    assert calibration.fit_temperature(probabilities, labels) == pytest.approx(exact, abs=1e-6)
+
+
+def test_a_true_class_given_no_probability_costs_a_finite_loss():
+    probabilities = np.array([[1.0, 0.0], [0.5, 0.5]])
+    loss = calibration.negative_log_likelihood(probabilities, np.array([1, 0]))
+    floor = -np.log(calibration.EPSILON)  # not infinity
+    assert loss == pytest.approx((floor - np.log(0.5)) / 2)
+
+
 def test_decide_applies_a_temperature_that_helps_and_respects_the_switch(overconfident):
     probabilities, labels = overconfident
     decision = calibration.decide(probabilities, labels, enabled=True)

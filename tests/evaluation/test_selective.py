@@ -79,6 +79,14 @@ def test_answered_measures_accuracy_and_coverage_at_a_threshold():
     assert answered(PROBABILITIES, LABELS, 0.85) == {"coverage": 0.5, "accuracy": 1.0}
     assert answered(PROBABILITIES, LABELS, 0.0) == {"coverage": 1.0, "accuracy": 0.7}
     assert answered(PROBABILITIES, LABELS, 1.0) == {"coverage": 0.0, "accuracy": 0.0}
+    nothing = answered(np.zeros((0, 3)), np.zeros(0, dtype=int), 0.5)
+    assert nothing == {"coverage": 0.0, "accuracy": 0.0}  # an empty split answers nothing
+
+
+def test_answered_accuracy_is_the_top_class_against_each_label():
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.2, 0.1, 0.7], [0.1, 0.8, 0.1]])
+    assert answered(probabilities, np.array([0, 2, 0]), 0.0)["accuracy"] == pytest.approx(2 / 3)
+    assert answered(probabilities, np.array([0, 2, 1]), 0.75)["accuracy"] == 1.0
 
 
 @pytest.mark.parametrize("share", [0.01, 0.02, 0.05, 0.2])
