@@ -249,7 +249,7 @@ def test_load_image_reads_paths_and_bytes_identically(tmp_path):
 def test_a_file_on_disk_meets_the_same_limits_as_an_upload(tmp_path):
     path = tmp_path / "huge.png"
     path.write_bytes(small_but_huge("RGB", 2000))
-    with pytest.raises(ImageDecodeError, match="prepare.max_pixels"):
+    with pytest.raises(ImageDecodeError, match=r"prepare\.max_pixels"):
         load_image(path, SIZE, max_pixels=1_000_000)
     with pytest.raises(ImageDecodeError, match="MiB to decode, above the limit"):
         load_image(path, SIZE, max_decoded_bytes=2**20)
