@@ -17,6 +17,7 @@ from flask import Flask, current_app, request
 from webapp.errors import ApiError
 
 PROTECTED = {"api.predict", "api.model", "api.metrics"}
+MAX_TOKEN_LENGTH = 4096  # characters of the token file's first line: the rest is never read
 
 
 class TokenError(ValueError):
@@ -29,11 +30,17 @@ def configured_token(config: dict) -> str:
     if file:
         try:
             with open(file, encoding="utf-8") as secret:
-                token = secret.readline(4096).strip()  # the first line: the rest is not read
+                line = secret.readline(MAX_TOKEN_LENGTH + 1).rstrip("\r\n")
         except OSError as exc:
             raise TokenError(
                 f"IMGCLF_API_TOKEN_FILE = {file!r}: cannot read it ({exc.strerror})"
             ) from None
+        if len(line) > MAX_TOKEN_LENGTH:
+            raise TokenError(
+                f"IMGCLF_API_TOKEN_FILE = {file!r}: its first line is longer than "
+                f"{MAX_TOKEN_LENGTH} characters; put the token alone on the first line"
+            )
+        token = line.strip()
         if not token:
             raise TokenError(f"IMGCLF_API_TOKEN_FILE = {file!r}: the file holds no token")
         return token

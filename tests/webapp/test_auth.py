@@ -9,6 +9,7 @@ import pytest
 
 from support.images import image_bytes, random_rgb
 from webapp import ConfigError, create_app
+from webapp.auth import MAX_TOKEN_LENGTH, configured_token
 
 PNG = image_bytes(random_rgb(3))
 TOKEN = "s3cret-token"
@@ -91,3 +92,16 @@ def test_only_the_token_files_first_line_is_the_token(cnn_export, tmp_path):
     assert (
         client.get("/model", headers={"Authorization": "Bearer not-the-token"}).status_code == 401
     )
+
+
+def test_a_token_line_too_long_to_be_one_is_refused_by_name(cnn_export, tmp_path):
+    longest = "t" * MAX_TOKEN_LENGTH
+    secret = tmp_path / "token"
+    secret.write_text(f"{longest}\n")
+    client = create_app({"MODEL_DIR": str(cnn_export), "API_TOKEN_FILE": str(secret)}).test_client()
+    assert client.get("/model", headers={"Authorization": f"Bearer {longest}"}).status_code == 200
+    secret.write_text(longest + "t" + "\n")  # one more: not cut to fit, refused
+    with pytest.raises(ConfigError, match=r"IMGCLF_API_TOKEN_FILE = .*longer than 4096"):
+        create_app({"MODEL_DIR": str(cnn_export), "API_TOKEN_FILE": str(secret)})
+    secret.write_text("ünïcode-tökén\n", encoding="utf-8")  # read as UTF-8 whatever the locale
+    assert configured_token({"API_TOKEN_FILE": str(secret)}) == "ünïcode-tökén"
