@@ -2,8 +2,10 @@
 
     python scripts/mutate.py                 # every module of [tool.mutmut] only_mutate
     python scripts/mutate.py webapp/auth.py  # one module (results of the others are kept)
-    python scripts/mutate.py --survivors     # only the last survivors again, after new tests
     python scripts/mutate.py --report        # the table of the last runs, nothing re-run
+
+A run tests what is not yet decided and what survived the last one (new tests may kill
+it); `rm -rf mutants` starts over.
 
 mutmut copies the project into mutants/, changes one thing at a time in these modules (a
 comparison, a constant, a returned value...) and runs the quick loop's tests of that
@@ -110,6 +112,18 @@ def summary(module: str, explained: dict[str, str]) -> tuple[list[str], list[str
     return row, unexplained
 
 
+def to_run(module: str) -> list[str]:
+    """What a run of `module` tests: every mutant in scope the first time; after that the
+    functions with a mutant not yet decided or surviving (mutmut re-runs what it is named,
+    and resets by itself the mutants of a function that changed)."""
+    outcome = results(module)
+    if not outcome or module in SCOPE:  # a few functions: all of them again
+        return patterns(module)
+    # By function: a function that changed numbers its mutants afresh.
+    open_names = [name for name, status in outcome.items() if status in ("not run", "survived")]
+    return sorted({name.split("__mutmut_")[0] + "__mutmut_*" for name in open_names})
+
+
 def report(write_docs: bool) -> bool:
     explained = equivalents()
     header = ["module", "mutants", "killed", "of them by timeout", "survived", "equivalent",
@@ -138,22 +152,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="paths from [tool.mutmut] only_mutate")
     parser.add_argument("--report", action="store_true", help="print the last results only")
-    parser.add_argument("--survivors", action="store_true",
-                        help="only the last survivors again (after new tests)")  # fmt: skip
     parser.add_argument("--docs", action="store_true", help="write the table into the docs")
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - set(modules()))
     if unknown:
         sys.exit(f"not in [tool.mutmut] only_mutate of pyproject.toml: {', '.join(unknown)}")
     if not args.report:
-        chosen = [pattern for module in args.modules or modules() for pattern in patterns(module)]
-        if args.survivors:
-            chosen = [name for module in args.modules or modules()
-                      for name, status in results(module).items()
-                      if status == "survived"]  # fmt: skip
-            if not chosen:
-                sys.exit(0 if report(args.docs) else 1)
-        subprocess.run([sys.executable, "-m", "mutmut", "run", *chosen], check=False)
+        chosen = [name for module in args.modules or modules() for name in to_run(module)]
+        if chosen:
+            subprocess.run([sys.executable, "-m", "mutmut", "run", *chosen], check=False)
     sys.exit(0 if report(args.docs) else 1)
 
 
