@@ -227,3 +227,14 @@ def test_an_outlier_exactly_at_the_threshold_is_not_listed_and_a_small_set_lists
     assert list(findings.listed_outliers(scores, z, threshold=3.0)) == [0]  # 3 may be listed
     few = slice(0, 5)
     assert list(findings.listed_outliers(scores[few], z[few], threshold=2.0)) == [0]  # 1 of 5
+
+
+def test_fewer_images_than_features_still_pair_their_copies():
+    rng = np.random.default_rng(13)
+    features, pixels = rng.normal(size=(30, 300)), rng.uniform(0, 255, (30, 400))
+    features[29], pixels[29] = features[3] + rng.normal(0, 0.01, 300), pixels[3] + 1
+    pairs = findings.near_duplicates(
+        findings.feature_space(features), findings.pixel_space(pixels), distance=0.2
+    )
+    assert [(p.first, p.second) for p in pairs] == [(3, 29)]
+    assert findings.outlier_space(features).shape == (30, 30)  # as many directions as images
