@@ -180,9 +180,11 @@ def write_docs(results: dict) -> None:
             )
             if name == "onnx_int8":
                 label += f" ({row.get('float_convolutions')} convolutions float)"
+            converted = row["agreement"] > 0  # a file that failed to convert has no figures
             rows.append([
                 case, f"{family} ({result['test_images']} test)", label,
-                f"{row['agreement']:.1%}", f"{100 * row['accuracy_loss']:+.1f} pt",
+                f"{row['agreement']:.1%}" if converted else "not converted",
+                f"{round(100 * row['accuracy_loss'], 1) + 0.0:+.1f} pt" if converted else "—",
                 f"{row['size_ratio']:.1%}" if "size_ratio" in row else "—",
             f"{row['latency_ratio']:.2f}x" if "latency_ratio" in row else "—",
                 {True: "yes", False: "refused"}.get(row.get("passed"), "—"),
@@ -194,7 +196,7 @@ def write_docs(results: dict) -> None:
         "the export holds an int8 file to: the same top class on ≥ 98% of test images, at "
         "most 1 point of test accuracy lost.\n\n" + markdown_table(header, rows)
     )
-    DOCS.write_text(replace_between(DOCS.read_text(), "int8", text))
+    replace_between(DOCS, "int8", text)
 
 
 def main() -> None:

@@ -105,7 +105,7 @@ def write_docs(results: dict) -> None:
         "stage; the training time of auto includes its range test.\n\n"
         + markdown_table(header, rows)
     )
-    DOCS.write_text(replace_between(DOCS.read_text(), "lr", text))
+    replace_between(DOCS, "lr", text)
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ def measure(project: Path) -> dict:
     from imgclf.data.prepared import read_split
     from imgclf.deploy import parity
     from imgclf.evaluation.test_time import choose_views
+    from imgclf.models.familiarity import fit_to_training
     from imgclf.models.saving import export_saved_model
     from imgclf.models.served import served_model
     from imgclf.models.tta import KINDS, averaged
@@ -61,13 +62,15 @@ def measure(project: Path) -> dict:
     family = json.loads((project / "metrics" / "compare.json").read_text())["selected"]
     model = keras.models.load_model(project / "models" / family / "model.keras")
     val, test = (read_split(name, project / "prepared") for name in ("val", "test"))
+    train = read_split("train", project / "prepared")
+    familiarity = fit_to_training(model, train.images, train.labels, model.output_shape[-1])
     kinds = {}
     runtimes = {}
     with tempfile.TemporaryDirectory() as scratch:
         for kind in KINDS:
             viewed = averaged(model, kind)
             bundle = Bundle(Path(scratch) / kind)
-            served = served_model(model, None, None, kind)
+            served = served_model(model, None, familiarity, kind)  # as the export serves
             export_saved_model(served, bundle.saved_model)
             (report,), _ = parity.write_formats(
                 bundle, served, ["onnx"], (test.images[:1], test.images[:1]),
@@ -128,7 +131,7 @@ def write_docs(results: dict) -> None:
         "parity bound, probabilities within 1e-4, holds for every row not marked "
         "refused).\n\n" + markdown_table(header, rows)
     )
-    DOCS.write_text(replace_between(DOCS.read_text(), "tta", text))
+    replace_between(DOCS, "tta", text)
 
 
 def main() -> None:
