@@ -72,7 +72,7 @@ def measure(project: Path) -> dict:
             bundle = Bundle(Path(scratch) / kind)
             served = served_model(model, None, familiarity, kind)  # as the export serves
             export_saved_model(served, bundle.saved_model)
-            (report,), _ = parity.write_formats(
+            (report, *_explain), _ = parity.write_formats(
                 bundle, served, ["onnx"], (test.images[:1], test.images[:1]),
                 (test.images, test.labels),
             )  # fmt: skip
