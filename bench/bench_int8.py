@@ -18,17 +18,15 @@ baseline, in the same run: onnxruntime's quantizer with its defaults on the same
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench.bench_unfamiliar import build_project
-from support.markers import machine, markdown_table, replace_between
+from bench.cli import bench_arguments
+from support.markers import markdown_table, replace_between, stamp
 
 FAMILIES = {"fashion": ("cnn",), "photos": ("efficientnet", "resnet")}
 ROUNDS, CALLS = 10, 100
@@ -165,9 +163,6 @@ def measure(project: Path, family: str) -> dict:
 
 
 def write_docs(results: dict) -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
     header = ["case", "family", "file", "same top class", "accuracy lost", "size",
               "batch-1 latency", "shipped"]  # fmt: skip
     rows = []
@@ -190,8 +185,8 @@ def write_docs(results: dict) -> None:
                 {True: "yes", False: "refused"}.get(row.get("passed"), "—"),
             ])  # fmt: skip
     text = (
-        f"`python -m bench.bench_int8 --keep /tmp/unfamiliar --docs` at `{commit}` on "
-        f"{datetime.date.today()}, {machine()}. Size and latency against the float file of "
+        f"{stamp('python -m bench.bench_int8 --keep /tmp/unfamiliar --docs')}. "
+        "Size and latency against the float file of "
         "the same runtime (onnxruntime or LiteRT), batch 1, timed in alternation; the bounds "
         "the export holds an int8 file to: the same top class on ≥ 98% of test images, at "
         "most 1 point of test accuracy lost.\n\n" + markdown_table(header, rows)
@@ -200,11 +195,7 @@ def write_docs(results: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="keep (and reuse) the case projects here")
-    parser.add_argument("--docs", action="store_true", help="write docs/benchmarks.md's table")
-    args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-int8-"))
+    args, root = bench_arguments(__doc__, "bench-int8")
     results = {}
     for case, families in FAMILIES.items():
         project = build_project(root, case)

@@ -17,8 +17,6 @@ rate, and the test accuracy it reached against the sweep's best.
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
 import shutil
 import subprocess
@@ -26,7 +24,8 @@ import tempfile
 from pathlib import Path
 
 from bench.bench_unfamiliar import build_project
-from support.markers import machine, markdown_table, replace_between
+from bench.cli import bench_arguments
+from support.markers import markdown_table, replace_between, stamp
 from support.project import copy_tracked_files, project_env, set_params
 
 FAMILIES = {"fashion": "cnn", "photos": "efficientnet"}
@@ -79,9 +78,6 @@ def measure(case_project: Path, family: str, scratch: Path) -> dict:
 
 
 def write_docs(results: dict) -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
     header = ["case", "learning rate", "validation accuracy", "test accuracy", "training"]
     rows = []
     for case, result in results.items():
@@ -100,8 +96,8 @@ def write_docs(results: dict) -> None:
             f"{run['train_seconds']:.0f} s",
         ])  # fmt: skip
     text = (
-        f"`python -m bench.bench_lr --keep /tmp/unfamiliar --docs` at `{commit}` on "
-        f"{datetime.date.today()}, {machine()}. Every row is one run of the family's train "
+        f"{stamp('python -m bench.bench_lr --keep /tmp/unfamiliar --docs')}. "
+        "Every row is one run of the family's train "
         "stage; the training time of auto includes its range test.\n\n"
         + markdown_table(header, rows)
     )
@@ -109,12 +105,7 @@ def write_docs(results: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="keep (and reuse) the case projects here")
-    parser.add_argument("--cases", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
-    parser.add_argument("--docs", action="store_true", help="write docs/benchmarks.md's table")
-    args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-lr-"))
+    args, root = bench_arguments(__doc__, "bench-lr", list(FAMILIES))
     results = {}
     for case in args.cases:
         with tempfile.TemporaryDirectory() as scratch:

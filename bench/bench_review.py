@@ -23,23 +23,20 @@ images moved to another class folder. In a temporary git copy of this checkout:
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench import datasets
 from bench.bench_audit import plant, read_csv
+from bench.cli import bench_arguments
 from bench.measure import run_measured
 from imgclf import paths
 from imgclf.data.decisions import Decision, write_decisions
-from support.markers import machine, markdown_table, replace_between
+from support.markers import markdown_table, replace_between, stamp
 from support.project import commit_copy, copy_tracked_files, project_env
 
 THRESHOLDS = (0.5, 0.9)
@@ -70,8 +67,6 @@ def review(project: Path, env: dict, decisions: dict[str, Decision]) -> float:
 
 def table(results: dict, train_images: int) -> str:
     """The docs' table of a run, with the commit, date and machine that produced it."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()  # fmt: skip
     rows = [["none", "0", f"{results['before']:.4f}"]]
     for threshold in THRESHOLDS:
         r = results[f"accept_{threshold}"]
@@ -87,23 +82,19 @@ def table(results: dict, train_images: int) -> str:
     rows.append(["every planted error put right (the most a review can gain)",
                  f"{results['planted']:,} ({results['planted']:,})",
                  f"{results['oracle']['accuracy']:.4f}"])  # fmt: skip
-    stamp = (
-        f"`python -m bench.bench_review --docs` at `{commit}` on {datetime.date.today()}, "
-        f"{machine()}: {results['planted']:,} of the {train_images:,} training images "
+    note = (
+        f"{stamp('python -m bench.bench_review --docs')}: {results['planted']:,} of the "
+        f"{train_images:,} training images "
         f"planted in another class; the audit lists {results['findings']:,}. Careful: "
         f"{careful['per_error_fixed']:.1f} findings looked at per error fixed; hurried: "
         f"{hurried['per_error_fixed']:.1f}."
     )
     header = ["review", "relabelled (right)", "test accuracy"]
-    return f"{stamp}\n\n{markdown_table(header, rows)}"
+    return f"{note}\n\n{markdown_table(header, rows)}"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="work here and keep the project")
-    parser.add_argument("--docs", action="store_true", help="write docs/benchmarks.md's table")
-    args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-review-"))
+    args, root = bench_arguments(__doc__, "bench-review")
     project = root / "fashion"
     project.mkdir(parents=True)
     copy_tracked_files(project)

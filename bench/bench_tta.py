@@ -16,10 +16,7 @@ batch 1 against the model without views, in alternation.
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +25,8 @@ import numpy as np
 
 from bench import datasets
 from bench.bench_unfamiliar import build_project
-from support.markers import machine, markdown_table, replace_between
+from bench.cli import bench_arguments
+from support.markers import markdown_table, replace_between, stamp
 
 CASES = {
     "fashion": datasets.write_fashion,
@@ -106,9 +104,6 @@ def measure(project: Path) -> dict:
 
 
 def write_docs(results: dict) -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
     header = ["case", "views", "validation accuracy", "test accuracy", "test change",
               "batch-1 latency (onnx)", "ONNX = Keras", "auto keeps"]  # fmt: skip
     rows = []
@@ -124,8 +119,8 @@ def write_docs(results: dict) -> None:
                 "yes" if result["auto"] == kind else "",
             ])  # fmt: skip
     text = (
-        f"`python -m bench.bench_tta --keep /tmp/unfamiliar --docs` at `{commit}` on "
-        f"{datetime.date.today()}, {machine()}. Latency: the served ONNX file with the views "
+        f"{stamp('python -m bench.bench_tta --keep /tmp/unfamiliar --docs')}. "
+        "Latency: the served ONNX file with the views "
         "inside, batch 1, against the same model without views, timed in alternation; "
         "ONNX = Keras: the share of test images with the same top class (the export's "
         "parity bound, probabilities within 1e-4, holds for every row not marked "
@@ -135,12 +130,7 @@ def write_docs(results: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="keep (and reuse) the case projects here")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
-    parser.add_argument("--docs", action="store_true", help="write docs/benchmarks.md's table")
-    args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-tta-"))
+    args, root = bench_arguments(__doc__, "bench-tta", list(CASES))
     results = {}
     for case in args.cases:
         project = build_project(root, case, CASES[case])

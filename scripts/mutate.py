@@ -20,7 +20,6 @@ results goes between its `mutation` markers, with the commit, date and CPU.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import re
 import subprocess
@@ -32,7 +31,7 @@ import tomllib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from support.markers import machine, markdown_table, replace_between
+from support.markers import markdown_table, replace_between, stamp
 
 DOCS = Path("docs/development.md")
 TARGET = 0.90
@@ -140,11 +139,8 @@ def report(write_docs: bool) -> bool:
               "(`mutmut show NAME` prints the change):")  # fmt: skip
         print("\n".join(f"  {name}" for name in open_survivors))
     if write_docs:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()  # fmt: skip
-        stamp = (f"`make mutate` at `{commit}` on {datetime.date.today()}, {machine()}; "
-                 f"target {TARGET:.0%} killed of the mutants not equivalent.")  # fmt: skip
-        replace_between(DOCS, "mutation", f"{stamp}\n\n{table}")
+        note = f"{stamp('make mutate')}; target {TARGET:.0%} killed of the mutants not equivalent."
+        replace_between(DOCS, "mutation", f"{note}\n\n{table}")
     return not open_survivors
 
 

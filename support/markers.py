@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import os
+import subprocess
 from pathlib import Path
 
 
@@ -32,3 +34,10 @@ def machine() -> str:
     )  # fmt: skip
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB"
+
+
+def stamp(command: str) -> str:
+    """Where a table's figures come from: `command`, at this commit, today, on this machine."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()  # fmt: skip
+    return f"`{command}` at `{commit}` on {datetime.date.today()}, {machine()}"
