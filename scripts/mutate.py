@@ -46,9 +46,11 @@ SCOPE = {
 }  # fmt: skip
 # mutmut's exit codes (mutmut.stats.status_by_exit_code in 3.8): a test failure kills a
 # mutant, so does pytest's internal error; SIGXCPU and 36 are its CPU-time limit; 5 and 33
-# mean no test reached the change, which is a survivor too.
+# mean no test reached the change, which is a survivor too; a test process that crashed
+# (SIGSEGV, SIGABRT: a view past its buffer) noticed it, and SIGKILL ends a hung one.
 STATUS = {1: "killed", 3: "killed", -24: "timeout", 36: "timeout", 0: "survived",
-          5: "survived", 33: "survived"}  # fmt: skip
+          5: "survived", 33: "survived",
+          -11: "killed", -6: "killed", -9: "timeout"}  # fmt: skip
 
 
 def modules() -> list[str]:

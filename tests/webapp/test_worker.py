@@ -60,9 +60,37 @@ def test_a_body_the_loop_does_not_read_is_refused_with_its_status(extra, status)
 def test_canned_answers_are_whole_json_responses():
     answer = canned("408 Request Timeout", "too slow", retry_after=2)
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 408 ") and b"Retry-After: 2" in head
-    assert f"Content-Length: {len(body)}".encode() in head and b"Connection: close" in head
+    status, *lines = head.decode().split("\r\n")
+    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines)}
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert headers == {"content-type": "application/json", "connection": "close",
+                       "content-length": str(len(body)), "retry-after": "2"}  # fmt: skip
     assert json.loads(body) == {"error": "too slow"}
+    assert "retry-after" not in canned("400 Bad Request", "no").decode().lower()
+
+
+def test_a_refusal_carries_its_message():
+    refusal = Refused("503 Service Unavailable", "busy", retry_after=1)
+    assert str(refusal) == refusal.message == "busy" and refusal.retry_after == 1
+
+
+def test_settings_take_their_default_and_any_positive_number(monkeypatch):
+    monkeypatch.delenv("IMGCLF_READ_TIMEOUT_S", raising=False)
+    assert _setting("READ_TIMEOUT_S", 10) == 10.0
+    monkeypatch.setenv("IMGCLF_READ_TIMEOUT_S", "0.5")
+    assert _setting("READ_TIMEOUT_S", 10) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("head", "length"),
+    [
+        (b"POST /predict HTTP/1.1\r\nContent-Length: 12\r\nHost: x", 12),  # the first field
+        (b"POST /predict HTTP/1.1\r\nHost: x:80\r\nContent-Length: 7", 7),
+        (b"POST /predict HTTP/1.1\r\nContent-Length: 5:6", None),  # not a number: the parser's
+    ],
+)
+def test_the_length_is_read_from_whichever_field_declares_it(head, length):
+    assert declared_length(head, LIMIT) == length
 
 
 @pytest.mark.parametrize("raw", ["soon", "0", "-3"])
