@@ -30,17 +30,16 @@ def configured_token(config: dict) -> str:
     if file:
         try:
             with open(file, encoding="utf-8") as secret:
-                line = secret.readline(MAX_TOKEN_LENGTH + 1).rstrip("\r\n")
+                token = secret.readline(MAX_TOKEN_LENGTH + 1).strip()
         except OSError as exc:
             raise TokenError(
                 f"IMGCLF_API_TOKEN_FILE = {file!r}: cannot read it ({exc.strerror})"
             ) from None
-        if len(line) > MAX_TOKEN_LENGTH:
+        if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError(
                 f"IMGCLF_API_TOKEN_FILE = {file!r}: its first line is longer than "
                 f"{MAX_TOKEN_LENGTH} characters; put the token alone on the first line"
             )
-        token = line.strip()
         if not token:
             raise TokenError(f"IMGCLF_API_TOKEN_FILE = {file!r}: the file holds no token")
         return token

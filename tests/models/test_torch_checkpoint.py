@@ -188,7 +188,7 @@ def test_no_pickle_of_the_file_can_run_code(tmp_path, pickle_index):
 @pytest.mark.parametrize(
     ("layout", "message"),
     [
-        ((0, (3, 4), (4, 1)), "reaches element 11 of a storage of 8"),  # shape past the end
+        ((0, (3, 4), (4, 1)), "tensor 'w' reaches element 11 of a storage of 8"),  # shape
         ((0, (9,), (1,)), "reaches element 8 of a storage of 8"),  # one past the end
         ((0, (1, 20), (20, 1)), "reaches element 19"),  # a dimension of 1 is checked too
         ((0, (2, 2), (1,)), "has 2 sizes but 1 strides"),
