@@ -109,12 +109,13 @@ def test_applied_to_train_and_val_only_and_missing_files_reported():
         ]
     }
     placed = [
+        ("dog/0.png", "dog", "train", True),  # no decision: the ones after it still count
         ("cat/1.png", "cat", "train", True), ("cat/2.png", "cat", "val", True),
         ("dog/3.png", "dog", "train", True), ("dog/4.png", "dog", "train", True),
         ("cat/5.png", "cat", "test", True), ("dog/6.png", "dog", "train", True),
     ]  # fmt: skip
     applied = apply_decisions(decisions, placed)
-    assert applied.labels == {0: "dog"} and applied.excluded == {1}
+    assert applied.labels == {1: "dog"} and applied.excluded == {2}
     assert applied.test_unchanged == ["cat/5.png"] and applied.not_found == ["cat/gone.png"]
     assert applied.metrics() == {
         "relabelled": 1, "excluded": 1, "kept": 2, "not_found": 1, "test_unchanged": 1,
