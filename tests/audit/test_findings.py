@@ -238,3 +238,14 @@ def test_fewer_images_than_features_still_pair_their_copies():
     )
     assert [(p.first, p.second) for p in pairs] == [(3, 29)]
     assert findings.outlier_space(features).shape == (30, 30)  # as many directions as images
+
+
+def test_a_brighter_copy_is_still_a_copy():
+    rng = np.random.default_rng(14)
+    features, pixels = rng.normal(size=(60, 32)), rng.uniform(0, 200, (60, 64))
+    features[59] = features[7] + rng.normal(0, 0.01, 32)
+    pixels[59] = pixels[7] + 120  # the same picture, brighter: each is centred on its own mean
+    pairs = findings.near_duplicates(
+        findings.feature_space(features), findings.pixel_space(pixels), distance=0.2
+    )
+    assert [(p.first, p.second) for p in pairs] == [(7, 59)]
