@@ -38,7 +38,7 @@ def test_other_files_are_refused(tmp_path):
         load_state_dict(text)
     wrong = tmp_path / "wrong.pth"
     wrong.write_bytes(pickle.dumps(12345))
-    with pytest.raises(CheckpointError, match="no PyTorch magic number"):
+    with pytest.raises(CheckpointError, match=r"no PyTorch magic number$"):
         load_state_dict(wrong)
 
 
@@ -239,12 +239,15 @@ def test_a_file_wrong_in_one_way_is_refused_saying_how(tmp_path, changes, messag
     write_checkpoint(wrong, {"b": (0, (2,), (1,))}, np.arange(8.0), **changes)
     with pytest.raises(CheckpointError) as refused:
         load_state_dict(wrong)
-    assert str(refused.value).startswith(f"{wrong} ") and message in str(refused.value)
+    said = str(refused.value)
+    assert said.startswith(f"{wrong} ") and message in said
+    if changes.keys() - {"kind", "count"}:  # where the reason is ours alone: all of it
+        assert said.endswith(message)
 
 
 def test_one_storage_declared_with_two_sizes_is_refused(tmp_path):
     twice = tmp_path / "twice.pth"
     other = _Tensor(_StorageRef("0", 4), 0, (2,), (1,))
     write_checkpoint(twice, {"b": (0, (2,), (1,))}, np.arange(8.0), extra={"c": other})
-    with pytest.raises(CheckpointError, match="one storage is declared with two sizes or types"):
+    with pytest.raises(CheckpointError, match=r"one storage is declared with two sizes or types$"):
         load_state_dict(twice)
