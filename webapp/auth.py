@@ -30,16 +30,17 @@ def configured_token(config: dict) -> str:
     if file:
         try:
             with open(file, encoding="utf-8") as secret:
-                token = secret.readline(MAX_TOKEN_LENGTH + 1).strip()
+                line = secret.readline(MAX_TOKEN_LENGTH + 1)
         except OSError as exc:
             raise TokenError(
                 f"IMGCLF_API_TOKEN_FILE = {file!r}: cannot read it ({exc.strerror})"
             ) from None
-        if len(token) > MAX_TOKEN_LENGTH:
+        if len(line.rstrip("\r\n")) > MAX_TOKEN_LENGTH:  # longer than a token, spaces or not
             raise TokenError(
                 f"IMGCLF_API_TOKEN_FILE = {file!r}: its first line is longer than "
                 f"{MAX_TOKEN_LENGTH} characters; put the token alone on the first line"
             )
+        token = line.strip()
         if not token:
             raise TokenError(f"IMGCLF_API_TOKEN_FILE = {file!r}: the file holds no token")
         return token
