@@ -91,9 +91,15 @@ def test_a_decision_the_page_sends_names_what_is_wrong(fields, message):
 def test_a_file_without_the_columns_says_which(tmp_path):
     path = tmp_path / "decisions.csv"
     path.write_text("path,what\nx,y\n")
-    with pytest.raises(DecisionsError, match="the header lacks file, action"):
+    with pytest.raises(DecisionsError) as error:
         read_decisions(path, CLASSES)
+    assert str(error.value) == (
+        f"{path}:1: the header lacks file, action: the columns are file,action,label,finding,when"
+    )
     assert read_decisions(tmp_path / "absent.csv", CLASSES) == {}
+    # Only file and action are required: a hand-written list of exclusions is enough.
+    path.write_text("file,action\ndog/1.png,exclude\n")
+    assert read_decisions(path, CLASSES) == {"dog/1.png": Decision("dog/1.png", "exclude")}
 
 
 def test_applied_to_train_and_val_only_and_missing_files_reported():
